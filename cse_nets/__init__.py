@@ -1,0 +1,13 @@
+"""How an architecture becomes a network: blocks, the builder, and what the network costs."""
+
+from cse_nets.network import CSENet, build_network
+from cse_nets.profile import StageProfile, count_macs, count_parameters, profile_network
+
+__all__ = [
+    "CSENet",
+    "StageProfile",
+    "build_network",
+    "count_macs",
+    "count_parameters",
+    "profile_network",
+]

@@ -1,0 +1,120 @@
+"""The export format, written by ``python -m search.export`` and read by :func:`load_model`.
+
+An export directory holds:
+
+* ``arch.json``: the architecture, ``Arch.to_json()``;
+* ``model.json``: what the network is built for, ``{"format": 1, "in_channels": C,
+  "input_size": H, "num_classes": K}``, plus whatever the exporter adds for people (the
+  dataset, the input normalisation, the study and trial it came from);
+* ``weights.pt``: the ``state_dict``, loadable with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from cse_nets.network import CSENet, build_network
+from space import Arch, InputShape
+
+__all__ = ["ARCH_FILE", "MODEL_FILE", "WEIGHTS_FILE", "ExportError", "load_model",
+           "read_export", "write_export"]
+
+ARCH_FILE, MODEL_FILE, WEIGHTS_FILE = "arch.json", "model.json", "weights.pt"
+_FORMAT = 1
+_SHAPE_KEYS = ("in_channels", "input_size", "num_classes")
+
+
+class ExportError(ValueError):
+    """An export directory that is missing, malformed or does not match itself."""
+
+
+def write_export(directory: Path, arch: Arch, shape: InputShape,
+                 extra: dict[str, Any] | None = None) -> None:
+    """Write ``arch.json`` and ``model.json``; ``extra`` keys go into ``model.json`` too."""
+    model = {"format": _FORMAT, "in_channels": shape.in_channels,
+             "input_size": shape.input_size, "num_classes": shape.num_classes, **(extra or {})}
+    (directory / ARCH_FILE).write_text(arch.to_json() + "\n")
+    (directory / MODEL_FILE).write_text(json.dumps(model, indent=2) + "\n")
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError as err:
+        raise ExportError(f"cannot read {path}: {err.strerror}") from None
+
+
+def read_export(directory: str | Path) -> tuple[Arch, InputShape]:
+    """The architecture and input an export was built for, checked."""
+    directory = Path(directory)
+    if not (directory / ARCH_FILE).is_file():
+        raise ExportError(f"{directory} is not an export directory (no {ARCH_FILE})")
+    text = _read_text(directory / ARCH_FILE)
+    try:
+        arch = Arch.from_json(text)
+    except ValueError as err:
+        raise ExportError(f"{directory / ARCH_FILE}: {err}") from None
+    path = directory / MODEL_FILE
+    try:
+        model = json.loads(_read_text(path))
+    except json.JSONDecodeError as err:
+        raise ExportError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    if not isinstance(model, dict) or model.get("format") != _FORMAT:
+        raise ExportError(f"{path}: expected a JSON object with format {_FORMAT}")
+    values = [model.get(key) for key in _SHAPE_KEYS]
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
+        raise ExportError(f"{path}: {', '.join(_SHAPE_KEYS)} must be positive integers, "
+                          f"got {values}")
+    shape = InputShape(*values)
+    try:
+        arch.check_input_size(shape.input_size)
+    except ValueError as err:
+        raise ExportError(f"{directory}: {err}") from None
+    return arch, shape
+
+
+def _check_fits(state: dict[str, Any], network: nn.Module, path: Path) -> None:
+    expected = network.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise ExportError(f"{path} does not match {ARCH_FILE}: "
+                          f"{len(missing)} missing key(s) {missing[:3]}, "
+                          f"{len(unexpected)} unexpected {unexpected[:3]}")
+    for key, tensor in expected.items():
+        value = state[key]
+        if not isinstance(value, torch.Tensor) or value.shape != tensor.shape:
+            got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise ExportError(f"{path} does not match {ARCH_FILE}: {key} is {got}, "
+                              f"the network expects {tuple(tensor.shape)}")
+
+
+def load_model(export_dir: str | Path) -> CSENet:
+    """The exported network with its trained weights, on the CPU, in eval mode.
+
+    Raises :class:`ExportError` (a ``ValueError``, one-line message) when a file is
+    missing or malformed, or the weights do not fit the architecture.
+    """
+    directory = Path(export_dir)
+    arch, shape = read_export(directory)
+    path = directory / WEIGHTS_FILE
+    if not path.is_file():
+        raise ExportError(f"{directory} has no {WEIGHTS_FILE} (export with --retrain-epochs)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ExportError(f"{path} is not a readable state_dict: {reason}") from None
+    if not isinstance(state, dict):
+        raise ExportError(f"{path} holds a {type(state).__name__}, not a state_dict")
+    network = build_network(arch, in_channels=shape.in_channels,
+                            num_classes=shape.num_classes, input_size=shape.input_size)
+    _check_fits(state, network, path)
+    network.load_state_dict(state)
+    return network.eval()

@@ -1,0 +1,110 @@
+"""What a network costs: trainable parameters and multiply-accumulates, per stage.
+
+MACs come from ``torch.utils.flop_counter`` (convolutions and matrix products, two FLOPs
+per MAC); elementwise work such as BatchNorm, activations and the attention's rescale is
+not counted, as is usual for MobileNet-style MAC figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from cse_nets.blocks import SpatialAttention
+from cse_nets.network import build_network
+from space import Arch, block_output_size, stage_resolutions
+
+__all__ = ["StageProfile", "count_macs", "count_parameters", "profile_network"]
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Trainable parameters, the figure the paper reports."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def _pointwise_parameters(module: nn.Module) -> int:
+    return sum(
+        count_parameters(m)
+        for m in module.modules()
+        if isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1)
+    )
+
+
+def _attention_parameters(module: nn.Module) -> int:
+    return sum(count_parameters(m) for m in module.modules() if isinstance(m, SpatialAttention))
+
+
+def _module_macs(module: nn.Module, input_shape: Sequence[int]) -> dict[str, int]:
+    """MACs of one forward pass on a single image, keyed by the counter's module path."""
+    was_training = module.training
+    module.eval()
+    try:
+        device = next(module.parameters()).device
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            module(torch.zeros(1, *input_shape, device=device))
+    finally:
+        module.train(was_training)
+    return {name: sum(ops.values()) // 2 for name, ops in counter.get_flop_counts().items()}
+
+
+def count_macs(module: nn.Module, input_shape: Sequence[int]) -> int:
+    """Multiply-accumulates for one image of shape ``(C, H, W)``."""
+    return _module_macs(module, input_shape)["Global"]
+
+
+@dataclass(frozen=True)
+class StageProfile:
+    """One row of a network's cost table (stem, each stage, head, classifier)."""
+
+    name: str
+    op: str
+    in_size: int
+    out_size: int
+    in_channels: int
+    out_channels: int
+    params: int
+    pointwise_params: int  # in 1x1 convolutions, the part CSE blocks are meant to shrink
+    attention_params: int  # in CSE spatial attention: depends on resolution, not channels
+    macs: int
+
+    @property
+    def other_params(self) -> int:
+        return self.params - self.pointwise_params - self.attention_params
+
+
+def profile_network(arch: Arch, *, in_channels: int, num_classes: int,
+                    input_size: int) -> list[StageProfile]:
+    """The per-stage cost table of ``build_network(arch, ...)``; rows sum to the totals."""
+    network = build_network(arch, in_channels=in_channels, num_classes=num_classes,
+                            input_size=input_size)
+    macs = _module_macs(network, (in_channels, input_size, input_size))
+    root = type(network).__name__
+
+    def row(name: str, op: str, module: nn.Module, key: str, sizes: tuple[int, int],
+            channels: tuple[int, int]) -> StageProfile:
+        return StageProfile(
+            name=name, op=op, in_size=sizes[0], out_size=sizes[1],
+            in_channels=channels[0], out_channels=channels[1],
+            params=count_parameters(module), pointwise_params=_pointwise_parameters(module),
+            attention_params=_attention_parameters(module), macs=macs.get(f"{root}.{key}", 0),
+        )
+
+    rows = [row("stem", "conv3x3", network.stem, "stem", (input_size, input_size),
+                (in_channels, arch.stem))]
+    channels = arch.stem
+    size = input_size
+    resolutions = stage_resolutions(arch, input_size)
+    for i, (stage, sizes) in enumerate(zip(arch.stages, resolutions, strict=True)):
+        out_size = block_output_size(stage.op, stage.s, sizes[0])
+        rows.append(row(f"stage{i + 1}", str(stage), network.stages[i], f"stages.{i}",
+                        (size, out_size), (channels, stage.c)))
+        channels, size = stage.c, out_size
+    rows.append(row("head", f"conv1x1{' grouped' if arch.head_op == 'grouped' else ''}",
+                    network.head, "head", (size, size), (channels, arch.head)))
+    rows.append(row("classifier", "linear", network.classifier, "classifier", (1, 1),
+                    (arch.head, num_classes)))
+    return rows

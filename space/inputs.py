@@ -1,0 +1,48 @@
+"""The input each known dataset gives a network: channels, side length, classes.
+
+Kept here, torch-free, because both the network summary and the data loaders need it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["DATASET_SHAPES", "InputShape", "dataset_shape", "parse_input_shape"]
+
+
+@dataclass(frozen=True)
+class InputShape:
+    in_channels: int
+    input_size: int  # square images: side length in pixels
+    num_classes: int
+
+
+DATASET_SHAPES: dict[str, InputShape] = {
+    "cifar10": InputShape(3, 32, 10),
+    "cifar100": InputShape(3, 32, 100),
+    "imagenette": InputShape(3, 64, 10),  # resized once from the 160px release
+    "fashion-mnist": InputShape(1, 28, 10),
+    "synthetic": InputShape(3, 16, 4),
+}
+
+
+def dataset_shape(name: str) -> InputShape:
+    try:
+        return DATASET_SHAPES[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown dataset {name!r}; choose one of {', '.join(DATASET_SHAPES)}"
+        ) from None
+
+
+def parse_input_shape(text: str, num_classes: int) -> InputShape:
+    """``"3x32x32"`` (channels x height x width, square only) and a class count."""
+    parts = text.lower().split("x")
+    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise ValueError(f"input shape must look like 3x32x32, got {text!r}")
+    channels, height, width = map(int, parts)
+    if height != width:
+        raise ValueError(f"input must be square, got {height}x{width}")
+    if num_classes < 1:
+        raise ValueError(f"classes must be a positive integer, got {num_classes}")
+    return InputShape(channels, height, num_classes)

@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cse_nets import build_network, count_macs, count_parameters, profile_network
+from cse_nets.blocks import CSEBlock, SpatialAttention, attention_width
+from space import PRESETS, Arch, Stage, preset
+from tests.strategies import archs
+
+# (in_channels, input_size, num_classes): CIFAR, Fashion-MNIST, Imagenette.
+SHAPES = [(3, 32, 10), (1, 28, 10), (3, 64, 10)]
+
+
+def _random_archs(count: int, seed: int) -> list[Arch]:
+    """``count`` valid architectures that fit 28x28 (so every shape above), drawn with a
+    fixed seed so failures reproduce."""
+    rng = random.Random(seed)
+    found = []
+    while len(found) < count:
+        rows = []
+        for _ in range(rng.randint(1, 7)):
+            rows.append(Stage(op=rng.choice(["btn", "cse"]), c=rng.randint(1, 40),
+                              n=rng.randint(1, 2), s=rng.choice([1, 2]), t=rng.randint(1, 6),
+                              r=rng.randint(1, 32), cap=rng.randint(1, 16)))
+        grouped = rng.random() < 0.5
+        head = rows[-1].c * rng.randint(1, 3) if grouped else rng.randint(1, 96)
+        arch = Arch(stages=tuple(rows), stem=rng.randint(1, 32), head=head,
+                    head_op="grouped" if grouped else "dense",
+                    act=rng.choice(["relu6", "prelu"]))
+        try:
+            arch.check_input_size(28)
+        except ValueError:
+            continue
+        found.append(arch)
+    return found
+
+
+CASES = [pytest.param(a, id=name) for name, a in PRESETS.items()] + [
+    pytest.param(a, id=f"random{i}") for i, a in enumerate(_random_archs(50, seed=2))
+]
+
+
+@pytest.mark.parametrize("arch", CASES)
+def test_builds_and_trains_at_every_input_shape(arch: Arch) -> None:
+    torch.manual_seed(0)
+    for in_channels, size, classes in SHAPES:
+        net = build_network(arch, in_channels=in_channels, num_classes=classes,
+                            input_size=size)
+        out = net(torch.randn(2, in_channels, size, size))
+        assert out.shape == (2, classes)
+        out.square().mean().backward()
+        assert torch.isfinite(out).all()
+        for name, p in net.named_parameters():
+            # Every layer the builder creates is used: each parameter receives a gradient.
+            assert p.grad is not None, name
+            assert torch.isfinite(p.grad).all(), name
+
+
+def test_paper_mix_counts_exactly_as_the_paper() -> None:
+    arch = preset("paper-mix")
+    assert count_parameters(build_network(arch, in_channels=3, num_classes=10,
+                                          input_size=32)) == 362_994
+    assert count_parameters(build_network(arch, in_channels=3, num_classes=100,
+                                          input_size=32)) == 478_284
+
+
+def test_mobilenetv2_is_within_2_5_percent_of_the_papers_count() -> None:
+    net = build_network(preset("mobilenetv2"), in_channels=3, num_classes=10, input_size=32)
+    assert abs(count_parameters(net) / 2_253_000 - 1) < 0.025
+
+
+@settings(max_examples=25, deadline=None)
+@given(channels=st.integers(1, 64), size=st.integers(1, 40), r=st.integers(1, 32),
+       cap=st.integers(1, 16))
+def test_attention_parameters_depend_on_resolution_only(channels: int, size: int, r: int,
+                                                        cap: int) -> None:
+    block = CSEBlock(c_in=channels, c_out=channels, stride=1, size=size, r=r, cap=cap)
+    attention = [m for m in block.modules() if isinstance(m, SpatialAttention)]
+    assert len(attention) == 1
+    pixels = size * size
+    hidden = max(1, min(cap, pixels // r))
+    assert count_parameters(attention[0]) == 2 * pixels * hidden
+    assert attention_width(pixels, r=r, cap=cap) == hidden
+
+
+def test_attention_runs_at_the_blocks_input_resolution() -> None:
+    block = CSEBlock(c_in=8, c_out=16, stride=2, size=12, r=4, cap=100)
+    assert block(torch.randn(1, 8, 12, 12)).shape == (1, 16, 6, 6)
+    first_linear = block.body[-1].mlp[0]
+    assert (first_linear.in_features, first_linear.out_features) == (144, 36)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(archs(fits=16, max_channels=24))
+def test_profile_rows_add_up_to_the_network(arch: Arch) -> None:
+    rows = profile_network(arch, in_channels=3, num_classes=5, input_size=16)
+    net = build_network(arch, in_channels=3, num_classes=5, input_size=16)
+    assert sum(r.params for r in rows) == count_parameters(net)
+    assert sum(r.macs for r in rows) == count_macs(net, (3, 16, 16))
+    assert all(r.other_params >= 0 for r in rows)
+
+
+def test_paper_mix_cost_breakdown() -> None:
+    rows = profile_network(preset("paper-mix"), in_channels=3, num_classes=10, input_size=32)
+    by_name = {r.name: r for r in rows}
+    # The 32x32 CSE stage: 1024-pixel attention with 8 hidden units, in 4 blocks at
+    # 32, 16, 16, 16 pixels a side.
+    assert by_name["stage4"].attention_params == 2 * 8 * (1024 + 3 * 256)
+    assert by_name["stage7"].out_size == 4
+    assert 80e6 < sum(r.macs for r in rows) < 83e6
+
+
+def test_builder_rejects_bad_shapes() -> None:
+    with pytest.raises(ValueError, match="num_classes must be a positive integer"):
+        build_network(preset("paper-mix"), in_channels=3, num_classes=0, input_size=32)
+    with pytest.raises(ValueError, match="does not fit a 4x4 input"):
+        build_network(preset("paper-mix"), in_channels=3, num_classes=10, input_size=4)
