@@ -109,7 +109,7 @@ def load_model(export_dir: str | Path) -> CSENet:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, EOFError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise ExportError(f"{path} is not a readable state_dict: {reason}") from None
     if not isinstance(state, dict):
         raise ExportError(f"{path} holds a {type(state).__name__}, not a state_dict")

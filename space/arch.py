@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = [
     "ACTIVATIONS",
@@ -29,10 +29,12 @@ __all__ = [
     "Arch",
     "Stage",
     "block_output_size",
+    "lookup",
     "stage_resolutions",
 ]
 
 FORMAT_VERSION = 1
+T = TypeVar("T")
 OPS = ("btn", "cse")
 HEAD_OPS = ("dense", "grouped")
 ACTIVATIONS = ("relu6", "prelu")
@@ -151,6 +153,14 @@ class Arch:
     def check_input_size(self, input_size: int) -> None:
         """Raise ``ValueError`` if the strides would shrink ``input_size`` below one pixel."""
         stage_resolutions(self, input_size)
+
+
+def lookup(table: dict[str, T], name: str, kind: str) -> T:
+    """``table[name]``, or a ``ValueError`` that lists the valid names of this ``kind``."""
+    try:
+        return table[name]
+    except KeyError:
+        raise ValueError(f"unknown {kind} {name!r}; choose one of {', '.join(table)}") from None
 
 
 def _reject_unknown_keys(owner: str, data: dict[str, Any], known: set[str]) -> None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from space.arch import lookup
+
 __all__ = ["DATASET_SHAPES", "InputShape", "dataset_shape", "parse_input_shape"]
 
 
@@ -22,17 +24,12 @@ DATASET_SHAPES: dict[str, InputShape] = {
     "cifar100": InputShape(3, 32, 100),
     "imagenette": InputShape(3, 64, 10),  # resized once from the 160px release
     "fashion-mnist": InputShape(1, 28, 10),
-    "synthetic": InputShape(3, 16, 4),
+    "synthetic": InputShape(3, 32, 10),
 }
 
 
 def dataset_shape(name: str) -> InputShape:
-    try:
-        return DATASET_SHAPES[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown dataset {name!r}; choose one of {', '.join(DATASET_SHAPES)}"
-        ) from None
+    return lookup(DATASET_SHAPES, name, "dataset")
 
 
 def parse_input_shape(text: str, num_classes: int) -> InputShape:

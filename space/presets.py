@@ -7,7 +7,7 @@ Squeeze and Excitation", Table 2.
 
 from __future__ import annotations
 
-from space.arch import Arch, Stage
+from space.arch import Arch, Stage, lookup
 
 __all__ = ["PRESETS", "preset"]
 
@@ -38,6 +38,9 @@ MOBILENETV2 = Arch(
     act="relu6",
 )
 
+# The paper's four late, low-resolution CSE stages (c, n, s), shared by both of its models.
+_PAPER_CSE_STAGES = (_cse(64, 4, 2), _cse(96, 3, 2), _cse(160, 3, 1), _cse(320, 1, 2))
+
 # The "mix model (3 BTN & 4 CSE)": exactly 362,994 parameters with 10 classes and 478,284
 # with 100 (the paper's 0.363M and 0.478M). The paper's table prints cap 16 and BTN repeats
 # (1, 2) instead of (2, 3), but only cap 8 with these repeats reproduces its counts.
@@ -46,10 +49,7 @@ PAPER_MIX = Arch(
         _btn(1, 16, 1, 1),
         _btn(6, 24, 2, 1),
         _btn(6, 32, 3, 1),
-        _cse(64, 4, 2),
-        _cse(96, 3, 2),
-        _cse(160, 3, 1),
-        _cse(320, 1, 2),
+        *_PAPER_CSE_STAGES,
     ),
     stem=32,
     head=1280,
@@ -64,10 +64,7 @@ CSE_ONLY = Arch(
         _cse(16, 1, 1),
         _cse(24, 2, 1),
         _cse(32, 3, 1),
-        _cse(64, 4, 2),
-        _cse(96, 3, 2),
-        _cse(160, 3, 1),
-        _cse(320, 1, 2),
+        *_PAPER_CSE_STAGES,
     ),
     stem=32,
     head=1280,
@@ -84,9 +81,4 @@ PRESETS: dict[str, Arch] = {
 
 def preset(name: str) -> Arch:
     """The named architecture; ``ValueError`` listing the names if there is none."""
-    try:
-        return PRESETS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}"
-        ) from None
+    return lookup(PRESETS, name, "preset")

@@ -1,0 +1,62 @@
+"""Orchestration overhead of the search: its wall time / the sum of its trials' training time.
+
+A small synthetic search run in-process through ``search.tune.run_search`` (Ray start,
+Optuna sampling into SQLite, one Ray worker per trial, model building and MAC counting,
+shutdown excluded). With one trial at a time a ratio of 1.0 would mean no overhead at all;
+the rest is Ray start-up, worker start-up (a fresh process importing torch per trial), the
+driver's bookkeeping and the objective's own building and counting (shown separately).
+
+    python benchmarks/bench_search.py                    # 8 trials, one at a time
+    python benchmarks/bench_search.py --trials 16 --max-concurrent 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from search.config import SearchConfig
+from search.tune import run_search
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=8)
+    parser.add_argument("--max-concurrent", type=int, default=1)
+    parser.add_argument("--input-size", type=int, default=16, help="synthetic image side")
+    parser.add_argument("--subset", type=float, default=0.25, help="of the training split")
+    parser.add_argument("--epochs", type=int, default=1)
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="bench-search-") as folder:
+        config = SearchConfig(
+            dataset="synthetic", budget="smoke", trials=args.trials, epochs=args.epochs,
+            subset=args.subset, batch_size=32, val_fraction=0.1, lr=0.05,
+            input_size=args.input_size, sampler="random", results_dir=Path(folder),
+            max_concurrent=args.max_concurrent,
+        )
+        result = run_search(config, out=io.StringIO())
+        study = optuna.load_study(study_name=result.study_name, storage=result.storage_url)
+        trials = study.get_trials(states=(TrialState.COMPLETE,))
+    train = sum(t.user_attrs["train_seconds"] for t in trials)
+    objective = sum(t.user_attrs["wall_seconds"] for t in trials)
+    print(f"{len(trials)} complete trials, {args.max_concurrent} at a time, synthetic "
+          f"{args.input_size}x{args.input_size}, subset {args.subset}, {args.epochs} epoch(s)")
+    print(f"search wall time          {result.wall_seconds:8.1f} s")
+    print(f"sum of training times     {train:8.1f} s")
+    print(f"sum of objective times    {objective:8.1f} s  (+ build and MAC count)")
+    print(f"overhead (wall / train)   {result.wall_seconds / train:8.2f}")
+    print(f"  of which per trial      {(result.wall_seconds - train) / len(trials):8.2f} s "
+          "(wall - train, spread over the trials)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""How architectures are trained, searched and reported."""

@@ -1,0 +1,232 @@
+"""What one search is: command-line flags -> a validated, frozen :class:`SearchConfig`.
+
+Named budgets fix the training cost of a trial (epochs, the fraction of the training split,
+batch size) and a default trial count, separately for CPU and GPU trials; flags given
+explicitly override them. Every check of user input lives here, so ``python -m search.run``
+can reject bad input with one line before Ray starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import sqlalchemy.exc
+from sqlalchemy.engine import make_url
+
+from search.data import DATASETS
+from search.study_io import DEFAULT_RESULTS_DIR, default_storage
+from space import PRESETS
+
+__all__ = [
+    "BUDGETS",
+    "DEFAULT_PRESETS",
+    "OBJECTIVES",
+    "SAMPLERS",
+    "Budget",
+    "SearchConfig",
+    "build_parser",
+    "parse_config",
+]
+
+OBJECTIVES = ("accuracy", "params", "macs")
+SAMPLERS = ("nsga2", "tpe", "random")
+DEFAULT_PRESETS = ("paper-mix", "mobilenetv2")
+_STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # also a file name: no '/'
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The cost of one trial and how many trials a search runs."""
+
+    trials: int
+    epochs: int
+    subset: float  # fraction of the training split a trial trains on
+    batch_size: int
+    val_fraction: float  # of the training set, held out to score trials on
+
+
+# CPU, measured on this project's 2-core machine (shared, so loaded): the 16-trial
+# Fashion-MNIST smoke search took 5.3 min, 2 trials at a time on 1 core each; paper-mix,
+# its dearest trial, ~2 min (1 epoch on 3% of the training split, ~1,600 images, scored on
+# 2% of the training set, 1,200 images); sampled architectures are mostly cheaper (median
+# ~25 MMACs at 28x28 against paper-mix's 62). GPU budgets are estimates, not measured:
+# a proxy task of 15 epochs on half of CIFAR-10 for "standard".
+BUDGETS: dict[str, dict[str, Budget]] = {
+    "smoke": {"cpu": Budget(16, 1, 0.03, 64, 0.02), "gpu": Budget(16, 2, 0.1, 128, 0.1)},
+    "quick": {"cpu": Budget(32, 2, 0.1, 64, 0.05), "gpu": Budget(64, 5, 0.25, 128, 0.1)},
+    "standard": {"cpu": Budget(64, 5, 0.25, 128, 0.1), "gpu": Budget(200, 15, 0.5, 128, 0.1)},
+}
+
+
+def _positive(name: str, value: float | None) -> None:
+    if value is not None and not (isinstance(value, int | float) and value > 0
+                                  and math.isfinite(value)):
+        raise ValueError(f"{name} must be positive, got {value!r}")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """A whole search. ``None`` means "from the budget" or "decided when Ray has started"."""
+
+    dataset: str
+    budget: str = "standard"
+    trials: int | None = None
+    epochs: int | None = None
+    subset: float | None = None  # fraction of the training split, in (0, 1]
+    batch_size: int | None = None
+    val_fraction: float | None = None  # of the training set, in (0, 1)
+    lr: float | None = None  # peak learning rate (None: the default recipe's)
+    input_size: int | None = None  # resize images to this side (None: dataset default)
+    data_dir: Path | None = None
+    objectives: tuple[str, ...] = ("accuracy", "params")
+    sampler: str = "nsga2"
+    seed: int = 0
+    presets: tuple[str, ...] = DEFAULT_PRESETS
+    study_name: str | None = None
+    storage: str | None = None  # Optuna RDB URL (None: SQLite file in results_dir)
+    results_dir: Path = DEFAULT_RESULTS_DIR
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float | None = None  # None: 1 if the cluster has GPUs, else 0
+    max_concurrent: int | None = None  # None: as many as the resources allow
+    address: str | None = None  # an existing Ray cluster (None: start one here)
+
+    def __post_init__(self) -> None:
+        for kind, value, names in (("dataset", self.dataset, DATASETS),
+                                   ("budget", self.budget, tuple(BUDGETS)),
+                                   ("sampler", self.sampler, SAMPLERS),
+                                   *(("preset", name, tuple(PRESETS)) for name in self.presets),
+                                   *(("objective", name, OBJECTIVES) for name in self.objectives)):
+            if value not in names:
+                raise ValueError(f"unknown {kind} {value!r}; choose one of {', '.join(names)}")
+        # The study's layout is fixed (CONTRACTS.md): accuracy, params, then optionally MACs.
+        if sorted(self.objectives) not in (["accuracy", "params"], sorted(OBJECTIVES)):
+            raise ValueError("objectives must be accuracy,params or accuracy,params,macs, "
+                             f"got {','.join(self.objectives)}")
+        for name in ("trials", "epochs", "batch_size", "input_size", "max_concurrent"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name.replace('_', '-')} must be a positive integer, "
+                                 f"got {value!r}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if self.subset is not None and not 0 < self.subset <= 1:
+            raise ValueError(f"subset must be in (0, 1], got {self.subset!r}")
+        if self.val_fraction is not None and not 0 < self.val_fraction < 1:
+            raise ValueError(f"val-fraction must be in (0, 1), got {self.val_fraction!r}")
+        _positive("lr", self.lr)
+        _positive("cpus-per-trial", self.cpus_per_trial)
+        if self.gpus_per_trial is not None and not (
+                math.isfinite(self.gpus_per_trial) and self.gpus_per_trial >= 0):
+            raise ValueError(f"gpus-per-trial must be >= 0, got {self.gpus_per_trial!r}")
+        if not _STUDY_NAME.fullmatch(self.study):
+            raise ValueError(f"study name {self.study!r} must be letters, digits, '.', '_' "
+                             "or '-' (it also names files)")
+        try:
+            make_url(self.storage_url)
+        except (sqlalchemy.exc.ArgumentError, ValueError):
+            raise ValueError(f"malformed storage URL {self.storage!r}") from None
+        if self.address is not None and not self.address.strip():
+            raise ValueError("address must not be empty")
+
+    @property
+    def study(self) -> str:
+        """The study name: given, or readable from dataset and budget (``cifar10-standard``)."""
+        return self.study_name or f"{self.dataset}-{self.budget}"
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage or default_storage(self.results_dir, self.study)
+
+    @property
+    def ordered_objectives(self) -> tuple[str, ...]:
+        """Objectives in the study's column order (accuracy, params, macs)."""
+        return tuple(name for name in OBJECTIVES if name in self.objectives)
+
+    def resolve_budget(self, *, gpu: bool) -> Budget:
+        """The named budget for the trials' device, with explicit flags on top."""
+        base = BUDGETS[self.budget]["gpu" if gpu else "cpu"]
+        return Budget(**{f.name: getattr(self, f.name) if getattr(self, f.name) is not None
+                         else getattr(base, f.name) for f in fields(Budget)})
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is the same single ``error: ...`` line as ours."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _OneLineParser(
+        prog="python -m search.run",
+        description="Multi-objective architecture search (validation accuracy vs parameters) "
+                    "with Optuna samplers, trials run by Ray Tune, stored in an Optuna study.",
+    )
+    add = parser.add_argument
+    add("--dataset", required=True, help=f"one of {', '.join(DATASETS)}")
+    add("--budget", default="standard",
+        help=f"named budget: {', '.join(BUDGETS)} (default: %(default)s); see --epochs etc.")
+    add("--trials", type=int, help="trials in the study in total, resumed runs included")
+    add("--epochs", type=int, help="training epochs per trial")
+    add("--subset", type=float, help="fraction of the training split per trial, in (0, 1]")
+    add("--batch-size", type=int)
+    add("--val-fraction", type=float,
+        help="share of the training set held out to score trials, in (0, 1)")
+    add("--lr", type=float, help="peak learning rate (default: the training default's)")
+    add("--input-size", type=int, help="resize images to this side (default: the dataset's)")
+    add("--data-dir", type=Path, help="dataset root (default: the cse-nas cache)")
+    add("--objectives", default="accuracy,params",
+        help="accuracy,params or accuracy,params,macs (default: %(default)s)")
+    add("--sampler", default="nsga2", help=f"{', '.join(SAMPLERS)} (default: %(default)s)")
+    add("--seed", type=int, default=0, help="sampler, data split and training seed")
+    add("--presets", default=",".join(DEFAULT_PRESETS),
+        help="architectures enqueued as the first trials of a new study "
+             "(default: %(default)s)")
+    add("--no-presets", action="store_true", help="enqueue no presets")
+    add("--study-name", help="default: <dataset>-<budget>")
+    add("--storage", help="Optuna RDB URL (default: sqlite:///<results-dir>/<study>.db)")
+    add("--results-dir", type=Path, default=DEFAULT_RESULTS_DIR)
+    add("--cpus-per-trial", type=float, default=1.0)
+    add("--gpus-per-trial", type=float, help="fractions allowed (default: 1 if there are GPUs)")
+    add("--max-concurrent", type=int, help="default: as many trials as resources allow")
+    add("--address", default=os.environ.get("RAY_ADDRESS") or None,
+        help="join this Ray cluster (default: $RAY_ADDRESS, else start Ray here)")
+    return parser
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def parse_config(argv: Sequence[str] | None = None) -> SearchConfig:
+    """Flags -> :class:`SearchConfig`; ``ValueError`` (one line) for bad values."""
+    args = build_parser().parse_args(argv)
+    return SearchConfig(
+        dataset=args.dataset,
+        budget=args.budget,
+        trials=args.trials,
+        epochs=args.epochs,
+        subset=args.subset,
+        batch_size=args.batch_size,
+        val_fraction=args.val_fraction,
+        lr=args.lr,
+        input_size=args.input_size,
+        data_dir=args.data_dir,
+        objectives=_names(args.objectives),
+        sampler=args.sampler,
+        seed=args.seed,
+        presets=() if args.no_presets else _names(args.presets),
+        study_name=args.study_name,
+        storage=args.storage,
+        results_dir=args.results_dir,
+        cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial,
+        max_concurrent=args.max_concurrent,
+        address=args.address,
+    )

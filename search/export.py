@@ -1,0 +1,251 @@
+"""``python -m search.export``: the front's architectures as files, optionally retrained.
+
+    python -m search.export --study cifar10-tpe [--top K] [--retrain-epochs E]
+
+For every architecture on the front (or the ``K`` with the largest hypervolume
+contribution) it writes ``<results-dir>/<study>/export/<trial>-<ops>-<params>k/`` with
+``arch.json``, ``model.json`` (the input and classes it is built for; see
+:mod:`cse_nets.load`) and ``summary.txt`` (the per-stage cost table). With
+``--retrain-epochs`` it also trains the architecture from scratch on training +
+validation data with the study's recipe and writes ``weights.pt``, ``model.onnx`` (batch
+dimension dynamic; checked in onnxruntime against PyTorch) and ``metrics.json`` with the
+**test** accuracy, which also goes back into the study for ``search.report``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime
+import pandas as pd
+import torch
+from torch import nn
+
+from cse_nets import build_network, count_macs, count_parameters
+from cse_nets.load import WEIGHTS_FILE, write_export
+from cse_nets.summary import format_profile
+from search.augment import Normalize
+from search.data import Splits, load_dataset
+from search.objective import versions
+from search.study_io import (
+    ACCURACY,
+    StudyError,
+    StudyInfo,
+    StudyResults,
+    add_study_arguments,
+    export_attr,
+    load_results,
+    open_study_from_args,
+    output_dir,
+    writing_to_storage,
+)
+from search.train import (
+    EpochStats,
+    NonFiniteLossError,
+    TrainConfig,
+    evaluate,
+    resolve_device,
+    train_model,
+)
+from space import Arch
+from space.cli import exits_on_bad_input
+
+__all__ = ["ONNX_CHECK_IMAGES", "choose", "export_name", "main", "retrain_config"]
+
+ONNX_FILE, METRICS_FILE, SUMMARY_FILE = "model.onnx", "metrics.json", "summary.txt"
+ONNX_CHECK_IMAGES = 64  # test images run through both PyTorch and onnxruntime
+
+
+def choose(results: StudyResults, top: int | None) -> pd.DataFrame:
+    """Front trials, one per distinct architecture, largest hypervolume contribution first;
+    the first ``top`` of them when given."""
+    front = results.front.sort_values(["hv_contribution", ACCURACY, "number"],
+                                      ascending=[False, False, True])
+    front = front.drop_duplicates("arch")
+    return front if top is None else front.head(top)
+
+
+def export_name(number: int, arch: Arch, params: int) -> str:
+    """``<trial>-<one letter per stage: b(tn) or c(se)>-<params in thousands>k``."""
+    ops = "".join(op[0] for op in arch.ops)
+    return f"{number}-{ops}-{round(params / 1000)}k"
+
+
+def retrain_config(info: StudyInfo, epochs: int, device: str | None) -> TrainConfig:
+    """The study's training recipe for ``epochs`` on the whole (merged) training set."""
+    try:
+        config = TrainConfig(**info.train_config)
+    except TypeError as err:
+        raise StudyError(f"study {info.name!r}: its train_config does not fit this "
+                         f"version's TrainConfig ({err})") from None
+    return replace(config, epochs=epochs, subset=1.0, device=device or config.device)
+
+
+def _load_splits(info: StudyInfo, data_dir: Path | None, seed: int) -> Splits:
+    splits = load_dataset(info.dataset, data_dir=data_dir, seed=seed,
+                          input_size=info.shape.input_size)
+    got = (splits.info.in_channels, splits.info.num_classes)
+    if got != (info.shape.in_channels, info.shape.num_classes):
+        raise StudyError(f"dataset {info.dataset} now gives {got[0]} channels and {got[1]} "
+                         f"classes; the study was run with {info.shape.in_channels} and "
+                         f"{info.shape.num_classes}")
+    return splits
+
+
+@dataclass(frozen=True)
+class _Retraining:
+    config: TrainConfig
+    splits: Splits
+
+
+def _write_specs(directory: Path, number: int, arch: Arch, info: StudyInfo,
+                 retraining: _Retraining | None) -> None:
+    """``arch.json``, ``model.json`` and ``summary.txt``: what every export has."""
+    extra: dict[str, Any] = {"dataset": info.dataset, "study": info.name, "trial": number}
+    if retraining is not None:
+        data = retraining.splits.info
+        extra["normalization"] = {"mean": list(data.mean), "std": list(data.std),
+                                  "input": "uint8 pixels / 255, then (x - mean) / std"}
+    write_export(directory, arch, info.shape, extra)
+    (directory / SUMMARY_FILE).write_text(format_profile(arch, info.shape) + "\n")
+
+
+def _build(arch: Arch, info: StudyInfo, seed: int) -> nn.Module:
+    # Seeded initial weights without touching the caller's global random state.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build_network(arch, in_channels=info.shape.in_channels,
+                             num_classes=info.shape.num_classes,
+                             input_size=info.shape.input_size)
+
+
+def _export_onnx(model: nn.Module, images: torch.Tensor, path: Path) -> float:
+    """Write ``model`` as ONNX with a dynamic batch dimension; return the largest absolute
+    difference between onnxruntime's and PyTorch's logits on ``images``."""
+    model = model.cpu().eval()
+    images = images.contiguous()
+    batch = torch.export.Dim("batch")
+    torch.onnx.export(model, (images,), path, dynamo=True, external_data=False,
+                      input_names=["images"], output_names=["logits"],
+                      dynamic_shapes=({0: batch},), verbose=False)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        expected = model(images).numpy()
+    (got,) = session.run(None, {"images": images.numpy()})
+    return float(np.abs(got - expected).max())
+
+
+def _retrain(directory: Path, row: pd.Series, arch: Arch, info: StudyInfo,
+             retraining: _Retraining) -> dict[str, Any]:
+    """Train, test, write weights, ONNX and ``metrics.json``; return the metrics."""
+    config, splits = retraining.config, retraining.splits
+    number = int(row["number"])
+    model = _build(arch, info, config.seed)
+
+    def progress(stats: EpochStats) -> None:
+        print(f"  trial {number}: epoch {stats.epoch}/{config.epochs}  train loss "
+              f"{stats.train_loss:.4f}  {stats.images_per_second:.0f} img/s", flush=True)
+
+    merged = splits.merged()
+    result = train_model(model, merged, config, on_epoch=progress)
+    device = resolve_device(config.device)
+    test_accuracy = evaluate(model, *splits.test, splits.info, device=device,
+                             batch_size=config.eval_batch_size, precision=config.precision)
+    model = model.cpu()
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    torch.save(state, directory / WEIGHTS_FILE)
+    images = splits.test[0][:ONNX_CHECK_IMAGES]
+    normalize = Normalize(splits.info.mean, splits.info.std, torch.device("cpu"))
+    max_diff = _export_onnx(model, normalize(images), directory / ONNX_FILE)
+    metrics = {
+        "trial": number,
+        "arch": str(arch),
+        "dataset": info.dataset,
+        "test_accuracy": test_accuracy,
+        "test_images": len(splits.test[1]),
+        "search_val_accuracy": float(row[ACCURACY]),
+        "params": count_parameters(model),
+        "macs": count_macs(model, info.input_shape),
+        "retrain": {"train_images": len(merged.train[1]), "train_config": asdict(config),
+                    "train_seconds": result.train_seconds, "device": result.device,
+                    "final_train_loss": result.history[-1].train_loss},
+        "onnx": {"file": ONNX_FILE, "check_images": len(images),
+                 "max_abs_diff": max_diff, "runtime": f"onnxruntime {onnxruntime.__version__}"},
+        "versions": versions(),
+    }
+    (directory / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return int(text)
+
+
+@exits_on_bad_input
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m search.export",
+                                     description=__doc__.splitlines()[0])
+    add_study_arguments(parser)
+    parser.add_argument("--top", type=_positive_int,
+                        help="only the K front architectures with the largest hypervolume "
+                             "contribution")
+    parser.add_argument("--retrain-epochs", type=_positive_int,
+                        help="retrain each on train + validation for this many epochs, "
+                             "test it, write weights and ONNX")
+    parser.add_argument("--device", help="device for retraining (default: the study's)")
+    parser.add_argument("--data-dir", type=Path, help="dataset root (default: the cache)")
+    args = parser.parse_args(argv)
+
+    study = open_study_from_args(args)
+    results = load_results(study)
+    info = results.info
+    chosen = choose(results, args.top)
+    root = output_dir(args.results_dir, args.study, "export")  # before any slow work
+    retraining = None
+    if args.retrain_epochs:
+        config = retrain_config(info, args.retrain_epochs, args.device)
+        resolve_device(config.device)  # an unusable device fails now, not after loading
+        retraining = _Retraining(config, _load_splits(info, args.data_dir, config.seed))
+    failed = 0
+    for _, row in chosen.iterrows():
+        number = int(row["number"])
+        arch = results.archs.get(number)
+        if arch is None:
+            raise StudyError(f"trial {number} on the front has no readable arch attribute")
+        directory = root / export_name(number, arch, int(row["params"]))
+        directory.mkdir(exist_ok=True)
+        _write_specs(directory, number, arch, info, retraining)
+        if retraining is None:
+            print(f"trial {number}: {directory}")
+            continue
+        started = time.perf_counter()
+        try:
+            metrics = _retrain(directory, row, arch, info, retraining)
+        except NonFiniteLossError as err:
+            failed += 1
+            print(f"warning: trial {number} not retrained: {err}", file=sys.stderr)
+            continue
+        with writing_to_storage(f"trial {number}'s test accuracy"):
+            study.set_user_attr(export_attr(number),
+                                {"test_accuracy": metrics["test_accuracy"],
+                                 "export_dir": str(directory)})
+        print(f"trial {number}: {directory}  test acc {metrics['test_accuracy']:.2%}  "
+              f"onnx max |diff| {metrics['onnx']['max_abs_diff']:.1e}  "
+              f"({time.perf_counter() - started:.0f} s)")
+    if retraining is not None:
+        print(f"test accuracies saved in study {info.name!r}; "
+              f"python -m search.report --study {info.name} draws them")
+    return 1 if failed else 0
+
+if __name__ == "__main__":
+    sys.exit(main())

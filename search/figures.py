@@ -1,0 +1,173 @@
+"""The report's plotly figures, each a pure function of :class:`search.study_io.StudyResults`.
+
+Accuracies on the axes are validation accuracies (what the search selected on); the
+paper's points and the retrained models carry *test* accuracies and are drawn with their
+own markers so the two are never mistaken for one another.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from search.paper_points import PaperPoint
+from search.study_io import ACCURACY, StudyResults
+
+__all__ = ["cse_share_figure", "front_figure", "hypervolume_figure",
+           "parallel_figure", "report_figures"]
+
+_GREY, _FRONT, _PAPER, _TEST = "#b0b0b0", "#1f77b4", "#d62728", "#2ca02c"
+_SIZE = {"width": 1000, "height": 560}
+
+
+def _hover(frame: pd.DataFrame) -> list[str]:
+    return [f"trial {n}<br>{arch}<br>{p:,.0f} params<br>val acc {a:.2%}"
+            for n, arch, p, a in zip(frame["number"], frame["arch"], frame["params"],
+                                     frame[ACCURACY], strict=True)]
+
+
+def front_figure(results: StudyResults, paper: tuple[PaperPoint, ...]) -> go.Figure:
+    """Validation accuracy against parameters (log x): every trial, the front, the presets,
+    the paper's reported points and, where an export retrained one, its test accuracy."""
+    complete, front = results.complete, results.front.sort_values("params")
+    dominated = complete[~complete["on_front"]]
+    fig = go.Figure()
+    fig.add_scatter(x=dominated["params"], y=dominated[ACCURACY], mode="markers",
+                    name="dominated", marker={"color": _GREY, "size": 7},
+                    hovertext=_hover(dominated), hoverinfo="text")
+    # A maximise-accuracy / minimise-params front is a staircase: flat until the next point.
+    fig.add_scatter(x=front["params"], y=front[ACCURACY], mode="lines+markers",
+                    line={"shape": "hv", "color": _FRONT}, name="Pareto front",
+                    marker={"color": _FRONT, "size": 9}, hovertext=_hover(front),
+                    hoverinfo="text")
+    presets = complete[complete["preset"] != ""]
+    if len(presets):
+        fig.add_scatter(x=presets["params"], y=presets[ACCURACY], mode="markers+text",
+                        text=presets["preset"], textposition="top center",
+                        name="presets (this search)",
+                        marker={"symbol": "circle-open", "size": 15, "color": "black"},
+                        hovertext=_hover(presets), hoverinfo="text")
+    tested = complete[complete["test_accuracy"].notna()]
+    if len(tested):
+        fig.add_scatter(x=tested["params"], y=tested["test_accuracy"], mode="markers",
+                        name="retrained: test accuracy",
+                        marker={"symbol": "star", "color": _TEST, "size": 13},
+                        hovertext=[f"trial {n} retrained<br>test acc {a:.2%}" for n, a in
+                                   zip(tested["number"], tested["test_accuracy"], strict=True)],
+                        hoverinfo="text")
+    if paper:
+        paper = tuple(sorted(paper, key=lambda p: p.params))
+        fig.add_scatter(x=[p.params for p in paper], y=[p.accuracy for p in paper],
+                        mode="markers+text", text=[p.label for p in paper],
+                        # alternate above and below: neighbours are often close in size
+                        textposition=["top center", "bottom center"] * len(paper),
+                        name="paper (test accuracy)",
+                        marker={"symbol": "diamond", "color": _PAPER, "size": 12},
+                        hovertext=[f"paper: {p.model}<br>{p.params:,} params<br>"
+                                   f"test acc {p.accuracy:.2%}"
+                                   + (f"<br>our preset: {p.preset}" if p.preset else "")
+                                   for p in paper], hoverinfo="text")
+    else:
+        fig.add_annotation(text=f"The paper reports no results for {results.info.dataset}.",
+                           xref="paper", yref="paper", x=0.01, y=0.02, showarrow=False,
+                           xanchor="left", font={"color": _PAPER})
+    # The size of every preset, whether or not the search ran it: the summary's budgets.
+    for name, params in results.presets["params"].items():
+        fig.add_vline(x=params, line={"dash": "dot", "color": _GREY, "width": 1})
+        # Annotations on a log axis take log10 coordinates (shapes take data coordinates).
+        fig.add_annotation(x=np.log10(params), xref="x", y=0, yref="y domain", text=name,
+                           textangle=-90, xanchor="left", yanchor="bottom", showarrow=False,
+                           font={"size": 10, "color": "gray"})
+    unplotted = (results.trials["state"] != "COMPLETE").sum()
+    fig.update_layout(title=f"{results.info.name}: validation accuracy vs parameters "
+                            f"({results.info.dataset}; {len(complete)} complete trials"
+                            + (f", {unplotted} others not drawn" if unplotted else "") + ")",
+                      xaxis={"title": "trainable parameters", "type": "log"},
+                      yaxis={"title": "accuracy", "tickformat": ".0%"}, **_SIZE)
+    return fig
+
+
+def hypervolume_figure(results: StudyResults) -> go.Figure:
+    history = results.hypervolume_history
+    fig = go.Figure(go.Scatter(x=history.index, y=history.values, mode="lines+markers",
+                               line={"shape": "hv", "color": _FRONT}, name="hypervolume"))
+    fig.update_layout(title=f"Hypervolume of the front after each complete trial "
+                            f"(reference: {results.reference_text()})",
+                      xaxis={"title": "trial number"}, yaxis={"title": "hypervolume"},
+                      title_font={"size": 14}, **_SIZE)
+    return fig
+
+
+def _stage_ops(results: StudyResults, numbers: pd.Index) -> pd.DataFrame:
+    """One row per trial with an architecture, one column per stage: is it a CSE block."""
+    rows = {n: [float(s.op == "cse") for s in results.archs[n].stages]
+            for n in numbers if n in results.archs}
+    return pd.DataFrame.from_dict(rows, orient="index").rename(columns=lambda i: f"stage {i + 1}")
+
+
+def cse_share_figure(results: StudyResults) -> go.Figure:
+    """Per stage, the share of CSE blocks on the front and among dominated trials: does the
+    search put CSE blocks in the late, low-resolution stages as the paper does?"""
+    complete = results.complete
+    on_front = complete["on_front"]
+    fig = go.Figure()
+    for label, numbers, colour in (("front", complete.index[on_front], _FRONT),
+                                   ("dominated", complete.index[~on_front], _GREY)):
+        ops = _stage_ops(results, numbers)
+        if len(ops):
+            share = ops.mean()  # skips the NaN of trials with fewer stages
+            fig.add_bar(x=share.index, y=share.values, name=f"{label} ({len(ops)} trials)",
+                        marker_color=colour)
+    fig.update_layout(title="Share of CSE blocks per stage (the rest are BTN blocks)",
+                      barmode="group", yaxis={"title": "share of trials", "tickformat": ".0%",
+                                              "range": [0, 1]}, **_SIZE)
+    return fig
+
+
+def parallel_figure(results: StudyResults) -> go.Figure:
+    """Per-stage op, width and depth of every complete trial, coloured by validation
+    accuracy (optuna-dashboard's own plots show every sampled field); fields the search
+    never varied are left out."""
+    complete = results.complete[results.complete.index.isin(list(results.archs))]
+    columns: dict[str, list[float]] = {}
+    for n in complete.index:
+        arch = results.archs[n]
+        fields = {"stem": arch.stem}
+        for i, stage in enumerate(arch.stages, start=1):
+            fields |= {f"s{i} op": float(stage.op == "cse"), f"s{i} c": stage.c,
+                       f"s{i} n": stage.n}
+        fields["head"] = arch.head
+        for key, value in fields.items():
+            columns.setdefault(key, []).append(value)
+    frame = pd.DataFrame({k: v for k, v in columns.items() if len(v) == len(complete)},
+                         index=complete.index)
+    frame = frame.loc[:, frame.nunique() > 1]
+    dimensions = [
+        {"label": key, "values": frame[key], "tickvals": [0, 1], "ticktext": ["btn", "cse"]}
+        if key.endswith(" op") else {"label": key, "values": frame[key]}
+        for key in frame.columns
+    ]
+    dimensions.append({"label": "log10 params", "values": np.log10(complete["params"])})
+    dimensions.append({"label": "val acc", "values": complete[ACCURACY]})
+    fig = go.Figure(go.Parcoords(
+        line={"color": complete[ACCURACY], "colorscale": "Viridis", "showscale": True,
+              "colorbar": {"title": {"text": "val acc"}}},
+        dimensions=dimensions,
+    ))
+    fig.update_layout(title="Block type (op), width (c) and depth (n) per stage, "
+                            "complete trials",
+                      width=min(1400, max(_SIZE["width"], 55 * len(dimensions))),
+                      height=_SIZE["height"])
+    return fig
+
+
+def report_figures(results: StudyResults, paper: tuple[PaperPoint, ...]) -> dict[str, go.Figure]:
+    """Every figure of the report, keyed by an id that is also its file name and its
+    id in optuna-dashboard (saving under the same id again replaces it there)."""
+    return {
+        "front": front_figure(results, paper),
+        "hypervolume": hypervolume_figure(results),
+        "cse-share": cse_share_figure(results),
+        "parallel": parallel_figure(results),
+    }

@@ -1,0 +1,110 @@
+"""One candidate, scored: ``Arch`` -> network -> training -> (validation accuracy, cost).
+
+The only module that glues ``space``, ``cse_nets`` and ``search.train`` together; plain
+Python, so a trial can be reproduced without Ray::
+
+    evaluation = evaluate(arch, load_dataset("synthetic"), TrainConfig(epochs=1))
+    evaluation.values(("accuracy", "params"))
+
+Accuracy is measured on the validation split, never on the test split; the test split is
+for the architectures that are finally retrained (``search.export``).
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+import torch
+
+from cse_nets import build_network, count_macs, count_parameters
+from search.data import Splits
+from search.train import TrainConfig, train_model
+from space import Arch
+
+__all__ = ["DIRECTIONS", "METRIC_NAMES", "Evaluation", "evaluate", "versions"]
+
+# Objective -> the study's metric name and direction (CONTRACTS.md, "Optuna study").
+METRIC_NAMES = {"accuracy": "val_accuracy", "params": "params", "macs": "macs"}
+DIRECTIONS = {"accuracy": "maximize", "params": "minimize", "macs": "minimize"}
+_PACKAGES = ("torch", "optuna", "ray", "cse-nas")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What one trained candidate scored, and how it was made."""
+
+    arch: Arch
+    val_accuracy: float  # last epoch's, in [0, 1]
+    params: int  # trainable
+    macs: int  # per image
+    val_accuracy_per_epoch: tuple[float, ...]
+    train_seconds: float  # the training loop's own time
+    wall_seconds: float  # build + count + train + evaluate
+    device: str
+    seed: int
+
+    def values(self, objectives: Sequence[str]) -> list[float]:
+        """Objective values in ``objectives`` order (names from :data:`METRIC_NAMES`)."""
+        by_name = {"accuracy": self.val_accuracy, "params": self.params, "macs": self.macs}
+        return [float(by_name[name]) for name in objectives]
+
+    def user_attrs(self) -> dict[str, Any]:
+        """The trial user attributes CONTRACTS.md lists, all JSON-serialisable."""
+        return {
+            "arch": self.arch.to_json(indent=None),
+            "arch_str": str(self.arch),
+            "params": self.params,
+            "macs": self.macs,
+            "val_accuracy_per_epoch": list(self.val_accuracy_per_epoch),
+            "train_seconds": self.train_seconds,
+            "wall_seconds": self.wall_seconds,
+            "device": self.device,
+            "seed": self.seed,
+            "versions": versions(),
+        }
+
+
+def versions() -> dict[str, str]:
+    """Python and the packages a result depends on (for tracing a figure to its run)."""
+    found = {"python": platform.python_version()}
+    for package in _PACKAGES:
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = "not installed"
+    return found
+
+
+def evaluate(arch: Arch, splits: Splits, config: TrainConfig) -> Evaluation:
+    """Build ``arch`` for the dataset, count it, train it; raises whatever training raises.
+
+    ``ValueError`` if ``splits`` has no validation images (accuracy would be undefined).
+    """
+    if len(splits.val[1]) == 0:
+        raise ValueError("the validation split is empty: the search scores on it")
+    start = time.perf_counter()
+    info = splits.info
+    # Seeded initial weights, leaving the caller's global random state alone.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        model = build_network(arch, in_channels=info.in_channels,
+                              num_classes=info.num_classes, input_size=info.input_size)
+    params = count_parameters(model)
+    macs = count_macs(model, (info.in_channels, info.input_size, info.input_size))
+    result = train_model(model, splits, config)
+    return Evaluation(
+        arch=arch,
+        val_accuracy=float(result.val_accuracy),
+        params=params,
+        macs=macs,
+        val_accuracy_per_epoch=tuple(float(e.val_accuracy) for e in result.history),
+        train_seconds=float(result.train_seconds),
+        wall_seconds=time.perf_counter() - start,
+        device=str(result.device),
+        seed=config.seed,
+    )

@@ -1,0 +1,185 @@
+"""``python -m search.report``: a study's trials as a table, its front as figures.
+
+    python -m search.report --study cifar10-tpe [--png]
+
+Writes ``<results-dir>/<study>/``: ``trials.csv`` (one row per trial), ``report.html``
+(one self-contained page, plotly inlined, works offline) and with ``--png`` one PNG per
+figure. The figures and a note per trial (its architecture table) are also saved into the
+study, where optuna-dashboard shows them; a short summary goes to the terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import plotly.graph_objects as go
+import plotly.io as pio
+from optuna_dashboard import save_note, save_plotly_graph_object
+from plotly.offline import get_plotlyjs
+
+from search.figures import report_figures
+from search.paper_points import paper_points
+from search.study_io import (
+    ACCURACY,
+    StudyResults,
+    add_study_arguments,
+    first_line,
+    load_results,
+    open_study_from_args,
+    output_dir,
+    writing_to_storage,
+)
+from space import stage_resolutions
+from space.cli import exits_on_bad_input
+
+__all__ = ["main", "summary_lines", "trial_note", "write_html"]
+
+_FRONT_COLUMNS = ["number", "arch", "preset", "params", "macs", ACCURACY, "test_accuracy",
+                  "hv_contribution"]
+
+
+def summary_lines(results: StudyResults) -> list[str]:
+    """Front size, hypervolume, and per preset the best accuracy at or below its size."""
+    trials, complete = results.trials, results.complete
+    states = ", ".join(f"{n} {s.lower()}" for s, n in trials["state"].value_counts().items())
+    lines = [
+        f"study {results.info.name} ({results.info.dataset}): {len(trials)} trials ({states})",
+        f"front: {len(results.front)} architectures; hypervolume {results.hypervolume:.4f} "
+        f"(reference: {results.reference_text()})",
+    ]
+    for name, params in results.presets["params"].items():
+        fits = complete[complete["params"] <= params]
+        if fits.empty:
+            lines.append(f"at or below {name} ({params:,} params): no complete trial")
+            continue
+        best = fits.loc[fits[ACCURACY].idxmax()]
+        itself = complete.loc[complete["preset"] == name, ACCURACY]
+        lines.append(f"at or below {name} ({params:,} params): best val acc "
+                     f"{best[ACCURACY]:.2%} (trial {best['number']}, {best['params']:,} params)"
+                     + (f"; {name} itself {itself.max():.2%}" if len(itself) else ""))
+    tested = complete[complete["test_accuracy"].notna()]
+    lines.extend(f"trial {n} retrained: test acc {a:.2%} ({d})"
+                 for n, a, d in zip(tested["number"], tested["test_accuracy"],
+                                    tested["export_dir"], strict=True))
+    return lines
+
+
+def trial_note(results: StudyResults, number: int) -> str:
+    """Markdown for optuna-dashboard: the trial's stage table and its metrics."""
+    row = results.trials.loc[number]
+    status = row["state"].lower() + (", on the front" if row["on_front"] else "")
+    lines = [f"### Trial {number} ({status})", ""]
+    arch = results.archs.get(number)
+    if arch is not None:
+        sizes = stage_resolutions(arch, results.info.shape.input_size)
+        lines += [f"`{arch}`", "", "| stage | op | t | c | n | s | r | cap | input px |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {i} | {s.op} | {s.t if s.op == 'btn' else '-'} | {s.c} | {s.n} | {s.s} "
+                  f"| {s.r if s.op == 'cse' else '-'} | {s.cap if s.op == 'cse' else '-'} "
+                  f"| {px[0]} |" for i, (s, px) in enumerate(zip(arch.stages, sizes,
+                                                                    strict=True), start=1)]
+        lines += ["", f"stem {arch.stem}, head {arch.head} ({arch.head_op}, {arch.act})", ""]
+    facts = [("params", row["params"], "{:,.0f}"), ("MACs", row["macs"], "{:,.0f}"),
+             ("val accuracy", row[ACCURACY], "{:.2%}"),
+             ("test accuracy (retrained)", row["test_accuracy"], "{:.2%}"),
+             ("export", row["export_dir"], "{}"), ("preset", row["preset"], "{}"),
+             ("fail reason", row["fail_reason"], "{}")]
+    lines += [f"- {key}: {fmt.format(value)}" for key, value, fmt in facts
+              if pd.notna(value) and value != ""]
+    return "\n".join(lines)
+
+
+def write_html(path: Path, results: StudyResults, figures: dict[str, go.Figure],
+               lines: list[str]) -> None:
+    """One page, plotly's JavaScript inlined once, so it opens offline and can be mailed."""
+    info = results.info
+    paper = paper_points(info.dataset)
+    paper_text = (f"Red diamonds: the paper's reported <b>test</b> accuracies for "
+                  f"{html.escape(info.dataset)} (best epoch, chosen on the test set)."
+                  if paper else f"The paper reports no results for "
+                                f"{html.escape(info.dataset)}; no paper points are drawn.")
+    front = results.front.sort_values("params")[_FRONT_COLUMNS]
+    parts = [
+        "<!doctype html>", "<html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(info.name)}: search report</title>",
+        f"<script>{get_plotlyjs()}</script>",
+        "<style>body{font-family:sans-serif;margin:2em;max-width:1100px}"
+        "table{border-collapse:collapse;font-size:13px}td,th{padding:2px 8px;"
+        "border-bottom:1px solid #ddd;text-align:left}pre{background:#f6f6f6;"
+        "padding:1em;white-space:pre-wrap}</style></head><body>",
+        f"<h1>Study {html.escape(info.name)}</h1>",
+        f"<p>dataset {html.escape(info.dataset)}, input "
+        f"{'x'.join(map(str, info.input_shape))}, {info.shape.num_classes} classes; "
+        f"objectives {', '.join(info.metric_names)} ({', '.join(info.directions)}). "
+        "Accuracies on the axes are validation accuracies; "
+        "stars are test accuracies of retrained exports.</p>",
+        f"<pre>{html.escape(chr(10).join(lines))}</pre>",
+        f"<p>{paper_text}</p>",
+    ]
+    for key, fig in figures.items():
+        parts.append(fig.to_html(full_html=False, include_plotlyjs=False, div_id=key))
+        if key == "front":
+            parts += ["<h2>The front</h2>", front.to_html(index=False, na_rep="", escape=True,
+                                                          float_format="{:.4f}".format)]
+    parts.append("</body></html>")
+    path.write_text("\n".join(parts), encoding="utf-8")
+
+
+def _write_pngs(out: Path, figures: dict[str, go.Figure]) -> list[Path]:
+    paths = [out / f"{key}.png" for key in figures]
+    try:
+        pio.write_images(list(figures.values()), paths,
+                         width=[f.layout.width for f in figures.values()],
+                         height=[f.layout.height for f in figures.values()])
+    except RuntimeError as err:  # kaleido and its browser driver raise RuntimeError kinds
+        raise ValueError(f"PNG export failed (kaleido needs Chrome or Chromium; on Debian "
+                         f"apt-get install chromium): {first_line(err)}") from None
+    return paths
+
+
+def _attach(study: optuna.Study, results: StudyResults, figures: dict[str, go.Figure],
+            lines: list[str]) -> None:
+    for key, fig in figures.items():
+        save_plotly_graph_object(study, fig, graph_object_id=key)
+    save_note(study, "\n".join(["## Search report", "", *[f"- {line}" for line in lines]]))
+    for trial in study.get_trials(deepcopy=False):
+        # save_note takes a live Trial; a finished one is opened by id just to name it.
+        save_note(optuna.trial.Trial(study, trial._trial_id), trial_note(results, trial.number))
+
+
+@exits_on_bad_input
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m search.report",
+                                     description=__doc__.splitlines()[0])
+    add_study_arguments(parser)
+    parser.add_argument("--png", action="store_true", help="also write PNGs (needs Chrome)")
+    parser.add_argument("--no-dashboard", action="store_true",
+                        help="do not save figures and notes into the study")
+    args = parser.parse_args(argv)
+
+    study = open_study_from_args(args)
+    results = load_results(study)
+    out = output_dir(args.results_dir, args.study)
+    results.trials.to_csv(out / "trials.csv", index=False)
+    figures = report_figures(results, paper_points(results.info.dataset))
+    lines = summary_lines(results)
+    write_html(out / "report.html", results, figures, lines)
+    written = [out / "trials.csv", out / "report.html"]
+    if args.png:
+        written += _write_pngs(out, figures)
+    if not args.no_dashboard:
+        with writing_to_storage("figures and notes (--no-dashboard skips them)"):
+            _attach(study, results, figures, lines)
+    print("\n".join(lines))
+    print("wrote " + ", ".join(map(str, written)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

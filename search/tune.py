@@ -1,0 +1,396 @@
+"""Ray Tune runs the trials; Optuna samples them and keeps every one in an RDB study.
+
+The driver (this process) is the study's only writer: :class:`StudySearch`, an
+``OptunaSearch`` that also writes each trial's user attributes and failure reason before
+telling Optuna the outcome. Trials run in Ray workers and only report back, so SQLite is
+safe whatever the concurrency; several drivers on one study would need a server database
+and are not supported (a restart marks every RUNNING trial as interrupted).
+
+Resume: the study is the state. A rerun of the same command loads it, marks trials left
+RUNNING by a killed search as FAIL (``interrupted``), and runs only what the trial budget
+still lacks; presets are enqueued once, into a new study.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import socket
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, TextIO
+
+import optuna
+import ray
+import sqlalchemy.exc
+from optuna.trial import TrialState
+from ray import tune
+from ray.tune.search.optuna import OptunaSearch
+
+from search.config import SearchConfig
+from search.data import DatasetError, Splits, load_dataset
+from search.objective import DIRECTIONS, METRIC_NAMES, evaluate
+from search.progress import INTERRUPTED, Progress, budget_trials, format_front
+from search.train import RECIPES, TrainConfig
+from space import Arch, preset, preset_params, sample_arch
+
+__all__ = [
+    "SearchError",
+    "SearchResult",
+    "StudySearch",
+    "fail_interrupted",
+    "make_sampler",
+    "run_search",
+]
+
+ARCH_KEY = "arch"  # in a trial's config: the sampled Arch as JSON
+ATTRS_KEY = "user_attrs"  # in a trial's result: JSON of its user attributes
+FAIL_KEY = "fail_reason"  # in a trial's result: why the candidate failed
+INTERRUPTED_REASON = "interrupted: the search stopped before this trial finished"
+CRASH_REASON = ("the trial's Ray worker failed outside the objective (see error.txt in "
+                "its trial directory)")
+
+
+class SearchError(ValueError):
+    """Bad input found while setting the search up; the message is one line."""
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Where a finished (or already complete) search left its results."""
+
+    study_name: str
+    storage_url: str
+    experiment_dir: Path | None  # Ray Tune's trial directories (None: nothing ran)
+    ran: int  # trials this invocation added to the study
+    counted: int  # trials in the study that count towards the budget
+    wall_seconds: float
+
+
+def make_sampler(name: str, *, seed: int, trials: int) -> optuna.samplers.BaseSampler:
+    """``nsga2`` (population sized to the budget: a few generations), ``tpe`` or ``random``."""
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(population_size=max(4, min(50, trials // 4)),
+                                             seed=seed)
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    raise ValueError(f"unknown sampler {name!r}")
+
+
+def _suggest(trial: optuna.Trial, *, input_size: int) -> dict[str, str]:
+    """Define-by-run space: sample, and record the architecture on the trial at once."""
+    arch = sample_arch(trial, input_size)
+    text = arch.to_json(indent=None)
+    trial.set_user_attr("arch", text)
+    trial.set_user_attr("arch_str", str(arch))
+    return {ARCH_KEY: text}
+
+
+class StudySearch(OptunaSearch):
+    """``OptunaSearch`` over the architecture space that also stores each trial's attributes
+    and failure reason.
+
+    ``OptunaSearch.on_trial_complete`` tells Optuna the outcome, after which a trial's
+    attributes are frozen, so they are written here first, from the trial's last result.
+    """
+
+    def __init__(self, *, input_size: int, objectives: tuple[str, ...], study_name: str,
+                 sampler: optuna.samplers.BaseSampler,
+                 storage: optuna.storages.BaseStorage | None = None) -> None:
+        super().__init__(
+            functools.partial(_suggest, input_size=input_size),
+            metric=[METRIC_NAMES[o] for o in objectives],
+            mode=["max" if DIRECTIONS[o] == "maximize" else "min" for o in objectives],
+            sampler=sampler, study_name=study_name, storage=storage,
+        )
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        with warnings.catch_warnings():
+            # Writing 53 parameters to SQLite takes ~1 s, which OptunaSearch warns about.
+            warnings.filterwarnings("ignore", message="Define-by-run function")
+            return super().suggest(trial_id)
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
+                          error: bool = False) -> None:
+        trial = self._ot_trials.get(trial_id)
+        fresh = trial is not None and trial_id not in self._completed_trials
+        if fresh and not self._record(trial, result or {}, error):
+            result, error = None, True  # OptunaSearch tells FAIL for "no values, error"
+        super().on_trial_complete(trial_id, result=result, error=error)
+
+    def _record(self, trial: optuna.Trial, result: dict[str, Any], error: bool) -> bool:
+        """Write user attrs; ``False`` if the trial failed (with its ``fail_reason``)."""
+        if FAIL_KEY in result:
+            trial.set_user_attr("fail_reason", str(result[FAIL_KEY]))
+            return False
+        if ATTRS_KEY in result:
+            for key, value in json.loads(result[ATTRS_KEY]).items():
+                trial.set_user_attr(key, value)
+            return True
+        if error:
+            trial.set_user_attr("fail_reason", CRASH_REASON)
+        else:  # Tune stopped it before it reported (the search was interrupted)
+            trial.set_user_attr("fail_reason", INTERRUPTED_REASON)
+            trial.set_user_attr(INTERRUPTED, True)
+        return False
+
+
+def _run_trial(config: dict[str, Any], *, splits: Splits, train_config: TrainConfig,
+               objectives: tuple[str, ...]) -> None:
+    """The Tune trainable: one candidate, reported once, never raising for its own failure."""
+    names = [METRIC_NAMES[o] for o in objectives]
+    arch = Arch.from_json(config[ARCH_KEY])
+    try:
+        evaluation = evaluate(arch, splits, train_config)
+    except Exception as err:  # NaN loss, out of memory, unbuildable: the trial's FAIL
+        # Tune insists on the metrics in every result; StudySearch tells Optuna FAIL.
+        reason = f"{type(err).__name__}: {_first_line(err)}"
+        tune.report({**dict.fromkeys(names, math.nan), FAIL_KEY: reason})
+        return
+    metrics = dict(zip(names, evaluation.values(objectives), strict=True))
+    tune.report({**metrics, ATTRS_KEY: json.dumps(evaluation.user_attrs())})
+
+
+def _trial_dirname(trial: Any) -> str:
+    return str(trial.trial_id)  # Tune's default spells out the whole config
+
+
+# --- setup: everything that can reject the user's input, before any trial runs ----------
+
+def _open_storage(config: SearchConfig) -> optuna.storages.RDBStorage:
+    if config.storage is None:
+        _check_writable(config.results_dir)
+    try:
+        return optuna.storages.RDBStorage(config.storage_url)
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as err:
+        raise SearchError(f"cannot open storage {config.storage_url}: {_first_line(err)}") from None
+
+
+def _check_writable(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise SearchError(f"cannot create results dir {directory}: {err.strerror}") from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise SearchError(f"results dir {directory} is not writable")
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or ["(no message)"])[0]
+
+
+def _load_splits(config: SearchConfig, val_fraction: float) -> Splits:
+    try:
+        return load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed,
+                            val_fraction=val_fraction, input_size=config.input_size)
+    except DatasetError as err:
+        raise SearchError(str(err)) from None
+
+
+def _start_ray(address: str | None) -> None:
+    """Join ``address``, or start a Ray instance on this machine with all its CPUs/GPUs."""
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    # Ray's own table would drown the progress lines; the old reporter at verbose=0 is quiet.
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    if address is None:
+        ray.init(address="local", include_dashboard=False, log_to_driver=False,
+                 logging_level="ERROR")
+        return
+    try:
+        ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+    except (ConnectionError, ValueError, RuntimeError) as err:
+        raise SearchError(f"cannot join Ray cluster at {address}: {_first_line(err)}") from None
+
+
+def _check_reachable(address: str) -> None:
+    """Fail in seconds, not after Ray's minute of retries, when nothing listens there."""
+    if address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise SearchError(f"address must be host:port (or auto), got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as err:
+        raise SearchError(f"cannot reach Ray cluster at {address}: "
+                          f"{err.strerror or err}") from None
+
+
+def _trial_resources(config: SearchConfig) -> dict[str, float]:
+    """CPUs and GPUs per trial; :class:`SearchError` if the cluster can never grant them
+    (Tune would wait for them for ever)."""
+    cluster = ray.cluster_resources()
+    gpus = config.gpus_per_trial
+    if gpus is None:
+        gpus = 1.0 if cluster.get("GPU", 0) > 0 else 0.0
+    wanted = {"CPU": config.cpus_per_trial, "GPU": gpus}
+    for name, amount in wanted.items():
+        if amount > cluster.get(name, 0):
+            raise SearchError(f"a trial asks for {amount:g} {name}(s) but the Ray cluster has "
+                              f"{cluster.get(name, 0):g}")
+    return {"cpu": wanted["CPU"], "gpu": wanted["GPU"]}
+
+
+def _study_attrs(config: SearchConfig, splits: Splits, train_config: TrainConfig,
+                 val_fraction: float) -> dict[str, Any]:
+    info = splits.info
+    return {
+        "dataset": info.name,
+        "input_shape": [info.in_channels, info.input_size, info.input_size],
+        "num_classes": info.num_classes,
+        "objectives": list(config.ordered_objectives),
+        "train_config": asdict(train_config),
+        "budget": config.budget,
+        "val_fraction": val_fraction,  # the split's seed is train_config's seed
+    }
+
+
+def _open_study(config: SearchConfig, storage: optuna.storages.RDBStorage,
+                attrs: dict[str, Any]) -> optuna.Study:
+    """Create the study, or load it and check that it was run with the same setup.
+
+    This handle reads and enqueues; the sampling handle is :class:`StudySearch`'s own.
+    """
+    objectives = config.ordered_objectives
+    study = optuna.create_study(
+        storage=storage, study_name=config.study, load_if_exists=True,
+        directions=[DIRECTIONS[o] for o in objectives],
+    )
+    if not study.user_attrs:  # new
+        with warnings.catch_warnings():  # experimental since Optuna 3.2, still there in 5.0
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([METRIC_NAMES[o] for o in objectives])
+        for key, value in attrs.items():
+            study.set_user_attr(key, value)
+        return study
+    differs = [key for key in ("dataset", "input_shape", "objectives", "train_config",
+                               "val_fraction") if study.user_attrs.get(key) != attrs[key]]
+    if differs:
+        raise SearchError(
+            f"study {config.study!r} in {config.storage_url} was run with another "
+            f"{', '.join(differs)}; rerun it with its own flags or choose a new --study-name")
+    return study
+
+
+def fail_interrupted(study: optuna.Study, storage: optuna.storages.BaseStorage) -> int:
+    """Mark trials left RUNNING by a search that died as FAIL (``interrupted``)."""
+    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for trial in stale:
+        storage.set_trial_user_attr(trial._trial_id, "fail_reason", INTERRUPTED_REASON)
+        storage.set_trial_user_attr(trial._trial_id, INTERRUPTED, True)
+        study.tell(trial.number, state=TrialState.FAIL)
+    return len(stale)
+
+
+def _enqueue_presets(study: optuna.Study, names: tuple[str, ...], input_size: int,
+                     limit: int, out: TextIO) -> None:
+    for name in names[:limit]:
+        try:
+            params = preset_params(preset(name), input_size)
+        except ValueError as err:
+            print(f"warning: preset {name} skipped: {err}", file=out)
+            continue
+        study.enqueue_trial(params, user_attrs={"preset": name})
+
+
+# --- the search -----------------------------------------------------------------------------
+
+def run_search(config: SearchConfig, *, out: TextIO = sys.stdout) -> SearchResult:
+    """Run (or resume) the search of ``config`` until the study holds ``trials`` trials.
+
+    :class:`SearchError` for input the search cannot use (dataset, storage, cluster, a
+    study run with other settings); the trials' own failures are recorded, not raised.
+    """
+    start = time.perf_counter()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if config.address is not None:
+        _check_reachable(config.address)
+    storage = _open_storage(config)
+    _start_ray(config.address)
+    try:
+        return _search(config, storage, out, start)
+    finally:
+        ray.shutdown()
+
+
+def _search(config: SearchConfig, storage: optuna.storages.RDBStorage, out: TextIO,
+            start: float) -> SearchResult:
+    resources = _trial_resources(config)
+    gpu = resources["gpu"] > 0
+    budget = config.resolve_budget(gpu=gpu)
+    splits = _load_splits(config, budget.val_fraction)
+    train_config = replace(
+        RECIPES["default"], epochs=budget.epochs, batch_size=budget.batch_size,
+        subset=budget.subset, seed=config.seed, device="cuda" if gpu else "cpu",
+        lr=config.lr or RECIPES["default"].lr,
+    )
+    study = _open_study(config, storage,
+                        _study_attrs(config, splits, train_config, budget.val_fraction))
+    interrupted = fail_interrupted(study, storage)
+    if interrupted:
+        print(f"resuming: {interrupted} interrupted trial(s) marked FAIL", file=out)
+    existing = len(study.trials)
+    if not existing:
+        _enqueue_presets(study, config.presets, splits.info.input_size, budget.trials, out)
+    remaining = budget.trials - len(budget_trials(study))
+    print(f"study {config.study}: {budget.trials - remaining}/{budget.trials} trials done; "
+          f"{budget.epochs} epoch(s) on {budget.subset:g} of the training split, batch "
+          f"{budget.batch_size}, {resources['cpu']:g} CPU / {resources['gpu']:g} GPU per "
+          f"trial, sampler {config.sampler}", file=out)
+    experiment_dir = None
+    if remaining > 0:
+        experiment_dir = _tune(config, study, storage, splits, train_config, budget.trials,
+                               remaining, resources, out)
+    print(format_front(study), file=out)
+    print(f"study:   {config.study} in {config.storage_url} "
+          f"(optuna-dashboard {config.storage_url})", file=out)
+    if experiment_dir is not None:
+        print(f"trials:  {experiment_dir}", file=out)
+    return SearchResult(
+        study_name=config.study, storage_url=config.storage_url,
+        experiment_dir=experiment_dir, ran=len(study.trials) - existing,
+        counted=len(budget_trials(study)), wall_seconds=time.perf_counter() - start,
+    )
+
+
+def _tune(config: SearchConfig, study: optuna.Study, storage: optuna.storages.RDBStorage,
+          splits: Splits, train_config: TrainConfig, total: int, remaining: int,
+          resources: dict[str, float], out: TextIO) -> Path:
+    objectives = config.ordered_objectives
+    # Offset the seed by the study's size so a resumed search does not replay the random
+    # draws of the run before it.
+    sampler = make_sampler(config.sampler, seed=config.seed + len(study.trials), trials=total)
+    searcher = StudySearch(input_size=splits.info.input_size, objectives=objectives,
+                           study_name=config.study, sampler=sampler, storage=storage)
+    # Splits go to the object store once (tune.with_parameters), so trials on other nodes
+    # need no copy of the dataset.
+    trainable = tune.with_resources(
+        tune.with_parameters(_run_trial, splits=splits, train_config=train_config,
+                             objectives=objectives),
+        resources,
+    )
+    experiment = f"run-{time.strftime('%Y%m%d-%H%M%S')}"
+    storage_path = (config.results_dir / "ray" / config.study).resolve()
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=searcher, num_samples=remaining,
+            max_concurrent_trials=config.max_concurrent,
+            trial_dirname_creator=_trial_dirname,
+            reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(
+            name=experiment, storage_path=str(storage_path), verbose=0,
+            failure_config=tune.FailureConfig(max_failures=0),
+            callbacks=[Progress(study, total, out)],
+        ),
+    )
+    tuner.fit()
+    return storage_path / experiment

@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import optuna
+import pandas as pd
+import pytest
+import torch
+
+from cse_nets.load import load_model
+from search import export, report
+from search.augment import Normalize
+from search.data import load_dataset
+from search.study_io import export_attr
+from search.train import TrainConfig, evaluate
+from space import Arch, Stage
+from tests.search.test_report import BAD_CASES, Row, bad_argv, make_study
+
+pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+
+# Tiny enough to retrain on the synthetic set in seconds on one CPU core.
+TINY = Arch(stages=(Stage(op="btn", c=8, n=1, s=2, t=2), Stage(op="cse", c=16, n=1, s=2)),
+            stem=8, head=32)
+TINIER = Arch(stages=(Stage(op="btn", c=8, n=1, s=2, t=1), Stage(op="btn", c=8, n=1, s=2)),
+              stem=8, head=16)
+ROWS = (Row(TINY, 0.6, 3_000), Row(TINIER, 0.4, 1_500), Row(TINY, 0.5, 3_000),
+        Row(TINIER, None, 1_500))
+TRAIN = TrainConfig(epochs=1, batch_size=64, lr=0.05, subset=0.25, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    return load_dataset("synthetic")
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'studies.db'}"
+
+
+def synthetic_study(storage: str, info, rows=ROWS) -> optuna.Study:
+    return make_study(storage, rows=rows, dataset="synthetic",
+                      input_shape=(info.in_channels, info.input_size, info.input_size),
+                      num_classes=info.num_classes, train_config=asdict(TRAIN))
+
+
+def test_export_without_retraining_writes_the_specs(tmp_path, storage, synthetic, capsys):
+    synthetic_study(storage, synthetic.info)
+    code = export.main(["--study", "demo", "--storage", storage,
+                        "--results-dir", str(tmp_path)])
+    assert code == 0
+    # The front: trials 0 (TINY, 0.6) and 1 (TINIER, 0.4); trial 2 repeats TINY, dominated.
+    dirs = sorted(p.name for p in (tmp_path / "demo" / "export").iterdir())
+    assert dirs == ["0-bc-3k", "1-bb-2k"]
+    folder = tmp_path / "demo" / "export" / "0-bc-3k"
+    assert Arch.from_json((folder / "arch.json").read_text()) == TINY
+    model = json.loads((folder / "model.json").read_text())
+    assert (model["in_channels"], model["num_classes"], model["trial"]) == (3, 10, 0)
+    assert "stage2" in (folder / "summary.txt").read_text()
+    assert not (folder / "weights.pt").exists()
+    assert "trial 0:" in capsys.readouterr().out
+
+
+def test_top_k_takes_the_largest_hypervolume_contributions(tmp_path, storage, synthetic):
+    synthetic_study(storage, synthetic.info)
+    assert export.main(["--study", "demo", "--storage", storage, "--results-dir",
+                        str(tmp_path), "--top", "1"]) == 0
+    assert [p.name for p in (tmp_path / "demo" / "export").iterdir()] == ["0-bc-3k"]
+
+
+@pytest.mark.slow
+def test_retrain_tests_exports_onnx_and_reports_back(tmp_path, storage, synthetic, capsys):
+    study = synthetic_study(storage, synthetic.info, rows=ROWS[:1])
+    code = export.main(["--study", "demo", "--storage", storage, "--results-dir",
+                        str(tmp_path), "--retrain-epochs", "1"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "test acc" in out
+    folder = tmp_path / "demo" / "export" / "0-bc-3k"
+    assert {p.name for p in folder.iterdir()} == {"arch.json", "model.json", "summary.txt",
+                                                 "weights.pt", "model.onnx", "metrics.json"}
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert 0 <= metrics["test_accuracy"] <= 1
+    assert metrics["onnx"]["max_abs_diff"] < 1e-4
+    # Retrained on train + validation, all of it: the study's subset does not apply.
+    assert metrics["retrain"]["train_images"] == sum(map(len, (synthetic.train[1],
+                                                               synthetic.val[1])))
+    assert metrics["retrain"]["train_config"]["subset"] == 1.0
+
+    # load_model gives back the trained network: it scores the recorded test accuracy...
+    model = load_model(folder)
+    assert evaluate(model, *synthetic.test, synthetic.info, device="cpu",
+                    precision="fp32") == metrics["test_accuracy"]
+    # ...and onnxruntime agrees with it, on a batch size other than the exported one.
+    normalize = Normalize(synthetic.info.mean, synthetic.info.std, torch.device("cpu"))
+    images = normalize(synthetic.test[0][:5]).contiguous()
+    with torch.no_grad():
+        expected = model(images).numpy()
+    session = onnxruntime.InferenceSession(str(folder / "model.onnx"),
+                                           providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {"images": images.numpy()})
+    assert np.abs(got - expected).max() < 1e-4
+
+    # The test accuracy went back into the study, and the report shows it.
+    assert study.user_attrs[export_attr(0)] == {"test_accuracy": metrics["test_accuracy"],
+                                                "export_dir": str(folder)}
+    assert report.main(["--study", "demo", "--storage", storage, "--results-dir",
+                        str(tmp_path), "--no-dashboard"]) == 0
+    trials = pd.read_csv(tmp_path / "demo" / "trials.csv")
+    assert trials["test_accuracy"][0] == pytest.approx(metrics["test_accuracy"])
+    assert "retrained: test accuracy" in (tmp_path / "demo" / "report.html").read_text()
+
+
+@pytest.mark.parametrize(("case", "message"), BAD_CASES)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, storage, capsys, case, message):
+    code = export.main(bad_argv(tmp_path, storage, case))
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err
+
+
+def test_a_study_without_a_usable_train_config_is_bad_input(tmp_path, storage, synthetic,
+                                                            capsys):
+    make_study(storage, rows=ROWS[:1], dataset="synthetic", input_shape=(3, 32, 32),
+               train_config={"epochs": 1, "no_such_field": 3})
+    code = export.main(["--study", "demo", "--storage", storage, "--results-dir",
+                        str(tmp_path), "--retrain-epochs", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and "train_config" in err

@@ -1,0 +1,209 @@
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+from optuna.trial import TrialState, create_trial
+from optuna_dashboard._note import get_note
+
+from cse_nets import build_network, count_parameters
+from search import report
+from search.study_io import export_attr
+from space import PRESETS, Arch
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+
+MIX = PRESETS["paper-mix"]
+SMALL = Arch(stages=tuple(replace(s, c=max(8, s.c // 2)) for s in MIX.stages), stem=16,
+             head=640, head_op="grouped", act="prelu")
+SMALLER = Arch(stages=tuple(replace(s, op="cse") for s in SMALL.stages), stem=16, head=640,
+               head_op="grouped", act="prelu")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One trial of a hand-made study: what the search would have recorded."""
+
+    arch: Arch
+    accuracy: float | None  # None: a failed trial
+    params: int
+    macs: int = 1_000_000
+    preset: str | None = None
+
+
+ROWS = (
+    Row(PRESETS["mobilenetv2"], 0.80, 2_296_922, 88_000_000, "mobilenetv2"),
+    Row(MIX, 0.78, 362_994, 81_000_000, "paper-mix"),
+    Row(PRESETS["cse-only"], 0.70, 412_030, 70_000_000, "cse-only"),
+    Row(SMALL, 0.74, 100_000, 20_000_000),
+    Row(SMALLER, 0.60, 150_000, 30_000_000),  # dominated by SMALL
+    Row(SMALL, None, 100_000),
+)
+
+
+def make_study(storage: str, name: str = "demo", rows: tuple[Row, ...] = ROWS, *,
+               dataset: str = "cifar10", input_shape: tuple[int, int, int] = (3, 32, 32),
+               num_classes: int = 10, metrics: tuple[str, ...] = ("val_accuracy", "params"),
+               train_config: dict | None = None) -> optuna.Study:
+    """A study laid out as CONTRACTS.md says the search writes one."""
+    study = optuna.create_study(study_name=name, storage=storage,
+                                directions=["maximize"] + ["minimize"] * (len(metrics) - 1))
+    study.set_metric_names(list(metrics))
+    attrs = {"dataset": dataset, "input_shape": list(input_shape), "num_classes": num_classes,
+             "objectives": ["accuracy", *metrics[1:]], "train_config": train_config or {},
+             "budget": "test"}
+    for key, value in attrs.items():
+        study.set_user_attr(key, value)
+    for row in rows:
+        user_attrs = {"arch": row.arch.to_json(indent=None), "arch_str": str(row.arch),
+                      "params": row.params, "macs": row.macs, "device": "cpu", "seed": 0,
+                      "train_seconds": 1.5, "wall_seconds": 2.0,
+                      "val_accuracy_per_epoch": [row.accuracy or 0.0]}
+        if row.preset:
+            user_attrs["preset"] = row.preset
+        if row.accuracy is None:
+            user_attrs["fail_reason"] = "NonFiniteLossError: loss became nan"
+            trial = create_trial(state=TrialState.FAIL, user_attrs=user_attrs)
+        else:
+            counts = {"params": row.params, "macs": row.macs}
+            values = [row.accuracy, *(counts[m] for m in metrics[1:])]
+            trial = create_trial(values=values, user_attrs=user_attrs)
+        study.add_trial(trial)
+    return study
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'studies.db'}"
+
+
+def run(argv: list[str], capsys) -> tuple[int, str, str]:
+    code = report.main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_report_writes_csv_html_and_dashboard_items(tmp_path, storage, capsys):
+    study = make_study(storage)
+    study.set_user_attr(export_attr(1), {"test_accuracy": 0.77, "export_dir": "somewhere"})
+    code, out, err = run(["--study", "demo", "--storage", storage,
+                          "--results-dir", str(tmp_path / "res")], capsys)
+    assert (code, err) == (0, "")
+
+    trials = pd.read_csv(tmp_path / "res" / "demo" / "trials.csv")
+    assert trials["number"].tolist() == list(range(len(ROWS)))
+    assert trials["state"].tolist() == ["COMPLETE"] * 5 + ["FAIL"]
+    assert trials["arch"][1] == str(MIX)
+    assert trials["stage4_op"][1] == "cse" and trials["stage1_op"][1] == "btn"
+    assert trials["params"].tolist() == [r.params for r in ROWS]
+    assert trials["val_accuracy"].tolist()[:5] == [r.accuracy for r in ROWS[:5]]
+    assert trials["test_accuracy"][1] == 0.77 and trials["test_accuracy"].isna().sum() == 5
+    assert trials["on_front"].tolist() == [True, True, False, True, False, False]
+    assert trials["fail_reason"][5].startswith("NonFiniteLossError")
+    assert {"device", "wall_seconds", "macs", "preset"} <= set(trials.columns)
+
+    page = (tmp_path / "res" / "demo" / "report.html").read_text()
+    assert "<script src=" not in page  # plotly is inlined: the page works offline
+    for text in ("mobilenetv2", "paper-mix", "cse-only", "paper (test accuracy)",
+                 "paper: mix", "paper: MNv2-opt", "Pareto front", "retrained: test accuracy",
+                 "Share of CSE blocks per stage", "Hypervolume", "Parcoords".lower()):
+        assert text in page, text
+
+    assert "front: 3 architectures" in out
+    assert ("at or below paper-mix (362,994 params): best val acc 78.00% (trial 1, 362,994 "
+            "params); paper-mix itself 78.00%") in out
+    assert "trial 1 retrained: test acc 77.00%" in out
+
+    graphs = [k for k in study._storage.get_study_system_attrs(study._study_id)
+              if k.startswith("dashboard:plot_data:")]
+    assert {k.split(":")[2] for k in graphs} == {"front", "hypervolume", "cse-share",
+                                                "parallel"}
+    assert "front: 3 architectures" in get_note(study)
+    note = get_note(optuna.trial.Trial(study, study.trials[1]._trial_id))
+    assert "| 4 | cse | - | 64 | 4 | 2 | 16 | 8 | 32 |" in note and "on the front" in note
+
+
+def test_hypervolume_is_measured_in_decades_below_mobilenetv2(tmp_path, storage, capsys):
+    baseline = count_parameters(build_network(PRESETS["mobilenetv2"], in_channels=3,
+                                              num_classes=10, input_size=32))
+    rows = (Row(MIX, 0.5, baseline // 10), Row(MIX, 0.25, baseline // 100))
+    make_study(storage, rows=rows)
+    code, out, _ = run(["--study", "demo", "--storage", storage, "--results-dir",
+                        str(tmp_path), "--no-dashboard"], capsys)
+    # one and two decades below the baseline: 0.5 * 1 + 0.25 * (2 - 1)
+    assert code == 0 and "hypervolume 0.7500" in out
+
+
+def test_three_objectives_and_a_dataset_the_paper_did_not_use(tmp_path, storage, capsys):
+    make_study(storage, dataset="fashion-mnist", input_shape=(1, 28, 28),
+               metrics=("val_accuracy", "params", "macs"))
+    code, out, err = run(["--study", "demo", "--storage", storage, "--results-dir",
+                          str(tmp_path), "--no-dashboard"], capsys)
+    assert (code, err) == (0, "")
+    page = (tmp_path / "demo" / "report.html").read_text()
+    assert "The paper reports no results for fashion-mnist" in page
+    assert "paper (test accuracy)" not in page
+    assert "macs" in out  # the reference point names both counts
+
+
+def test_default_storage_lives_in_the_results_dir(tmp_path, capsys):
+    make_study(f"sqlite:///{tmp_path / 'demo.db'}")
+    code, _, err = run(["--study", "demo", "--results-dir", str(tmp_path), "--no-dashboard"],
+                       capsys)
+    assert (code, err) == (0, "")
+    assert (tmp_path / "demo" / "trials.csv").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="kaleido needs Chromium")
+def test_png_copies(tmp_path, storage, capsys):
+    make_study(storage)
+    code, _, err = run(["--study", "demo", "--storage", storage, "--results-dir",
+                        str(tmp_path), "--png", "--no-dashboard"], capsys)
+    assert (code, err) == (0, "")
+    for key in ("front", "hypervolume", "cse-share", "parallel"):
+        assert (tmp_path / "demo" / f"{key}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def bad_argv(tmp_path: Path, storage: str, case: str) -> list[str]:
+    """Arguments for one of :data:`BAD_CASES`, with whatever it needs set up."""
+    results = str(tmp_path / "res")
+    if case == "unknown study":
+        make_study(storage, name="other")
+        return ["--study", "demo", "--storage", storage, "--results-dir", results]
+    if case == "empty study":
+        make_study(storage, rows=())
+    if case == "no complete trial":
+        make_study(storage, rows=(ROWS[-1],))
+    if case == "unwritable results dir":
+        make_study(storage)
+        Path(results).write_text("a file, not a directory")
+    if case == "malformed storage URL":
+        storage = "sqlite//no-colon"
+    if case == "missing database":
+        storage = f"sqlite:///{tmp_path / 'nothing.db'}"
+    return ["--study", "demo", "--storage", storage, "--results-dir", results]
+
+
+BAD_CASES = [
+    ("unknown study", "no study named 'demo'"),
+    ("empty study", "has no trials"),
+    ("no complete trial", "has no complete trial (1 fail)"),
+    ("unwritable results dir", "cannot create results directory"),
+    ("malformed storage URL", "malformed storage URL"),
+    ("missing database", "no study database"),
+]
+
+
+@pytest.mark.parametrize(("case", "message"), BAD_CASES)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, storage, capsys, case, message):
+    code, out, err = run(bad_argv(tmp_path, storage, case), capsys)
+    assert code == 2 and out == ""
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert message in err
+    assert not (tmp_path / "nothing.db").exists()  # looking does not create a database

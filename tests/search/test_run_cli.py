@@ -1,0 +1,98 @@
+"""``python -m search.run``: flags -> SearchConfig, and one ``error:`` line for bad input."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from search.config import BUDGETS, SearchConfig, parse_config
+from search.run import main
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:  # bound, never listening: connections are refused
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _on(*flags: str) -> list[str]:
+    return ["--dataset", "synthetic", *flags]
+
+
+BAD_INPUT = {
+    "missing dataset": ["--trials", "3"],
+    "unknown dataset": ["--dataset", "mnist-3d"],
+    "unknown budget": _on("--budget", "huge"),
+    "unknown sampler": _on("--sampler", "cmaes"),
+    "unknown preset": _on("--presets", "paper-mix,resnet50"),
+    "zero trials": _on("--trials", "0"),
+    "negative trials": _on("--trials", "-3"),
+    "trials not a number": _on("--trials", "many"),
+    "negative seed": _on("--seed", "-1"),
+    "zero epochs": _on("--epochs", "0"),
+    "negative batch size": _on("--batch-size", "-8"),
+    "subset zero": _on("--subset", "0"),
+    "subset above one": _on("--subset", "1.5"),
+    "val fraction one": _on("--val-fraction", "1"),
+    "non-positive lr": _on("--lr", "0"),
+    "unknown objective": _on("--objectives", "accuracy,latency"),
+    "objectives without params": _on("--objectives", "accuracy"),
+    "zero cpus per trial": _on("--cpus-per-trial", "0"),
+    "negative cpus per trial": _on("--cpus-per-trial", "-1"),
+    "negative gpus per trial": _on("--gpus-per-trial", "-0.5"),
+    "zero max concurrent": _on("--max-concurrent", "0"),
+    "study name with a slash": _on("--study-name", "a/b"),
+    "malformed storage URL": _on("--storage", "not a url"),
+    "storage with no such database driver": _on("--storage", "nosuchdb://host/db"),
+    "address without a port": _on("--address", "localhost"),
+    "unreachable address": _on("--address", "127.0.0.1:{closed_port}"),
+    "results dir under a file": _on("--results-dir", "{tmp}/file/results"),
+}
+
+
+@pytest.mark.parametrize("argv", list(BAD_INPUT.values()), ids=list(BAD_INPUT))
+def test_bad_input_is_one_error_line_and_status_2(
+        argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    argv = [a.format(tmp=tmp_path, closed_port=_closed_port()) for a in argv]
+    with pytest.raises(SystemExit) as exit_info:  # argparse exits; main returns
+        raise SystemExit(main(["--results-dir", str(tmp_path), *argv]))
+    assert exit_info.value.code == 2
+    out, err = capsys.readouterr()
+    assert err.startswith("error: ")
+    assert err.count("\n") == 1, err
+    assert out == ""
+    assert not (tmp_path / "ray").exists()  # rejected before any trial ran
+
+
+def test_defaults() -> None:
+    config = parse_config(["--dataset", "cifar10"])
+    assert config.study == "cifar10-standard"
+    assert config.storage_url == "sqlite:///results/cifar10-standard.db"
+    assert config.presets == ("paper-mix", "mobilenetv2")
+    assert config.ordered_objectives == ("accuracy", "params")
+    assert config.resolve_budget(gpu=True) == BUDGETS["standard"]["gpu"]
+    assert config.resolve_budget(gpu=True).trials == 200
+
+
+def test_flags_override_the_budget() -> None:
+    config = parse_config(["--dataset", "fashion-mnist", "--budget", "smoke", "--epochs", "3",
+                           "--trials", "5", "--no-presets", "--objectives", "macs,params,accuracy"])
+    budget = config.resolve_budget(gpu=False)
+    assert (budget.trials, budget.epochs) == (5, 3)
+    assert budget.subset == BUDGETS["smoke"]["cpu"].subset
+    assert config.study == "fashion-mnist-smoke"
+    assert config.presets == ()
+    assert config.ordered_objectives == ("accuracy", "params", "macs")
+
+
+def test_address_defaults_to_ray_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
+    assert parse_config(["--dataset", "synthetic"]).address == "10.0.0.1:6379"
+
+
+def test_config_checks_values_in_code_too() -> None:
+    with pytest.raises(ValueError, match="subset must be in"):
+        SearchConfig(dataset="synthetic", subset=0.0)

@@ -1,0 +1,257 @@
+"""``python -m search.run`` end to end on the synthetic dataset: real Ray, real training.
+
+Every search runs as a subprocess with its own Ray temp dir (``RAY_TMPDIR``), which every
+Ray process it starts carries in its command line: that is how the tests check that no
+Ray process outlives a search, and how they clean up only their own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from search.progress import INTERRUPTED
+from space import Arch, preset
+
+pytestmark = pytest.mark.slow
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+STUDY = "synthetic-smoke"
+# Tiny and stable: 16x16 inputs, 180 training images, one epoch, a learning rate that
+# does not diverge for the presets.
+SEARCH = [sys.executable, "-m", "search.run", "--dataset", "synthetic", "--budget", "smoke",
+          "--input-size", "16", "--subset", "0.1", "--epochs", "1", "--batch-size", "32",
+          "--lr", "0.05", "--val-fraction", "0.1", "--sampler", "random"]
+RAY_GONE_TIMEOUT_S = 90  # a worker still starting up takes ~30 s to notice its raylet died
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _ray_pids(ray_tmp: Path) -> list[int]:
+    marker = str(ray_tmp).encode()
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            if marker in cmdline.read_bytes():
+                pids.append(int(cmdline.parent.name))
+    return pids
+
+
+@contextlib.contextmanager
+def _own_ray_tmp() -> Iterator[Path]:
+    """A short temp dir (Ray's socket paths must fit in 107 bytes); no Ray process of it
+    may survive the block."""
+    path = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))
+    try:
+        yield path
+        deadline = time.monotonic() + RAY_GONE_TIMEOUT_S
+        while (left := _ray_pids(path)) and time.monotonic() < deadline:
+            time.sleep(1)
+        assert not left, f"Ray processes left behind: {left}"
+    finally:
+        for pid in _ray_pids(path):  # only after a failure: this test's own processes
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _env(ray_tmp: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    return {**env, "RAY_TMPDIR": str(ray_tmp), "RAY_AUTH_MODE": "disabled"}
+
+
+def _search(results: Path, ray_tmp: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*SEARCH, "--results-dir", str(results), *flags], env=_env(ray_tmp),
+                          capture_output=True, text=True, timeout=600, check=False)
+
+
+def _study(results: Path) -> optuna.Study:
+    return optuna.load_study(study_name=STUDY, storage=f"sqlite:///{results / STUDY}.db")
+
+
+def _complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return study.get_trials(states=(TrialState.COMPLETE,))
+
+
+def _presets(study: optuna.Study) -> list[str]:
+    return sorted(t.user_attrs["preset"] for t in study.trials if "preset" in t.user_attrs)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    results = tmp_path_factory.mktemp("results")
+    with _own_ray_tmp() as ray_tmp:
+        run = _search(results, ray_tmp, "--trials", "4")
+    assert run.returncode == 0, run.stderr
+    return results, run.stdout
+
+
+def test_search_stores_complete_trials_and_presets(finished: tuple[Path, str]) -> None:
+    results, stdout = finished
+    study = _study(results)
+    complete = _complete(study)
+    assert len(complete) == 4
+    assert all(len(t.values) == 2 and 0 <= t.values[0] <= 1 for t in complete)
+    assert study.metric_names == ["val_accuracy", "params"]
+    assert study.user_attrs["input_shape"] == [3, 16, 16]
+    assert study.user_attrs["train_config"]["epochs"] == 1
+    archs = {t.number: Arch.from_json(t.user_attrs["arch"]) for t in complete}
+    for trial in complete:
+        assert trial.values[1] == trial.user_attrs["params"]
+        assert len(trial.user_attrs["val_accuracy_per_epoch"]) == 1
+        assert {"macs", "train_seconds", "wall_seconds", "device", "seed", "versions",
+                "arch_str"} <= set(trial.user_attrs)
+    by_preset = {t.user_attrs["preset"]: archs[t.number] for t in complete
+                 if "preset" in t.user_attrs}
+    assert by_preset == {"paper-mix": preset("paper-mix"), "mobilenetv2": preset("mobilenetv2")}
+    assert "[4/4] trials done" in stdout
+    assert "Pareto front (" in stdout and str(results / STUDY) in stdout
+
+
+def test_optuna_dashboard_lists_the_study(finished: tuple[Path, str]) -> None:
+    results, _ = finished
+    port = _free_port()
+    dashboard = subprocess.Popen(
+        [str(Path(sys.executable).parent / "optuna-dashboard"), f"sqlite:///{results / STUDY}.db",
+         "--host", "127.0.0.1", "--port", str(port), "--quiet"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        studies = _get_json(f"http://127.0.0.1:{port}/api/studies", timeout_s=60)
+        [summary] = studies["study_summaries"]
+        assert summary["study_name"] == STUDY
+        detail = _get_json(f"http://127.0.0.1:{port}/api/studies/{summary['study_id']}")
+        assert [t["state"] for t in detail["trials"]] == ["Complete"] * 4
+        assert detail["objective_names"] == ["val_accuracy", "params"]
+    finally:
+        dashboard.terminate()
+        dashboard.wait(timeout=30)
+
+
+def _get_json(url: str, timeout_s: float = 10) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return json.loads(response.read())
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def test_sigkill_then_rerun_finishes_the_budget(tmp_path: Path) -> None:
+    with _own_ray_tmp() as ray_tmp:
+        search = subprocess.Popen(
+            [*SEARCH, "--results-dir", str(tmp_path), "--trials", "5", "--max-concurrent", "1"],
+            env=_env(ray_tmp), start_new_session=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            _wait_until_running_after_complete(tmp_path, 2, search)
+        finally:
+            os.killpg(search.pid, signal.SIGKILL)  # the driver and all it started
+            search.wait(timeout=60)
+    killed = _study(tmp_path)
+    before = _complete(killed)
+    running = [t.number for t in killed.get_trials(states=(TrialState.RUNNING,))]
+    assert running and len(before) < 5
+
+    with _own_ray_tmp() as ray_tmp:
+        rerun = _search(tmp_path, ray_tmp, "--trials", "5", "--max-concurrent", "1")
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"resuming: {len(running)} interrupted trial(s) marked FAIL" in rerun.stdout
+    study = _study(tmp_path)
+    complete = _complete(study)
+    assert len(complete) == 5
+    after = {t.number: (t.values, t.datetime_complete) for t in complete}
+    assert all(after[t.number] == (t.values, t.datetime_complete) for t in before)
+    failed = study.get_trials(states=(TrialState.FAIL,))
+    assert [t.number for t in failed] == running
+    assert all(t.user_attrs[INTERRUPTED] for t in failed)
+    assert _presets(study) == ["mobilenetv2", "paper-mix"]  # enqueued once, not on resume
+
+
+def _wait_until_running_after_complete(results: Path, count: int,
+                                       search: subprocess.Popen) -> None:
+    """Until ``count`` trials are complete and another one is running."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and search.poll() is None:
+        with contextlib.suppress(KeyError, optuna.exceptions.StorageInternalError):
+            states = [t.state for t in _study(results).trials]
+            if states.count(TrialState.COMPLETE) >= count and TrialState.RUNNING in states:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"no {count} complete trials and a running one "
+                         f"(search exit status {search.poll()})")
+
+
+def test_search_runs_on_a_ray_head_node(tmp_path: Path) -> None:
+    port = _free_port()
+    with _own_ray_tmp() as ray_tmp:
+        head = subprocess.Popen(
+            [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
+             "--node-ip-address", "127.0.0.1", "--port", str(port), "--temp-dir", str(ray_tmp),
+             "--num-cpus", "2", "--include-dashboard", "false", "--disable-usage-stats"],
+            env=_env(ray_tmp), start_new_session=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            run = _search(tmp_path, ray_tmp, "--trials", "3", "--address", f"127.0.0.1:{port}",
+                          "--objectives", "accuracy,params,macs", "--no-presets")
+        finally:
+            head.terminate()  # `ray start --block` stops the node it started on SIGTERM
+            head.wait(timeout=120)
+    assert run.returncode == 0, run.stderr
+    study = _study(tmp_path)
+    assert study.metric_names == ["val_accuracy", "params", "macs"]
+    complete = _complete(study)
+    assert len(complete) == 3
+    assert all(t.values[2] == t.user_attrs["macs"] for t in complete)
+    assert _presets(study) == []
+
+
+def test_failing_trials_are_recorded_and_the_search_goes_on(tmp_path: Path) -> None:
+    with _own_ray_tmp() as ray_tmp:
+        # At a learning rate of a million the loss of paper-mix (PReLU, unbounded) turns NaN;
+        # MobileNetV2's ReLU6 and BatchNorm keep its loss finite, if useless.
+        run = _search(tmp_path, ray_tmp, "--trials", "3", "--lr", "1e6")
+        assert run.returncode == 0, run.stderr
+        # The study remembers its settings: a rerun with other ones is refused.
+        other = _search(tmp_path, ray_tmp, "--trials", "3")
+    assert other.returncode == 2
+    assert other.stderr.startswith("error: ") and "train_config" in other.stderr
+    trials = {t.user_attrs.get("preset", t.number): t for t in _study(tmp_path).trials}
+    assert len(trials) == 3
+    assert all(t.state.is_finished() for t in trials.values())
+    assert trials["paper-mix"].state == TrialState.FAIL
+    assert trials["paper-mix"].user_attrs["fail_reason"].startswith("NonFiniteLossError: ")
+    assert trials["mobilenetv2"].state == TrialState.COMPLETE  # after paper-mix failed
+    assert "[3/3] trials done" in run.stdout
+
+
+def test_resources_the_cluster_lacks_are_bad_input(tmp_path: Path) -> None:
+    with _own_ray_tmp() as ray_tmp:
+        run = _search(tmp_path, ray_tmp, "--trials", "2", "--cpus-per-trial", "1000")
+    assert run.returncode == 2
+    assert run.stderr.startswith("error: a trial asks for 1000 CPU(s)")
+    assert run.stderr.count("\n") == 1

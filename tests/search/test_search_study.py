@@ -1,0 +1,108 @@
+"""How the driver records trials in the study, without Ray: StudySearch and resume."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from search.progress import INTERRUPTED, budget_trials, format_front, pareto_front
+from search.tune import (
+    ATTRS_KEY,
+    CRASH_REASON,
+    FAIL_KEY,
+    INTERRUPTED_REASON,
+    StudySearch,
+    fail_interrupted,
+    make_sampler,
+)
+from space import Arch, preset, preset_params
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+OBJECTIVES = ("accuracy", "params")
+
+
+def _searcher(storage: optuna.storages.BaseStorage) -> StudySearch:
+    return StudySearch(input_size=16, objectives=OBJECTIVES, study_name="s",
+                       sampler=make_sampler("random", seed=0, trials=8), storage=storage)
+
+
+def _result(accuracy: float, params: int, **attrs: object) -> dict:
+    return {"val_accuracy": accuracy, "params": params,
+            ATTRS_KEY: json.dumps({"params": params, "macs": 1000, **attrs})}
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> optuna.storages.RDBStorage:
+    return optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 's.db'}")
+
+
+def test_outcomes_land_in_the_study(storage: optuna.storages.RDBStorage) -> None:
+    search = _searcher(storage)
+    configs = {trial_id: search.suggest(trial_id) for trial_id in "abcd"}
+    search.on_trial_complete("a", result=_result(0.5, 100, device="cpu"))
+    search.on_trial_complete("b", result={"val_accuracy": math.nan, "params": math.nan,
+                                          FAIL_KEY: "NonFiniteLossError: loss became nan"})
+    search.on_trial_complete("c", error=True)  # the worker died: no result at all
+    search.on_trial_complete("d", result={})  # stopped by Tune before it reported
+
+    trials = optuna.load_study(study_name="s", storage=storage).get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] + [TrialState.FAIL] * 3
+    assert trials[0].values == [0.5, 100]
+    assert trials[0].user_attrs["device"] == "cpu"
+    assert [t.user_attrs.get("fail_reason") for t in trials[1:]] == [
+        "NonFiniteLossError: loss became nan", CRASH_REASON, INTERRUPTED_REASON]
+    assert [t.user_attrs.get(INTERRUPTED, False) for t in trials] == [False] * 3 + [True]
+    for trial, config in zip(trials, configs.values(), strict=True):
+        # The architecture is on every trial, failed or not, and is the one the trial ran.
+        assert Arch.from_json(trial.user_attrs["arch"]) == Arch.from_json(config["arch"])
+        assert trial.user_attrs["arch_str"] == str(Arch.from_json(config["arch"]))
+    # The interrupted trial does not use up the budget; the genuine failures do.
+    study = optuna.load_study(study_name="s", storage=storage)
+    assert [t.number for t in budget_trials(study)] == [0, 1, 2]
+
+
+def test_enqueued_preset_runs_first(storage: optuna.storages.RDBStorage) -> None:
+    search = _searcher(storage)
+    study = optuna.load_study(study_name="s", storage=storage)
+    study.enqueue_trial(preset_params(preset("paper-mix"), 16), user_attrs={"preset": "paper-mix"})
+    assert Arch.from_json(search.suggest("a")["arch"]) == preset("paper-mix")
+
+
+def test_stale_running_trials_fail_as_interrupted(storage: optuna.storages.RDBStorage) -> None:
+    search = _searcher(storage)
+    search.suggest("a")
+    search.suggest("b")
+    search.on_trial_complete("a", result=_result(0.5, 100))
+    # "b" is RUNNING, as a SIGKILLed driver would leave it; a new driver finds it.
+    study = optuna.load_study(study_name="s", storage=storage)
+    assert fail_interrupted(study, storage) == 1
+    b = study.get_trials()[1]
+    assert b.state == TrialState.FAIL
+    assert b.user_attrs["fail_reason"] == INTERRUPTED_REASON
+    assert [t.number for t in budget_trials(study)] == [0]
+    assert fail_interrupted(study, storage) == 0
+
+
+def test_front_is_the_non_dominated_complete_trials(storage: optuna.storages.RDBStorage) -> None:
+    search = _searcher(storage)
+    for trial_id, (accuracy, params) in zip("abcd", [(0.5, 100), (0.6, 200), (0.4, 300),
+                                                     (0.7, 50)], strict=True):
+        search.suggest(trial_id)
+        search.on_trial_complete(trial_id, result=_result(accuracy, params, arch_str=trial_id))
+    study = optuna.load_study(study_name="s", storage=storage)
+    assert [t.number for t in pareto_front(study)] == [3]
+    table = format_front(study)
+    assert "Pareto front (1 of 4 trials)" in table
+    assert "0.7000" in table and "50" in table
+
+
+@pytest.mark.parametrize(("name", "kind"), [("nsga2", optuna.samplers.NSGAIISampler),
+                                            ("tpe", optuna.samplers.TPESampler),
+                                            ("random", optuna.samplers.RandomSampler)])
+def test_make_sampler(name: str, kind: type) -> None:
+    assert isinstance(make_sampler(name, seed=1, trials=16), kind)
