@@ -15,7 +15,7 @@ setup: $(BIN)/activate
 
 # A real search on Fashion-MNIST sized for about 15 minutes on 2 CPU cores.
 search: setup
-	$(BIN)/python -m search.run --dataset fashion-mnist --budget smoke --trials 16
+	$(BIN)/python -m search.run --dataset fashion-mnist --budget quick
 
 test: setup
 	$(BIN)/ruff check .

@@ -21,6 +21,7 @@ from torch import nn
 
 from cse_nets.network import CSENet, build_network
 from space import Arch, InputShape
+from space.cli import first_line
 
 __all__ = ["ARCH_FILE", "MODEL_FILE", "WEIGHTS_FILE", "ExportError", "load_model",
            "read_export", "write_export"]
@@ -109,8 +110,7 @@ def load_model(export_dir: str | Path) -> CSENet:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, EOFError) as err:
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise ExportError(f"{path} is not a readable state_dict: {reason}") from None
+        raise ExportError(f"{path} is not a readable state_dict: {first_line(err)}") from None
     if not isinstance(state, dict):
         raise ExportError(f"{path} holds a {type(state).__name__}, not a state_dict")
     network = build_network(arch, in_channels=shape.in_channels,

@@ -36,13 +36,20 @@ class CSENet(nn.Module):
         return self.classifier(x)
 
 
-def build_network(arch: Arch, *, in_channels: int, num_classes: int,
-                  input_size: int) -> CSENet:
+def build_network(arch: Arch, *, in_channels: int, num_classes: int, input_size: int,
+                  seed: int | None = None) -> CSENet:
     """The network for ``arch`` on square ``input_size`` inputs with ``in_channels`` channels.
 
     A pure function of its arguments: the CSE attention layers are sized from the
     resolutions ``space.stage_resolutions`` gives, so the input size is part of the model.
+    With ``seed``, the initial weights are drawn from it, leaving the caller's global
+    random state untouched.
     """
+    if seed is not None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return build_network(arch, in_channels=in_channels, num_classes=num_classes,
+                                 input_size=input_size)
     for name, value in (("in_channels", in_channels), ("num_classes", num_classes)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")

@@ -59,7 +59,7 @@ class Budget:
 # a proxy task of 15 epochs on half of CIFAR-10 for "standard".
 BUDGETS: dict[str, dict[str, Budget]] = {
     "smoke": {"cpu": Budget(16, 1, 0.03, 64, 0.02), "gpu": Budget(16, 2, 0.1, 128, 0.1)},
-    "quick": {"cpu": Budget(32, 2, 0.1, 64, 0.05), "gpu": Budget(64, 5, 0.25, 128, 0.1)},
+    "quick": {"cpu": Budget(16, 1, 0.1, 64, 0.05), "gpu": Budget(64, 5, 0.25, 128, 0.1)},
     "standard": {"cpu": Budget(64, 5, 0.25, 128, 0.1), "gpu": Budget(200, 15, 0.5, 128, 0.1)},
 }
 

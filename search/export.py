@@ -34,7 +34,6 @@ from cse_nets.load import WEIGHTS_FILE, write_export
 from cse_nets.summary import format_profile
 from search.augment import Normalize
 from search.data import Splits, load_dataset
-from search.objective import versions
 from search.study_io import (
     ACCURACY,
     StudyError,
@@ -54,6 +53,7 @@ from search.train import (
     evaluate,
     resolve_device,
     train_model,
+    versions,
 )
 from space import Arch
 from space.cli import exits_on_bad_input
@@ -118,15 +118,6 @@ def _write_specs(directory: Path, number: int, arch: Arch, info: StudyInfo,
     (directory / SUMMARY_FILE).write_text(format_profile(arch, info.shape) + "\n")
 
 
-def _build(arch: Arch, info: StudyInfo, seed: int) -> nn.Module:
-    # Seeded initial weights without touching the caller's global random state.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return build_network(arch, in_channels=info.shape.in_channels,
-                             num_classes=info.shape.num_classes,
-                             input_size=info.shape.input_size)
-
-
 def _export_onnx(model: nn.Module, images: torch.Tensor, path: Path) -> float:
     """Write ``model`` as ONNX with a dynamic batch dimension; return the largest absolute
     difference between onnxruntime's and PyTorch's logits on ``images``."""
@@ -148,7 +139,9 @@ def _retrain(directory: Path, row: pd.Series, arch: Arch, info: StudyInfo,
     """Train, test, write weights, ONNX and ``metrics.json``; return the metrics."""
     config, splits = retraining.config, retraining.splits
     number = int(row["number"])
-    model = _build(arch, info, config.seed)
+    model = build_network(arch, in_channels=info.shape.in_channels,
+                          num_classes=info.shape.num_classes,
+                          input_size=info.shape.input_size, seed=config.seed)
 
     def progress(stats: EpochStats) -> None:
         print(f"  trial {number}: epoch {stats.epoch}/{config.epochs}  train loss "

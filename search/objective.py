@@ -12,26 +12,21 @@ for the architectures that are finally retrained (``search.export``).
 
 from __future__ import annotations
 
-import platform
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any
-
-import torch
 
 from cse_nets import build_network, count_macs, count_parameters
 from search.data import Splits
-from search.train import TrainConfig, train_model
+from search.train import TrainConfig, train_model, versions
 from space import Arch
 
-__all__ = ["DIRECTIONS", "METRIC_NAMES", "Evaluation", "evaluate", "versions"]
+__all__ = ["DIRECTIONS", "METRIC_NAMES", "Evaluation", "evaluate"]
 
 # Objective -> the study's metric name and direction (CONTRACTS.md, "Optuna study").
 METRIC_NAMES = {"accuracy": "val_accuracy", "params": "params", "macs": "macs"}
 DIRECTIONS = {"accuracy": "maximize", "params": "minimize", "macs": "minimize"}
-_PACKAGES = ("torch", "optuna", "ray", "cse-nas")
 
 
 @dataclass(frozen=True)
@@ -69,15 +64,6 @@ class Evaluation:
         }
 
 
-def versions() -> dict[str, str]:
-    """Python and the packages a result depends on (for tracing a figure to its run)."""
-    found = {"python": platform.python_version()}
-    for package in _PACKAGES:
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            found[package] = "not installed"
-    return found
 
 
 def evaluate(arch: Arch, splits: Splits, config: TrainConfig) -> Evaluation:
@@ -89,11 +75,8 @@ def evaluate(arch: Arch, splits: Splits, config: TrainConfig) -> Evaluation:
         raise ValueError("the validation split is empty: the search scores on it")
     start = time.perf_counter()
     info = splits.info
-    # Seeded initial weights, leaving the caller's global random state alone.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        model = build_network(arch, in_channels=info.in_channels,
-                              num_classes=info.num_classes, input_size=info.input_size)
+    model = build_network(arch, in_channels=info.in_channels, num_classes=info.num_classes,
+                          input_size=info.input_size, seed=config.seed)
     params = count_parameters(model)
     macs = count_macs(model, (info.in_channels, info.input_size, info.input_size))
     result = train_model(model, splits, config)

@@ -29,14 +29,13 @@ from search.study_io import (
     ACCURACY,
     StudyResults,
     add_study_arguments,
-    first_line,
     load_results,
     open_study_from_args,
     output_dir,
     writing_to_storage,
 )
 from space import stage_resolutions
-from space.cli import exits_on_bad_input
+from space.cli import exits_on_bad_input, first_line
 
 __all__ = ["main", "summary_lines", "trial_note", "write_html"]
 

@@ -39,6 +39,7 @@ from search.pareto import (
     to_minimisation,
 )
 from space import PRESETS, Arch, InputShape
+from space.cli import first_line
 
 __all__ = [
     "ACCURACY",
@@ -51,7 +52,6 @@ __all__ = [
     "add_study_arguments",
     "default_storage",
     "export_attr",
-    "first_line",
     "hypervolume_space",
     "load_results",
     "open_study",
@@ -70,11 +70,6 @@ _DIRECTIONS = {ACCURACY: "maximize", "params": "minimize", "macs": "minimize"}
 
 class StudyError(ValueError):
     """A study that cannot be read or reported; the message is one line."""
-
-
-def first_line(err: BaseException) -> str:
-    """The gist of a library's (often multi-line) error message."""
-    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 def default_storage(results_dir: Path, study: str) -> str:

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from cse_nets import build_network
 from search.augment import Normalize, shuffled_batches
 from search.data import DATASETS, DatasetInfo, Splits, load_dataset, stratified_split
 from space import PRESETS, Arch, preset
@@ -157,6 +158,20 @@ class TrainResult:
     best_val_accuracy: float | None  # over all epochs
     train_seconds: float  # wall time of the whole run, evaluation included
     device: str
+
+
+_PACKAGES = ("torch", "torchvision", "optuna", "ray", "cse-nas")
+
+
+def versions() -> dict[str, str]:
+    """Python and the packages a result depends on (for tracing a figure to its run)."""
+    found = {"python": platform.python_version()}
+    for package in _PACKAGES:
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = "not installed"
+    return found
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -397,16 +412,6 @@ def _config(args: argparse.Namespace) -> TrainConfig:
     return replace(RECIPES[args.recipe], **{k: v for k, v in flags.items() if v is not None})
 
 
-def _build(arch: Arch, info: DatasetInfo, seed: int) -> nn.Module:
-    from cse_nets import build_network  # the one function of cse_nets the search uses
-
-    # Seeded initial weights, without disturbing the caller's global random state.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return build_network(arch, in_channels=info.in_channels,
-                             num_classes=info.num_classes, input_size=info.input_size)
-
-
 def _print_epoch(epochs: int) -> Callable[[EpochStats], None]:
     def report(stats: EpochStats) -> None:
         val = "-" if stats.val_accuracy is None else f"{stats.val_accuracy:.2%}"
@@ -436,7 +441,9 @@ def main(argv: list[str] | None = None) -> int:
         splits = load_dataset(args.dataset, data_dir=args.data_dir,
                               val_fraction=args.val_fraction, seed=config.seed,
                               input_size=args.input_size)
-        model = _build(arch, splits.info, config.seed)
+        model = build_network(arch, in_channels=splits.info.in_channels,
+                              num_classes=splits.info.num_classes,
+                              input_size=splits.info.input_size, seed=config.seed)
         if args.save is not None:
             args.save.mkdir(parents=True, exist_ok=True)  # fail now, not after training
     except (ValueError, OSError) as err:
@@ -474,8 +481,7 @@ def main(argv: list[str] | None = None) -> int:
             "device": result.device,
             "precision": resolve_precision(config.precision, device),
             "seed": config.seed,
-            "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                         "torchvision": metadata.version("torchvision")},
+            "versions": versions(),
         }
         _save(args.save, model, arch, metrics)
         print(f"saved to {args.save}")

@@ -38,6 +38,7 @@ from search.objective import DIRECTIONS, METRIC_NAMES, evaluate
 from search.progress import INTERRUPTED, Progress, budget_trials, format_front
 from search.train import RECIPES, TrainConfig
 from space import Arch, preset, preset_params, sample_arch
+from space.cli import first_line
 
 __all__ = [
     "SearchError",
@@ -151,7 +152,7 @@ def _run_trial(config: dict[str, Any], *, splits: Splits, train_config: TrainCon
         evaluation = evaluate(arch, splits, train_config)
     except Exception as err:  # NaN loss, out of memory, unbuildable: the trial's FAIL
         # Tune insists on the metrics in every result; StudySearch tells Optuna FAIL.
-        reason = f"{type(err).__name__}: {_first_line(err)}"
+        reason = f"{type(err).__name__}: {first_line(err)}"
         tune.report({**dict.fromkeys(names, math.nan), FAIL_KEY: reason})
         return
     metrics = dict(zip(names, evaluation.values(objectives), strict=True))
@@ -170,7 +171,7 @@ def _open_storage(config: SearchConfig) -> optuna.storages.RDBStorage:
     try:
         return optuna.storages.RDBStorage(config.storage_url)
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as err:
-        raise SearchError(f"cannot open storage {config.storage_url}: {_first_line(err)}") from None
+        raise SearchError(f"cannot open storage {config.storage_url}: {first_line(err)}") from None
 
 
 def _check_writable(directory: Path) -> None:
@@ -180,10 +181,6 @@ def _check_writable(directory: Path) -> None:
         raise SearchError(f"cannot create results dir {directory}: {err.strerror}") from None
     if not os.access(directory, os.W_OK | os.X_OK):
         raise SearchError(f"results dir {directory} is not writable")
-
-
-def _first_line(err: BaseException) -> str:
-    return (str(err).strip().splitlines() or ["(no message)"])[0]
 
 
 def _load_splits(config: SearchConfig, val_fraction: float) -> Splits:
@@ -206,7 +203,7 @@ def _start_ray(address: str | None) -> None:
     try:
         ray.init(address=address, log_to_driver=False, logging_level="ERROR")
     except (ConnectionError, ValueError, RuntimeError) as err:
-        raise SearchError(f"cannot join Ray cluster at {address}: {_first_line(err)}") from None
+        raise SearchError(f"cannot join Ray cluster at {address}: {first_line(err)}") from None
 
 
 def _check_reachable(address: str) -> None:

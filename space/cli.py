@@ -6,11 +6,16 @@ import sys
 from collections.abc import Callable, Sequence
 from functools import wraps
 
-__all__ = ["BAD_INPUT", "exits_on_bad_input"]
+__all__ = ["BAD_INPUT", "exits_on_bad_input", "first_line"]
 
 BAD_INPUT = 2
 
 Main = Callable[[Sequence[str] | None], int | None]
+
+
+def first_line(err: BaseException) -> str:
+    """An exception's message cut to its first line (library errors can run to pages)."""
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 def exits_on_bad_input(main: Main) -> Callable[[Sequence[str] | None], int]:
