@@ -1,4 +1,4 @@
-"""``python -m cse_nets.summary``: a network's per-stage cost table.
+"""python -m cse_nets.summary: a network's per-stage cost table.
 
     python -m cse_nets.summary --arch paper-mix --dataset cifar10
     python -m cse_nets.summary --arch my_arch.json --input 3x32x32 --classes 10

@@ -1,4 +1,4 @@
-"""``python -m search.export``: the front's architectures as files, optionally retrained.
+"""python -m search.export: the front's architectures as files, optionally retrained.
 
     python -m search.export --study cifar10-tpe [--top K] [--retrain-epochs E]
 

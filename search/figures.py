@@ -58,20 +58,24 @@ def front_figure(results: StudyResults, paper: tuple[PaperPoint, ...]) -> go.Fig
                         hoverinfo="text")
     if paper:
         paper = tuple(sorted(paper, key=lambda p: p.params))
+        elsewhere = paper[0].dataset != results.info.dataset
         fig.add_scatter(x=[p.params for p in paper], y=[p.accuracy for p in paper],
                         mode="markers+text", text=[p.label for p in paper],
                         # alternate above and below: neighbours are often close in size
                         textposition=["top center", "bottom center"] * len(paper),
-                        name="paper (test accuracy)",
-                        marker={"symbol": "diamond", "color": _PAPER, "size": 12},
-                        hovertext=[f"paper: {p.model}<br>{p.params:,} params<br>"
+                        name=(f"paper ({paper[0].dataset} test accuracy: another dataset)"
+                              if elsewhere else "paper (test accuracy)"),
+                        marker={"symbol": "diamond-open" if elsewhere else "diamond",
+                                "color": _PAPER, "size": 12},
+                        hovertext=[f"paper: {p.model} on {p.dataset}<br>{p.params:,} params<br>"
                                    f"test acc {p.accuracy:.2%}"
                                    + (f"<br>our preset: {p.preset}" if p.preset else "")
                                    for p in paper], hoverinfo="text")
-    else:
-        fig.add_annotation(text=f"The paper reports no results for {results.info.dataset}.",
-                           xref="paper", yref="paper", x=0.01, y=0.02, showarrow=False,
-                           xanchor="left", font={"color": _PAPER})
+        if elsewhere:
+            fig.add_annotation(text=f"The paper reports no results for {results.info.dataset}; "
+                                    f"open diamonds are its {paper[0].dataset} results.",
+                               xref="paper", yref="paper", x=0.01, y=0.02, showarrow=False,
+                               xanchor="left", font={"color": _PAPER})
     # The size of every preset, whether or not the search ran it: the summary's budgets.
     for name, params in results.presets["params"].items():
         fig.add_vline(x=params, line={"dash": "dot", "color": _GREY, "width": 1})

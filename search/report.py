@@ -1,4 +1,4 @@
-"""``python -m search.report``: a study's trials as a table, its front as figures.
+"""python -m search.report: a study's trials as a table, its front as figures.
 
     python -m search.report --study cifar10-tpe [--png]
 
@@ -99,10 +99,13 @@ def write_html(path: Path, results: StudyResults, figures: dict[str, go.Figure],
     """One page, plotly's JavaScript inlined once, so it opens offline and can be mailed."""
     info = results.info
     paper = paper_points(info.dataset)
-    paper_text = (f"Red diamonds: the paper's reported <b>test</b> accuracies for "
-                  f"{html.escape(info.dataset)} (best epoch, chosen on the test set)."
-                  if paper else f"The paper reports no results for "
-                                f"{html.escape(info.dataset)}; no paper points are drawn.")
+    source = html.escape(paper[0].dataset)
+    paper_text = (f"Red diamonds: the paper's reported <b>test</b> accuracies for {source} "
+                  f"(best epoch, chosen on the test set)."
+                  if paper[0].dataset == info.dataset else
+                  f"The paper reports no results for {html.escape(info.dataset)}; open red "
+                  f"diamonds are its <b>test</b> accuracies on {source}, another dataset, "
+                  f"drawn for scale.")
     front = results.front.sort_values("params")[_FRONT_COLUMNS]
     parts = [
         "<!doctype html>", "<html><head><meta charset='utf-8'>",

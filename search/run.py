@@ -1,4 +1,4 @@
-"""``python -m search.run``: the architecture search, from flags to a stored Optuna study.
+"""python -m search.run: the architecture search, from flags to a stored Optuna study.
 
 Examples::
 
@@ -16,26 +16,16 @@ import sys
 from collections.abc import Sequence
 
 from search.config import parse_config
-from search.tune import SearchError, run_search
+from search.tune import run_search
+from space.cli import exits_on_bad_input
 
 __all__ = ["main"]
 
 
+@exits_on_bad_input
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        config = parse_config(argv)
-    except ValueError as err:
-        return _fail(err)
-    try:
-        run_search(config)
-    except SearchError as err:
-        return _fail(err)
+    run_search(parse_config(argv))
     return 0
-
-
-def _fail(err: ValueError) -> int:
-    print("error: " + " ".join(str(err).split()), file=sys.stderr)  # always one line
-    return 2
 
 
 if __name__ == "__main__":

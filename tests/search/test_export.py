@@ -18,7 +18,7 @@ from search.data import load_dataset
 from search.study_io import export_attr
 from search.train import TrainConfig, evaluate
 from space import Arch, Stage
-from tests.search.test_report import BAD_CASES, Row, bad_argv, make_study
+from tests.search.studies import BAD_CASES, Row, bad_argv, make_study
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 

@@ -1,81 +1,21 @@
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 import optuna
 import pandas as pd
 import pytest
-from optuna.trial import TrialState, create_trial
 from optuna_dashboard._note import get_note
 
 from cse_nets import build_network, count_parameters
 from search import report
 from search.study_io import export_attr
-from space import PRESETS, Arch
+from space import PRESETS
+from tests.search.studies import BAD_CASES, MIX, ROWS, Row, bad_argv, make_study
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
-
-MIX = PRESETS["paper-mix"]
-SMALL = Arch(stages=tuple(replace(s, c=max(8, s.c // 2)) for s in MIX.stages), stem=16,
-             head=640, head_op="grouped", act="prelu")
-SMALLER = Arch(stages=tuple(replace(s, op="cse") for s in SMALL.stages), stem=16, head=640,
-               head_op="grouped", act="prelu")
-
-
-@dataclass(frozen=True)
-class Row:
-    """One trial of a hand-made study: what the search would have recorded."""
-
-    arch: Arch
-    accuracy: float | None  # None: a failed trial
-    params: int
-    macs: int = 1_000_000
-    preset: str | None = None
-
-
-ROWS = (
-    Row(PRESETS["mobilenetv2"], 0.80, 2_296_922, 88_000_000, "mobilenetv2"),
-    Row(MIX, 0.78, 362_994, 81_000_000, "paper-mix"),
-    Row(PRESETS["cse-only"], 0.70, 412_030, 70_000_000, "cse-only"),
-    Row(SMALL, 0.74, 100_000, 20_000_000),
-    Row(SMALLER, 0.60, 150_000, 30_000_000),  # dominated by SMALL
-    Row(SMALL, None, 100_000),
-)
-
-
-def make_study(storage: str, name: str = "demo", rows: tuple[Row, ...] = ROWS, *,
-               dataset: str = "cifar10", input_shape: tuple[int, int, int] = (3, 32, 32),
-               num_classes: int = 10, metrics: tuple[str, ...] = ("val_accuracy", "params"),
-               train_config: dict | None = None) -> optuna.Study:
-    """A study laid out as CONTRACTS.md says the search writes one."""
-    study = optuna.create_study(study_name=name, storage=storage,
-                                directions=["maximize"] + ["minimize"] * (len(metrics) - 1))
-    study.set_metric_names(list(metrics))
-    attrs = {"dataset": dataset, "input_shape": list(input_shape), "num_classes": num_classes,
-             "objectives": ["accuracy", *metrics[1:]], "train_config": train_config or {},
-             "budget": "test"}
-    for key, value in attrs.items():
-        study.set_user_attr(key, value)
-    for row in rows:
-        user_attrs = {"arch": row.arch.to_json(indent=None), "arch_str": str(row.arch),
-                      "params": row.params, "macs": row.macs, "device": "cpu", "seed": 0,
-                      "train_seconds": 1.5, "wall_seconds": 2.0,
-                      "val_accuracy_per_epoch": [row.accuracy or 0.0]}
-        if row.preset:
-            user_attrs["preset"] = row.preset
-        if row.accuracy is None:
-            user_attrs["fail_reason"] = "NonFiniteLossError: loss became nan"
-            trial = create_trial(state=TrialState.FAIL, user_attrs=user_attrs)
-        else:
-            counts = {"params": row.params, "macs": row.macs}
-            values = [row.accuracy, *(counts[m] for m in metrics[1:])]
-            trial = create_trial(values=values, user_attrs=user_attrs)
-        study.add_trial(trial)
-    return study
-
 
 @pytest.fixture
 def storage(tmp_path: Path) -> str:
@@ -147,7 +87,7 @@ def test_three_objectives_and_a_dataset_the_paper_did_not_use(tmp_path, storage,
     assert (code, err) == (0, "")
     page = (tmp_path / "demo" / "report.html").read_text()
     assert "The paper reports no results for fashion-mnist" in page
-    assert "paper (test accuracy)" not in page
+    assert "paper (cifar10 test accuracy: another dataset)" in page
     assert "macs" in out  # the reference point names both counts
 
 
@@ -168,36 +108,6 @@ def test_png_copies(tmp_path, storage, capsys):
     assert (code, err) == (0, "")
     for key in ("front", "hypervolume", "cse-share", "parallel"):
         assert (tmp_path / "demo" / f"{key}.png").read_bytes()[:4] == b"\x89PNG"
-
-
-def bad_argv(tmp_path: Path, storage: str, case: str) -> list[str]:
-    """Arguments for one of :data:`BAD_CASES`, with whatever it needs set up."""
-    results = str(tmp_path / "res")
-    if case == "unknown study":
-        make_study(storage, name="other")
-        return ["--study", "demo", "--storage", storage, "--results-dir", results]
-    if case == "empty study":
-        make_study(storage, rows=())
-    if case == "no complete trial":
-        make_study(storage, rows=(ROWS[-1],))
-    if case == "unwritable results dir":
-        make_study(storage)
-        Path(results).write_text("a file, not a directory")
-    if case == "malformed storage URL":
-        storage = "sqlite//no-colon"
-    if case == "missing database":
-        storage = f"sqlite:///{tmp_path / 'nothing.db'}"
-    return ["--study", "demo", "--storage", storage, "--results-dir", results]
-
-
-BAD_CASES = [
-    ("unknown study", "no study named 'demo'"),
-    ("empty study", "has no trials"),
-    ("no complete trial", "has no complete trial (1 fail)"),
-    ("unwritable results dir", "cannot create results directory"),
-    ("malformed storage URL", "malformed storage URL"),
-    ("missing database", "no study database"),
-]
 
 
 @pytest.mark.parametrize(("case", "message"), BAD_CASES)
