@@ -55,7 +55,8 @@ class Budget:
 # Fashion-MNIST smoke search took 5.3 min, 2 trials at a time on 1 core each; paper-mix,
 # its dearest trial, ~2 min (1 epoch on 3% of the training split, ~1,600 images, scored on
 # 2% of the training set, 1,200 images); sampled architectures are mostly cheaper (median
-# ~25 MMACs at 28x28 against paper-mix's 62). GPU budgets are estimates, not measured:
+# ~25 MMACs at 28x28 against paper-mix's 62). "quick" (the Makefile's main job, 16 trials
+# on 10%) took 9.2 min there. GPU budgets are estimates, not measured:
 # a proxy task of 15 epochs on half of CIFAR-10 for "standard".
 BUDGETS: dict[str, dict[str, Budget]] = {
     "smoke": {"cpu": Budget(16, 1, 0.03, 64, 0.02), "gpu": Budget(16, 2, 0.1, 128, 0.1)},

@@ -148,7 +148,9 @@ def _retrain(directory: Path, row: pd.Series, arch: Arch, info: StudyInfo,
               f"{stats.train_loss:.4f}  {stats.images_per_second:.0f} img/s", flush=True)
 
     merged = splits.merged()
-    result = train_model(model, merged, config, on_epoch=progress)
+    print(f"trial {number}: retraining on {len(merged.train[1]):,} images for "
+          f"{config.epochs} epoch(s) on {resolve_device(config.device)}", flush=True)
+    result = train_model(model, merged, config, on_epoch=progress, progress=True)
     device = resolve_device(config.device)
     test_accuracy = evaluate(model, *splits.test, splits.info, device=device,
                              batch_size=config.eval_batch_size, precision=config.precision)
