@@ -208,26 +208,7 @@ def _names(text: str) -> tuple[str, ...]:
 def parse_config(argv: Sequence[str] | None = None) -> SearchConfig:
     """Flags -> :class:`SearchConfig`; ``ValueError`` (one line) for bad values."""
     args = build_parser().parse_args(argv)
-    return SearchConfig(
-        dataset=args.dataset,
-        budget=args.budget,
-        trials=args.trials,
-        epochs=args.epochs,
-        subset=args.subset,
-        batch_size=args.batch_size,
-        val_fraction=args.val_fraction,
-        lr=args.lr,
-        input_size=args.input_size,
-        data_dir=args.data_dir,
-        objectives=_names(args.objectives),
-        sampler=args.sampler,
-        seed=args.seed,
-        presets=() if args.no_presets else _names(args.presets),
-        study_name=args.study_name,
-        storage=args.storage,
-        results_dir=args.results_dir,
-        cpus_per_trial=args.cpus_per_trial,
-        gpus_per_trial=args.gpus_per_trial,
-        max_concurrent=args.max_concurrent,
-        address=args.address,
-    )
+    values = {field.name: getattr(args, field.name) for field in fields(SearchConfig)}
+    values["objectives"] = _names(args.objectives)
+    values["presets"] = () if args.no_presets else _names(args.presets)
+    return SearchConfig(**values)
