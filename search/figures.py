@@ -87,7 +87,9 @@ def front_figure(results: StudyResults, paper: tuple[PaperPoint, ...]) -> go.Fig
     fig.update_layout(title=f"{results.info.name}: validation accuracy vs parameters "
                             f"({results.info.dataset}; {len(complete)} complete trials"
                             + (f", {unplotted} others not drawn" if unplotted else "") + ")",
-                      xaxis={"title": "trainable parameters", "type": "log"},
+                      xaxis={"title": "trainable parameters", "type": "log",
+                             # 1-2-5 ticks with SI suffixes (200k, 1M) on every decade
+                             "dtick": "D2", "tickformat": "~s"},
                       yaxis={"title": "accuracy", "tickformat": ".0%"}, **_SIZE)
     return fig
 
