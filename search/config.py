@@ -105,7 +105,8 @@ class SearchConfig:
                                    *(("objective", name, OBJECTIVES) for name in self.objectives)):
             if value not in names:
                 raise ValueError(f"unknown {kind} {value!r}; choose one of {', '.join(names)}")
-        # The study's layout is fixed (CONTRACTS.md): accuracy, params, then optionally MACs.
+        # The study's layout is fixed (README, "What a study holds"): accuracy, params,
+        # then optionally MACs.
         if sorted(self.objectives) not in (["accuracy", "params"], sorted(OBJECTIVES)):
             raise ValueError("objectives must be accuracy,params or accuracy,params,macs, "
                              f"got {','.join(self.objectives)}")

@@ -24,7 +24,7 @@ from space import Arch
 
 __all__ = ["DIRECTIONS", "METRIC_NAMES", "Evaluation", "evaluate"]
 
-# Objective -> the study's metric name and direction (CONTRACTS.md, "Optuna study").
+# Objective -> the study's metric name and direction (README, "What a study holds").
 METRIC_NAMES = {"accuracy": "val_accuracy", "params": "params", "macs": "macs"}
 DIRECTIONS = {"accuracy": "maximize", "params": "minimize", "macs": "minimize"}
 
@@ -49,7 +49,7 @@ class Evaluation:
         return [float(by_name[name]) for name in objectives]
 
     def user_attrs(self) -> dict[str, Any]:
-        """The trial user attributes CONTRACTS.md lists, all JSON-serialisable."""
+        """The trial user attributes the README lists, all JSON-serialisable."""
         return {
             "arch": self.arch.to_json(indent=None),
             "arch_str": str(self.arch),

@@ -1,6 +1,6 @@
 """From an Optuna study written by the search to plain tables and arrays.
 
-The study's layout is fixed by ``CONTRACTS.md`` ("Optuna study"): metric names
+The study's layout is fixed (README, "What a study holds"): metric names
 ``val_accuracy``, ``params`` and optionally ``macs``; study user attrs ``dataset``,
 ``input_shape``, ``num_classes``, ``train_config``; trial user attrs ``arch``, ``params``,
 ``macs``, ``preset``, ``fail_reason``, ... Optuna refuses new attributes on a finished

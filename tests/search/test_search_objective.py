@@ -53,7 +53,7 @@ def test_values_follow_the_objectives(evaluation: Evaluation) -> None:
     assert evaluation.values(("accuracy", "params"))[1] > 0
 
 
-def test_user_attrs_are_the_contracts_and_json(evaluation: Evaluation, small_arch: Arch) -> None:
+def test_user_attrs_are_the_documented_ones(evaluation: Evaluation, small_arch: Arch) -> None:
     attrs = json.loads(json.dumps(evaluation.user_attrs()))
     assert set(attrs) == CONTRACT_ATTRS
     assert Arch.from_json(attrs["arch"]) == small_arch
