@@ -33,7 +33,7 @@ from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
 from search.config import SearchConfig
-from search.data import DatasetError, Splits, load_dataset
+from search.data import Splits, load_dataset
 from search.objective import DIRECTIONS, METRIC_NAMES, evaluate
 from search.progress import INTERRUPTED, Progress, budget_trials, format_front
 from search.train import RECIPES, TrainConfig
@@ -183,14 +183,6 @@ def _check_writable(directory: Path) -> None:
         raise SearchError(f"results dir {directory} is not writable")
 
 
-def _load_splits(config: SearchConfig, val_fraction: float) -> Splits:
-    try:
-        return load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed,
-                            val_fraction=val_fraction, input_size=config.input_size)
-    except DatasetError as err:
-        raise SearchError(str(err)) from None
-
-
 def _start_ray(address: str | None) -> None:
     """Join ``address``, or start a Ray instance on this machine with all its CPUs/GPUs."""
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -322,7 +314,9 @@ def _search(config: SearchConfig, storage: optuna.storages.RDBStorage, out: Text
     resources = _trial_resources(config)
     gpu = resources["gpu"] > 0
     budget = config.resolve_budget(gpu=gpu)
-    splits = _load_splits(config, budget.val_fraction)
+    # A missing dataset raises DatasetError, a ValueError: the CLI's one-line bad input.
+    splits = load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed,
+                          val_fraction=budget.val_fraction, input_size=config.input_size)
     train_config = replace(
         RECIPES["default"], epochs=budget.epochs, batch_size=budget.batch_size,
         subset=budget.subset, seed=config.seed, device="cuda" if gpu else "cpu",
