@@ -84,7 +84,7 @@ def _plain(model: nn.Module, info: DatasetInfo, images: Tensor, labels: Tensor,
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model.to(device=device, memory_format=memory_format).train()
     transform = transforms.Compose([
-        transforms.RandomCrop(info.input_size, padding=info.augment.pad),
+        transforms.RandomCrop(info.shape.input_size, padding=info.augment.pad),
         transforms.RandomHorizontalFlip(),
         transforms.ToTensor(),
         transforms.Normalize(info.mean, info.std),
@@ -132,23 +132,22 @@ def main() -> None:
                      device=str(device), precision=args.precision, epochs=1)
     # The synthetic dataset's description (shape, normalisation, augmentation), our images.
     info = load_dataset("synthetic", val_fraction=0).info
-    images, labels = make_synthetic(args.images, input_size=info.input_size, seed=args.seed)
+    images, labels = make_synthetic(args.images, input_size=info.shape.input_size, seed=args.seed)
     empty = (images[:0], labels[:0])
     splits = Splits(info=info, train=(images, labels), val=empty, test=empty)
 
     def model() -> nn.Module:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(args.seed)
-            return build_network(preset(args.arch), in_channels=info.in_channels,
-                                 num_classes=info.num_classes, input_size=info.input_size)
+            return build_network(preset(args.arch), info.shape)
 
     def plain(count: int) -> float:
         return _plain(model(), info, images, labels, config, count, workers=args.workers,
                       channels_last=args.plain_channels_last)
 
     threads = f", {torch.get_num_threads()} threads" if device.type == "cpu" else ""
-    print(f"{args.arch}, {args.images} synthetic {info.in_channels}x{info.input_size}x"
-          f"{info.input_size} images, batch {args.batch_size}, {args.samples} images per loop, "
+    print(f"{args.arch}, {args.images} synthetic {'x'.join(map(str, info.shape.chw))} images,"
+          f" batch {args.batch_size}, {args.samples} images per loop, "
           f"{device}{threads}", flush=True)
     _ours(model(), splits, config, args.batch_size)  # warm-up: one batch each
     plain(args.batch_size)

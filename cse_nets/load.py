@@ -19,9 +19,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from cse_nets.cli import first_line
 from cse_nets.network import CSENet, build_network
 from space import Arch, InputShape
-from space.cli import first_line
 
 __all__ = ["ARCH_FILE", "MODEL_FILE", "WEIGHTS_FILE", "ExportError", "load_model",
            "read_export", "write_export"]
@@ -113,8 +113,7 @@ def load_model(export_dir: str | Path) -> CSENet:
         raise ExportError(f"{path} is not a readable state_dict: {first_line(err)}") from None
     if not isinstance(state, dict):
         raise ExportError(f"{path} holds a {type(state).__name__}, not a state_dict")
-    network = build_network(arch, in_channels=shape.in_channels,
-                            num_classes=shape.num_classes, input_size=shape.input_size)
+    network = build_network(arch, shape)
     _check_fits(state, network, path)
     network.load_state_dict(state)
     return network.eval()

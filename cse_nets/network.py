@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from cse_nets.blocks import BTNBlock, CSEBlock
-from space import Arch, stage_resolutions
+from space import Arch, InputShape, stage_resolutions
 
 __all__ = ["CSENet", "build_network"]
 
@@ -36,9 +36,8 @@ class CSENet(nn.Module):
         return self.classifier(x)
 
 
-def build_network(arch: Arch, *, in_channels: int, num_classes: int, input_size: int,
-                  seed: int | None = None) -> CSENet:
-    """The network for ``arch`` on square ``input_size`` inputs with ``in_channels`` channels.
+def build_network(arch: Arch, shape: InputShape, *, seed: int | None = None) -> CSENet:
+    """The network for ``arch`` on ``shape``'s square images and classes.
 
     A pure function of its arguments: the CSE attention layers are sized from the
     resolutions ``space.stage_resolutions`` gives, so the input size is part of the model.
@@ -48,15 +47,11 @@ def build_network(arch: Arch, *, in_channels: int, num_classes: int, input_size:
     if seed is not None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            return build_network(arch, in_channels=in_channels, num_classes=num_classes,
-                                 input_size=input_size)
-    for name, value in (("in_channels", in_channels), ("num_classes", num_classes)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    resolutions = stage_resolutions(arch, input_size)
+            return build_network(arch, shape)
+    resolutions = stage_resolutions(arch, shape.input_size)
 
     stem = nn.Sequential(
-        nn.Conv2d(in_channels, arch.stem, 3, padding=1, bias=False),
+        nn.Conv2d(shape.in_channels, arch.stem, 3, padding=1, bias=False),
         nn.BatchNorm2d(arch.stem),
         _activation(arch.act),
     )
@@ -81,4 +76,4 @@ def build_network(arch: Arch, *, in_channels: int, num_classes: int, input_size:
         _activation(arch.act),
     )
     return CSENet(stem=stem, stages=stages, head=head,
-                  classifier=nn.Linear(arch.head, num_classes))
+                  classifier=nn.Linear(arch.head, shape.num_classes))

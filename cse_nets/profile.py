@@ -16,7 +16,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from cse_nets.blocks import SpatialAttention
 from cse_nets.network import build_network
-from space import Arch, block_output_size, stage_resolutions
+from space import Arch, InputShape, block_output_size, stage_resolutions
 
 __all__ = ["StageProfile", "count_macs", "count_parameters", "profile_network"]
 
@@ -76,12 +76,11 @@ class StageProfile:
         return self.params - self.pointwise_params - self.attention_params
 
 
-def profile_network(arch: Arch, *, in_channels: int, num_classes: int,
-                    input_size: int) -> list[StageProfile]:
-    """The per-stage cost table of ``build_network(arch, ...)``; rows sum to the totals."""
-    network = build_network(arch, in_channels=in_channels, num_classes=num_classes,
-                            input_size=input_size)
-    macs = _module_macs(network, (in_channels, input_size, input_size))
+def profile_network(arch: Arch, shape: InputShape) -> list[StageProfile]:
+    """The per-stage cost table of ``build_network(arch, shape)``; rows sum to the totals."""
+    network = build_network(arch, shape)
+    macs = _module_macs(network, shape.chw)
+    in_channels, input_size, num_classes = shape.in_channels, shape.input_size, shape.num_classes
     root = type(network).__name__
 
     def row(name: str, op: str, module: nn.Module, key: str, sizes: tuple[int, int],

@@ -6,13 +6,12 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 
+from cse_nets.cli import OneLineParser, exits_on_bad_input, positive_int_arg
 from cse_nets.profile import StageProfile, profile_network
 from space import Arch, InputShape, dataset_shape, load_arch, parse_input_shape
-from space.cli import exits_on_bad_input
 
 __all__ = ["format_profile", "main"]
 
@@ -22,8 +21,7 @@ _COLUMNS = ("stage", "op", "resolution", "channels", "params", "1x1 share", "att
 
 def format_profile(arch: Arch, shape: InputShape) -> str:
     """The table ``main`` prints: one row per stage, then the totals."""
-    rows = profile_network(arch, in_channels=shape.in_channels, num_classes=shape.num_classes,
-                           input_size=shape.input_size)
+    rows = profile_network(arch, shape)
 
     def cells(name: str, op: str, resolution: str, channels: str, params: int,
               pointwise: int, attention: int, macs: int) -> list[str]:
@@ -53,12 +51,13 @@ def format_profile(arch: Arch, shape: InputShape) -> str:
 
 @exits_on_bad_input
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cse_nets.summary",
+    parser = OneLineParser(prog="python -m cse_nets.summary",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--arch", required=True, help="preset name or architecture JSON file")
     parser.add_argument("--dataset", help="dataset whose input shape and classes to use")
     parser.add_argument("--input", help="input shape CxHxW instead of --dataset, e.g. 3x32x32")
-    parser.add_argument("--classes", type=int, default=10, help="classes, with --input")
+    parser.add_argument("--classes", type=positive_int_arg, default=10,
+                        help="classes, with --input")
     args = parser.parse_args(argv)
     if (args.dataset is None) == (args.input is None):
         raise ValueError("give exactly one of --dataset or --input")

@@ -8,7 +8,6 @@ as root in a container, and a throw-away profile directory.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from space.cli import exits_on_bad_input
+from cse_nets.cli import OneLineParser, exits_on_bad_input
 
 _FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
           "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -43,7 +42,7 @@ def screenshot(page: Path, out: Path, *, width: int, height: int, browser: str) 
 
 @exits_on_bad_input
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("page", type=Path, help="report.html")
     parser.add_argument("-o", "--output", type=Path, help="PNG (default: next to the page)")
     parser.add_argument("--width", type=int, default=1200)

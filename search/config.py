@@ -19,6 +19,7 @@ from pathlib import Path
 import sqlalchemy.exc
 from sqlalchemy.engine import make_url
 
+from cse_nets.cli import OneLineParser
 from search.data import DATASETS
 from search.study_io import DEFAULT_RESULTS_DIR, default_storage
 from space import PRESETS
@@ -157,15 +158,8 @@ class SearchConfig:
                          else getattr(base, f.name) for f in fields(Budget)})
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage error is the same single ``error: ...`` line as ours."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"error: {message}\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _OneLineParser(
+    parser = OneLineParser(
         prog="python -m search.run",
         description="Multi-objective architecture search (validation accuracy vs parameters) "
                     "with Optuna samplers, trials run by Ray Tune, stored in an Optuna study.",

@@ -31,7 +31,7 @@ import socket
 import warnings
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from search.augment import Augmentation
-from space import DATASET_SHAPES
+from space import DATASET_SHAPES, InputShape
 
 __all__ = [
     "DATASETS",
@@ -72,9 +72,7 @@ class DatasetInfo:
     """What a network and the training loop need to know about a dataset."""
 
     name: str
-    in_channels: int
-    input_size: int  # side of the square images, in pixels
-    num_classes: int
+    shape: InputShape  # what a network for it is built for
     mean: tuple[float, ...]  # per channel, of pixel values scaled to [0, 1]
     std: tuple[float, ...]  # per channel, same scale
     augment: Augmentation  # default training-time augmentation
@@ -149,16 +147,14 @@ def load_dataset(
         raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     if not 0 <= val_fraction < 1:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
-    shape = DATASET_SHAPES[name]
     mean, std = _STATS[name]
-    size = shape.input_size if input_size is None else input_size
-    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-        raise ValueError(f"input_size must be a positive integer, got {input_size!r}")
+    shape = DATASET_SHAPES[name]
+    if input_size is not None:
+        shape = replace(shape, input_size=input_size)
+    size = shape.input_size
     info = DatasetInfo(
         name=name,
-        in_channels=shape.in_channels,
-        input_size=size,
-        num_classes=shape.num_classes,
+        shape=shape,
         mean=mean,
         std=std,
         # One rule for every dataset: CIFAR's RandomCrop(32, padding=4) and a flip.
@@ -221,7 +217,7 @@ def _synthetic(size: int) -> _Arrays:
 # --- the decoded-tensor cache -------------------------------------------------------------
 
 def _cached(info: DatasetInfo, root: Path) -> _Arrays:
-    path = root / "tensors" / f"{info.name}-{info.input_size}px.pt"
+    path = root / "tensors" / f"{info.name}-{info.shape.input_size}px.pt"
     if path.is_file():
         try:
             arrays = _Arrays(**torch.load(path, weights_only=True))
@@ -229,7 +225,7 @@ def _cached(info: DatasetInfo, root: Path) -> _Arrays:
             return arrays
         except Exception:  # whatever the damage (pickle, zip, shapes): rebuild the file
             warnings.warn(f"{path}: damaged cache file, decoding the dataset again", stacklevel=3)
-    arrays = _READERS[info.name](root, info.input_size)
+    arrays = _READERS[info.name](root, info.shape.input_size)
     _check(info, arrays, info.name)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -243,7 +239,7 @@ def _cached(info: DatasetInfo, root: Path) -> _Arrays:
 
 
 def _check(info: DatasetInfo, arrays: _Arrays, where: str) -> None:
-    shape = (info.in_channels, info.input_size, info.input_size)
+    shape = info.shape.chw
     for images, labels in ((arrays.train_images, arrays.train_labels),
                            (arrays.test_images, arrays.test_labels)):
         if images.dtype != torch.uint8 or tuple(images.shape[1:]) != shape:
@@ -251,8 +247,8 @@ def _check(info: DatasetInfo, arrays: _Arrays, where: str) -> None:
                                f"expected uint8 (N, {', '.join(map(str, shape))})")
         if labels.dtype != torch.int64 or labels.shape != images.shape[:1]:
             raise DatasetError(f"{where}: {len(labels)} labels for {len(images)} images")
-        if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < info.num_classes:
-            raise DatasetError(f"{where}: labels outside 0..{info.num_classes - 1}")
+        if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < info.shape.num_classes:
+            raise DatasetError(f"{where}: labels outside 0..{info.shape.num_classes - 1}")
 
 
 def _resize(images: Tensor, size: int) -> Tensor:

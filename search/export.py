@@ -14,7 +14,6 @@ dimension dynamic; checked in onnxruntime against PyTorch) and ``metrics.json`` 
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -30,6 +29,7 @@ import torch
 from torch import nn
 
 from cse_nets import build_network, count_macs, count_parameters
+from cse_nets.cli import OneLineParser, exits_on_bad_input, positive_int_arg
 from cse_nets.load import WEIGHTS_FILE, write_export
 from cse_nets.summary import format_profile
 from search.augment import Normalize
@@ -56,7 +56,6 @@ from search.train import (
     versions,
 )
 from space import Arch
-from space.cli import exits_on_bad_input
 
 __all__ = ["ONNX_CHECK_IMAGES", "choose", "export_name", "main", "retrain_config"]
 
@@ -92,7 +91,7 @@ def retrain_config(info: StudyInfo, epochs: int, device: str | None) -> TrainCon
 def _load_splits(info: StudyInfo, data_dir: Path | None, seed: int) -> Splits:
     splits = load_dataset(info.dataset, data_dir=data_dir, seed=seed,
                           input_size=info.shape.input_size)
-    got = (splits.info.in_channels, splits.info.num_classes)
+    got = (splits.info.shape.in_channels, splits.info.shape.num_classes)
     if got != (info.shape.in_channels, info.shape.num_classes):
         raise StudyError(f"dataset {info.dataset} now gives {got[0]} channels and {got[1]} "
                          f"classes; the study was run with {info.shape.in_channels} and "
@@ -139,9 +138,7 @@ def _retrain(directory: Path, row: pd.Series, arch: Arch, info: StudyInfo,
     """Train, test, write weights, ONNX and ``metrics.json``; return the metrics."""
     config, splits = retraining.config, retraining.splits
     number = int(row["number"])
-    model = build_network(arch, in_channels=info.shape.in_channels,
-                          num_classes=info.shape.num_classes,
-                          input_size=info.shape.input_size, seed=config.seed)
+    model = build_network(arch, info.shape, seed=config.seed)
 
     def progress(stats: EpochStats) -> None:
         print(f"  trial {number}: epoch {stats.epoch}/{config.epochs}  train loss "
@@ -180,21 +177,15 @@ def _retrain(directory: Path, row: pd.Series, arch: Arch, info: StudyInfo,
     return metrics
 
 
-def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return int(text)
-
-
 @exits_on_bad_input
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m search.export",
+    parser = OneLineParser(prog="python -m search.export",
                                      description=__doc__.splitlines()[0])
     add_study_arguments(parser)
-    parser.add_argument("--top", type=_positive_int,
+    parser.add_argument("--top", type=positive_int_arg,
                         help="only the K front architectures with the largest hypervolume "
                              "contribution")
-    parser.add_argument("--retrain-epochs", type=_positive_int,
+    parser.add_argument("--retrain-epochs", type=positive_int_arg,
                         help="retrain each on train + validation for this many epochs, "
                              "test it, write weights and ONNX")
     parser.add_argument("--device", help="device for retraining (default: the study's)")

@@ -75,10 +75,9 @@ def evaluate(arch: Arch, splits: Splits, config: TrainConfig) -> Evaluation:
         raise ValueError("the validation split is empty: the search scores on it")
     start = time.perf_counter()
     info = splits.info
-    model = build_network(arch, in_channels=info.in_channels, num_classes=info.num_classes,
-                          input_size=info.input_size, seed=config.seed)
+    model = build_network(arch, info.shape, seed=config.seed)
     params = count_parameters(model)
-    macs = count_macs(model, (info.in_channels, info.input_size, info.input_size))
+    macs = count_macs(model, info.shape.chw)
     result = train_model(model, splits, config)
     return Evaluation(
         arch=arch,

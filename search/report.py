@@ -10,7 +10,6 @@ study, where optuna-dashboard shows them; a short summary goes to the terminal.
 
 from __future__ import annotations
 
-import argparse
 import html
 import sys
 from collections.abc import Sequence
@@ -23,6 +22,7 @@ import plotly.io as pio
 from optuna_dashboard import save_note, save_plotly_graph_object
 from plotly.offline import get_plotlyjs
 
+from cse_nets.cli import OneLineParser, exits_on_bad_input, first_line
 from search.figures import report_figures
 from search.paper_points import paper_points
 from search.study_io import (
@@ -35,7 +35,6 @@ from search.study_io import (
     writing_to_storage,
 )
 from space import stage_resolutions
-from space.cli import exits_on_bad_input, first_line
 
 __all__ = ["main", "summary_lines", "trial_note", "write_html"]
 
@@ -157,7 +156,7 @@ def _attach(study: optuna.Study, results: StudyResults, figures: dict[str, go.Fi
 
 @exits_on_bad_input
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m search.report",
+    parser = OneLineParser(prog="python -m search.report",
                                      description=__doc__.splitlines()[0])
     add_study_arguments(parser)
     parser.add_argument("--png", action="store_true", help="also write PNGs (needs Chrome)")

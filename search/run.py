@@ -15,9 +15,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from cse_nets.cli import exits_on_bad_input
 from search.config import parse_config
 from search.tune import run_search
-from space.cli import exits_on_bad_input
 
 __all__ = ["main"]
 

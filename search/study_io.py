@@ -31,6 +31,7 @@ import sqlalchemy.exc
 from sqlalchemy.engine import make_url
 
 from cse_nets import build_network, count_macs, count_parameters
+from cse_nets.cli import first_line
 from search.pareto import (
     hypervolume,
     hypervolume_contributions,
@@ -39,7 +40,6 @@ from search.pareto import (
     to_minimisation,
 )
 from space import PRESETS, Arch, InputShape
-from space.cli import first_line
 
 __all__ = [
     "ACCURACY",
@@ -185,9 +185,7 @@ def preset_costs(info: StudyInfo) -> pd.DataFrame:
     """Parameters (and MACs when a study minimises them) of every preset on this input."""
     rows = []
     for name, arch in PRESETS.items():
-        network = build_network(arch, in_channels=info.shape.in_channels,
-                                num_classes=info.shape.num_classes,
-                                input_size=info.shape.input_size)
+        network = build_network(arch, info.shape)
         row = {"preset": name, "params": count_parameters(network)}
         if "macs" in info.metric_names:
             row["macs"] = count_macs(network, info.input_shape)

@@ -441,9 +441,7 @@ def main(argv: list[str] | None = None) -> int:
         splits = load_dataset(args.dataset, data_dir=args.data_dir,
                               val_fraction=args.val_fraction, seed=config.seed,
                               input_size=args.input_size)
-        model = build_network(arch, in_channels=splits.info.in_channels,
-                              num_classes=splits.info.num_classes,
-                              input_size=splits.info.input_size, seed=config.seed)
+        model = build_network(arch, splits.info.shape, seed=config.seed)
         if args.save is not None:
             args.save.mkdir(parents=True, exist_ok=True)  # fail now, not after training
     except (ValueError, OSError) as err:
@@ -451,8 +449,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     info = splits.info
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    print(f"{arch}\n{params:,} parameters; {info.name} {info.in_channels}x{info.input_size}x"
-          f"{info.input_size}, train {len(splits.train[1])}, val {len(splits.val[1])}, "
+    print(f"{arch}\n{params:,} parameters; {info.name} {'x'.join(map(str, info.shape.chw))}"
+          f", train {len(splits.train[1])}, val {len(splits.val[1])}, "
           f"test {len(splits.test[1])}; {device}, "
           f"{resolve_precision(config.precision, device)}")
     try:
@@ -468,8 +466,8 @@ def main(argv: list[str] | None = None) -> int:
         metrics = {
             "arch": str(arch),
             "dataset": info.name,
-            "input_shape": [info.in_channels, info.input_size, info.input_size],
-            "num_classes": info.num_classes,
+            "input_shape": list(info.shape.chw),
+            "num_classes": info.shape.num_classes,
             "params": params,
             "train_config": asdict(config),
             "val_fraction": args.val_fraction,

@@ -32,13 +32,13 @@ from optuna.trial import TrialState
 from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
+from cse_nets.cli import first_line
 from search.config import SearchConfig
 from search.data import Splits, load_dataset
 from search.objective import DIRECTIONS, METRIC_NAMES, evaluate
 from search.progress import INTERRUPTED, Progress, budget_trials, format_front
 from search.train import RECIPES, TrainConfig
 from space import Arch, preset, preset_params, sample_arch
-from space.cli import first_line
 
 __all__ = [
     "SearchError",
@@ -232,8 +232,8 @@ def _study_attrs(config: SearchConfig, splits: Splits, train_config: TrainConfig
     info = splits.info
     return {
         "dataset": info.name,
-        "input_shape": [info.in_channels, info.input_size, info.input_size],
-        "num_classes": info.num_classes,
+        "input_shape": list(info.shape.chw),
+        "num_classes": info.shape.num_classes,
         "objectives": list(config.ordered_objectives),
         "train_config": asdict(train_config),
         "budget": config.budget,
@@ -329,7 +329,7 @@ def _search(config: SearchConfig, storage: optuna.storages.RDBStorage, out: Text
         print(f"resuming: {interrupted} interrupted trial(s) marked FAIL", file=out)
     existing = len(study.trials)
     if not existing:
-        _enqueue_presets(study, config.presets, splits.info.input_size, budget.trials, out)
+        _enqueue_presets(study, config.presets, splits.info.shape.input_size, budget.trials, out)
     remaining = budget.trials - len(budget_trials(study))
     print(f"study {config.study}: {budget.trials - remaining}/{budget.trials} trials done; "
           f"{budget.epochs} epoch(s) on {budget.subset:g} of the training split, batch "
@@ -358,7 +358,7 @@ def _tune(config: SearchConfig, study: optuna.Study, storage: optuna.storages.RD
     # Offset the seed by the study's size so a resumed search does not replay the random
     # draws of the run before it.
     sampler = make_sampler(config.sampler, seed=config.seed + len(study.trials), trials=total)
-    searcher = StudySearch(input_size=splits.info.input_size, objectives=objectives,
+    searcher = StudySearch(input_size=splits.info.shape.input_size, objectives=objectives,
                            study_name=config.study, sampler=sampler, storage=storage)
     # Splits go to the object store once (tune.with_parameters), so trials on other nodes
     # need no copy of the dataset.

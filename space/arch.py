@@ -21,6 +21,8 @@ import json
 from dataclasses import asdict, dataclass, fields
 from typing import Any, TypeVar
 
+from space.checks import positive_int
+
 __all__ = [
     "ACTIVATIONS",
     "FORMAT_VERSION",
@@ -42,9 +44,7 @@ ACTIVATIONS = ("relu6", "prelu")
 
 def _check_positive_ints(owner: str, values: dict[str, Any]) -> None:
     for name, value in values.items():
-        # bool is an int subclass; True as a channel count is a bug, not a 1.
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{owner}: {name} must be a positive integer, got {value!r}")
+        positive_int(value, f"{owner}: {name}")
 
 
 def _check_choice(owner: str, name: str, value: Any, choices: tuple[str, ...]) -> None:
@@ -182,8 +182,7 @@ def stage_resolutions(arch: Arch, input_size: int) -> list[list[int]]:
     The CSE block's attention is sized by these numbers, so the network builder and the
     parameter counts read them from here.
     """
-    if not isinstance(input_size, int) or isinstance(input_size, bool) or input_size < 1:
-        raise ValueError(f"input_size must be a positive integer, got {input_size!r}")
+    positive_int(input_size, "input_size")
     size = input_size
     table = []
     for index, stage in enumerate(arch.stages):

@@ -8,15 +8,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from space.arch import lookup
+from space.checks import positive_int
 
 __all__ = ["DATASET_SHAPES", "InputShape", "dataset_shape", "parse_input_shape"]
 
 
 @dataclass(frozen=True)
 class InputShape:
+    """What a network is built for: ``in_channels`` x ``input_size`` x ``input_size`` images
+    and ``num_classes`` outputs."""
+
     in_channels: int
     input_size: int  # square images: side length in pixels
     num_classes: int
+
+    def __post_init__(self) -> None:
+        for name in ("in_channels", "input_size", "num_classes"):
+            positive_int(getattr(self, name), name)
+
+    @property
+    def chw(self) -> tuple[int, int, int]:
+        """One image's tensor shape ``(C, H, W)``."""
+        return (self.in_channels, self.input_size, self.input_size)
 
 
 DATASET_SHAPES: dict[str, InputShape] = {
@@ -40,6 +53,4 @@ def parse_input_shape(text: str, num_classes: int) -> InputShape:
     channels, height, width = map(int, parts)
     if height != width:
         raise ValueError(f"input must be square, got {height}x{width}")
-    if num_classes < 1:
-        raise ValueError(f"classes must be a positive integer, got {num_classes}")
-    return InputShape(channels, height, num_classes)
+    return InputShape(channels, height, positive_int(num_classes, "classes"))

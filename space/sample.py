@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from space.arch import ACTIVATIONS, HEAD_OPS, OPS, Arch, Stage, block_output_size
+from space.checks import positive_int
 
 __all__ = [
     "CHOICES",
@@ -94,8 +95,7 @@ def arch_from_params(params: Mapping[str, Any], input_size: int) -> Arch:
     for name, choices in CHOICES.items():
         if params[name] not in choices:
             raise ValueError(f"params: {name} must be one of {choices}, got {params[name]!r}")
-    if not isinstance(input_size, int) or isinstance(input_size, bool) or input_size < 1:
-        raise ValueError(f"input_size must be a positive integer, got {input_size!r}")
+    positive_int(input_size, "input_size")
     size = input_size
     halvings = 0
     stages = []

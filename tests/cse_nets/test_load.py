@@ -18,7 +18,7 @@ SHAPE = InputShape(in_channels=1, input_size=12, num_classes=5)
 def trained_like(seed: int = 0) -> torch.nn.Module:
     """A network whose BatchNorm statistics are not the defaults, as after training."""
     torch.manual_seed(seed)
-    network = build_network(ARCH, in_channels=1, num_classes=5, input_size=12)
+    network = build_network(ARCH, SHAPE)
     for module in network.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
             module.running_mean.uniform_(-1, 1)

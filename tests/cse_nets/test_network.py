@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from cse_nets import build_network, count_macs, count_parameters, profile_network
 from cse_nets.blocks import CSEBlock, SpatialAttention, attention_width
-from space import PRESETS, Arch, Stage, preset
+from space import PRESETS, Arch, InputShape, Stage, preset
 from tests.strategies import archs
 
 # (in_channels, input_size, num_classes): CIFAR, Fashion-MNIST, Imagenette.
@@ -49,8 +49,7 @@ CASES = [pytest.param(a, id=name) for name, a in PRESETS.items()] + [
 def test_builds_and_trains_at_every_input_shape(arch: Arch) -> None:
     torch.manual_seed(0)
     for in_channels, size, classes in SHAPES:
-        net = build_network(arch, in_channels=in_channels, num_classes=classes,
-                            input_size=size)
+        net = build_network(arch, InputShape(in_channels, size, classes))
         out = net(torch.randn(2, in_channels, size, size))
         assert out.shape == (2, classes)
         out.square().mean().backward()
@@ -63,14 +62,12 @@ def test_builds_and_trains_at_every_input_shape(arch: Arch) -> None:
 
 def test_paper_mix_counts_exactly_as_the_paper() -> None:
     arch = preset("paper-mix")
-    assert count_parameters(build_network(arch, in_channels=3, num_classes=10,
-                                          input_size=32)) == 362_994
-    assert count_parameters(build_network(arch, in_channels=3, num_classes=100,
-                                          input_size=32)) == 478_284
+    assert count_parameters(build_network(arch, InputShape(3, 32, 10))) == 362_994
+    assert count_parameters(build_network(arch, InputShape(3, 32, 100))) == 478_284
 
 
 def test_mobilenetv2_is_within_2_5_percent_of_the_papers_count() -> None:
-    net = build_network(preset("mobilenetv2"), in_channels=3, num_classes=10, input_size=32)
+    net = build_network(preset("mobilenetv2"), InputShape(3, 32, 10))
     assert abs(count_parameters(net) / 2_253_000 - 1) < 0.025
 
 
@@ -98,15 +95,15 @@ def test_attention_runs_at_the_blocks_input_resolution() -> None:
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(archs(fits=16, max_channels=24))
 def test_profile_rows_add_up_to_the_network(arch: Arch) -> None:
-    rows = profile_network(arch, in_channels=3, num_classes=5, input_size=16)
-    net = build_network(arch, in_channels=3, num_classes=5, input_size=16)
+    rows = profile_network(arch, InputShape(3, 16, 5))
+    net = build_network(arch, InputShape(3, 16, 5))
     assert sum(r.params for r in rows) == count_parameters(net)
     assert sum(r.macs for r in rows) == count_macs(net, (3, 16, 16))
     assert all(r.other_params >= 0 for r in rows)
 
 
 def test_paper_mix_cost_breakdown() -> None:
-    rows = profile_network(preset("paper-mix"), in_channels=3, num_classes=10, input_size=32)
+    rows = profile_network(preset("paper-mix"), InputShape(3, 32, 10))
     by_name = {r.name: r for r in rows}
     # The 32x32 CSE stage: 1024-pixel attention with 8 hidden units, in 4 blocks at
     # 32, 16, 16, 16 pixels a side.
@@ -117,6 +114,6 @@ def test_paper_mix_cost_breakdown() -> None:
 
 def test_builder_rejects_bad_shapes() -> None:
     with pytest.raises(ValueError, match="num_classes must be a positive integer"):
-        build_network(preset("paper-mix"), in_channels=3, num_classes=0, input_size=32)
+        build_network(preset("paper-mix"), InputShape(3, 32, 0))
     with pytest.raises(ValueError, match="does not fit a 4x4 input"):
-        build_network(preset("paper-mix"), in_channels=3, num_classes=10, input_size=4)
+        build_network(preset("paper-mix"), InputShape(3, 4, 10))

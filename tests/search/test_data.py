@@ -163,7 +163,7 @@ def fashion_dir(tmp_path, monkeypatch):
 
 def test_fashion_mnist_reads_idx_files_and_caches_tensors(fashion_dir, tmp_path):
     splits = load_dataset("fashion-mnist", data_dir=tmp_path / "data", val_fraction=0.2)
-    assert splits.info.in_channels == 1 and splits.info.input_size == 28
+    assert splits.info.shape.in_channels == 1 and splits.info.shape.input_size == 28
     assert splits.train[0].shape == (30, 1, 28, 28) and len(splits.val[1]) == 10
     assert splits.test[0].shape == (10, 1, 28, 28)
     cache = tmp_path / "data" / "tensors" / "fashion-mnist-28px.pt"

@@ -44,8 +44,8 @@ def storage(tmp_path: Path) -> str:
 
 def synthetic_study(storage: str, info, rows=ROWS) -> optuna.Study:
     return make_study(storage, rows=rows, dataset="synthetic",
-                      input_shape=(info.in_channels, info.input_size, info.input_size),
-                      num_classes=info.num_classes, train_config=asdict(TRAIN))
+                      input_shape=info.shape.chw,
+                      num_classes=info.shape.num_classes, train_config=asdict(TRAIN))
 
 
 def test_export_without_retraining_writes_the_specs(tmp_path, storage, synthetic, capsys):

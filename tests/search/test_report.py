@@ -11,7 +11,7 @@ from optuna_dashboard._note import get_note
 from cse_nets import build_network, count_parameters
 from search import report
 from search.study_io import export_attr
-from space import PRESETS
+from space import PRESETS, InputShape
 from tests.search.studies import BAD_CASES, MIX, ROWS, Row, bad_argv, make_study
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -69,8 +69,7 @@ def test_report_writes_csv_html_and_dashboard_items(tmp_path, storage, capsys):
 
 
 def test_hypervolume_is_measured_in_decades_below_mobilenetv2(tmp_path, storage, capsys):
-    baseline = count_parameters(build_network(PRESETS["mobilenetv2"], in_channels=3,
-                                              num_classes=10, input_size=32))
+    baseline = count_parameters(build_network(PRESETS["mobilenetv2"], InputShape(3, 32, 10)))
     rows = (Row(MIX, 0.5, baseline // 10), Row(MIX, 0.25, baseline // 100))
     make_study(storage, rows=rows)
     code, out, _ = run(["--study", "demo", "--storage", storage, "--results-dir",

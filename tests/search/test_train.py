@@ -24,7 +24,7 @@ from search.train import (
     resolve_precision,
     train_model,
 )
-from space import Arch, Stage
+from space import Arch, InputShape, Stage
 
 TINY = Arch(stages=(Stage("btn", c=8, n=1, s=2, t=2), Stage("cse", c=16, n=1, s=2)),
             stem=8, head=32)
@@ -35,8 +35,7 @@ def _tiny(splits: Splits, seed: int = 0) -> nn.Module:
     info = splits.info
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return build_network(TINY, in_channels=info.in_channels,
-                             num_classes=info.num_classes, input_size=info.input_size)
+        return build_network(TINY, info.shape)
 
 
 @pytest.fixture(scope="module")
@@ -218,5 +217,5 @@ def test_cli_trains_and_saves(tmp_path, arch_file, capsys):
     metrics = json.loads((out_dir / "metrics.json").read_text())
     assert metrics["input_shape"] == [3, 8, 8] and metrics["train_config"]["subset"] == 0.2
     assert 0 <= metrics["test_accuracy"] <= 1 and len(metrics["history"]) == 1
-    model = build_network(TINY, in_channels=3, num_classes=10, input_size=8)
+    model = build_network(TINY, InputShape(3, 8, 10))
     model.load_state_dict(torch.load(out_dir / "weights.pt", weights_only=True))

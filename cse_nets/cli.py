@@ -1,12 +1,21 @@
-"""The one rule every command line here follows: bad input is one line and exit status 2."""
+"""The one rule every command line here follows: bad input is one line and exit status 2.
+
+Shared by the ``cse_nets`` and ``search`` command lines: an argparse parser whose usage
+errors are that one line too, argument types for the checks they all need, and the
+wrapper that turns a ``ValueError`` anywhere below ``main`` into what the user sees.
+"""
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable, Sequence
 from functools import wraps
 
-__all__ = ["BAD_INPUT", "exits_on_bad_input", "first_line"]
+from space.checks import positive_int
+
+__all__ = ["BAD_INPUT", "OneLineParser", "exits_on_bad_input", "first_line",
+           "positive_int_arg"]
 
 BAD_INPUT = 2
 
@@ -16,6 +25,21 @@ Main = Callable[[Sequence[str] | None], int | None]
 def first_line(err: BaseException) -> str:
     """An exception's message cut to its first line (library errors can run to pages)."""
     return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is the same single ``error: ...`` line as ours."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(BAD_INPUT, f"error: {message}\n")
+
+
+def positive_int_arg(text: str) -> int:
+    """argparse ``type=`` for counts: ``"3"`` -> 3; ``"0"``, ``"-1"``, ``"x"`` are refused."""
+    try:
+        return positive_int(int(text), "value")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
 
 
 def exits_on_bad_input(main: Main) -> Callable[[Sequence[str] | None], int]:

@@ -1,0 +1,18 @@
+"""The checks every user-facing value goes through, written once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["positive_int"]
+
+
+def positive_int(value: Any, name: str) -> int:
+    """``value`` if it is an ``int`` >= 1, else ``ValueError`` naming ``name``.
+
+    ``bool`` is refused although it is an ``int`` subclass: ``True`` as a channel count is a
+    bug, not a 1.
+    """
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
