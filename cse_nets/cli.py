@@ -28,10 +28,11 @@ def first_line(err: BaseException) -> str:
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage error is the same single ``error: ...`` line as ours."""
+    """argparse, but a usage error is a ``ValueError``: under :func:`exits_on_bad_input` it
+    is the same single ``error: ...`` line and exit status 2 as any other bad input."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(BAD_INPUT, f"error: {message}\n")
+        raise ValueError(message)
 
 
 def positive_int_arg(text: str) -> int:

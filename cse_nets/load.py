@@ -24,7 +24,7 @@ from cse_nets.network import CSENet, build_network
 from space import Arch, InputShape
 
 __all__ = ["ARCH_FILE", "MODEL_FILE", "WEIGHTS_FILE", "ExportError", "load_model",
-           "read_export", "write_export"]
+           "read_export", "save_weights", "write_export"]
 
 ARCH_FILE, MODEL_FILE, WEIGHTS_FILE = "arch.json", "model.json", "weights.pt"
 _FORMAT = 1
@@ -42,6 +42,12 @@ def write_export(directory: Path, arch: Arch, shape: InputShape,
              "input_size": shape.input_size, "num_classes": shape.num_classes, **(extra or {})}
     (directory / ARCH_FILE).write_text(arch.to_json() + "\n")
     (directory / MODEL_FILE).write_text(json.dumps(model, indent=2) + "\n")
+
+
+def save_weights(network: nn.Module, directory: Path) -> None:
+    """``weights.pt``: the ``state_dict`` on the CPU, loadable with ``weights_only=True``."""
+    state = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
+    torch.save(state, directory / WEIGHTS_FILE)
 
 
 def _read_text(path: Path) -> str:
@@ -69,10 +75,11 @@ def read_export(directory: str | Path) -> tuple[Arch, InputShape]:
     if not isinstance(model, dict) or model.get("format") != _FORMAT:
         raise ExportError(f"{path}: expected a JSON object with format {_FORMAT}")
     values = [model.get(key) for key in _SHAPE_KEYS]
-    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
+    try:
+        shape = InputShape(*values)
+    except ValueError:
         raise ExportError(f"{path}: {', '.join(_SHAPE_KEYS)} must be positive integers, "
-                          f"got {values}")
-    shape = InputShape(*values)
+                          f"got {values}") from None
     try:
         arch.check_input_size(shape.input_size)
     except ValueError as err:

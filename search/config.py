@@ -11,23 +11,25 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-import sqlalchemy.exc
-from sqlalchemy.engine import make_url
-
 from cse_nets.cli import OneLineParser
 from search.data import DATASETS
-from search.study_io import DEFAULT_RESULTS_DIR, default_storage
+from search.objectives import OBJECTIVES, Objective, objectives_from_names
+from search.storage import (
+    DEFAULT_RESULTS_DIR,
+    check_storage_url,
+    check_study_name,
+    default_storage,
+)
 from space import PRESETS
+from space.checks import non_negative_int, positive_int
 
 __all__ = [
     "BUDGETS",
     "DEFAULT_PRESETS",
-    "OBJECTIVES",
     "SAMPLERS",
     "Budget",
     "SearchConfig",
@@ -35,10 +37,8 @@ __all__ = [
     "parse_config",
 ]
 
-OBJECTIVES = ("accuracy", "params", "macs")
 SAMPLERS = ("nsga2", "tpe", "random")
 DEFAULT_PRESETS = ("paper-mix", "mobilenetv2")
-_STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # also a file name: no '/'
 
 
 @dataclass(frozen=True)
@@ -52,17 +52,22 @@ class Budget:
     val_fraction: float  # of the training set, held out to score trials on
 
 
-# CPU, measured on this project's 2-core machine (shared, so loaded): the 16-trial
-# Fashion-MNIST smoke search took 5.3 min, 2 trials at a time on 1 core each; paper-mix,
-# its dearest trial, ~2 min (1 epoch on 3% of the training split, ~1,600 images, scored on
-# 2% of the training set, 1,200 images); sampled architectures are mostly cheaper (median
-# ~25 MMACs at 28x28 against paper-mix's 62). "quick" (the Makefile's main job, 16 trials
-# on 10%) took 9.2 min there. GPU budgets are estimates, not measured:
-# a proxy task of 15 epochs on half of CIFAR-10 for "standard".
+# Measured figures for each budget are in the README ("Budgets", "Measured"); the GPU rows
+# are estimates until a GPU run measures them: a proxy task of 15 epochs on half of
+# CIFAR-10 for "standard".
 BUDGETS: dict[str, dict[str, Budget]] = {
-    "smoke": {"cpu": Budget(16, 1, 0.03, 64, 0.02), "gpu": Budget(16, 2, 0.1, 128, 0.1)},
-    "quick": {"cpu": Budget(16, 1, 0.1, 64, 0.05), "gpu": Budget(64, 5, 0.25, 128, 0.1)},
-    "standard": {"cpu": Budget(64, 5, 0.25, 128, 0.1), "gpu": Budget(200, 15, 0.5, 128, 0.1)},
+    "smoke": {
+        "cpu": Budget(trials=16, epochs=1, subset=0.03, batch_size=64, val_fraction=0.02),
+        "gpu": Budget(trials=16, epochs=2, subset=0.1, batch_size=128, val_fraction=0.1),
+    },
+    "quick": {
+        "cpu": Budget(trials=16, epochs=1, subset=0.1, batch_size=64, val_fraction=0.05),
+        "gpu": Budget(trials=64, epochs=5, subset=0.25, batch_size=128, val_fraction=0.1),
+    },
+    "standard": {
+        "cpu": Budget(trials=64, epochs=5, subset=0.25, batch_size=128, val_fraction=0.1),
+        "gpu": Budget(trials=200, epochs=15, subset=0.5, batch_size=128, val_fraction=0.1),
+    },
 }
 
 
@@ -102,22 +107,14 @@ class SearchConfig:
         for kind, value, names in (("dataset", self.dataset, DATASETS),
                                    ("budget", self.budget, tuple(BUDGETS)),
                                    ("sampler", self.sampler, SAMPLERS),
-                                   *(("preset", name, tuple(PRESETS)) for name in self.presets),
-                                   *(("objective", name, OBJECTIVES) for name in self.objectives)):
+                                   *(("preset", name, tuple(PRESETS)) for name in self.presets)):
             if value not in names:
                 raise ValueError(f"unknown {kind} {value!r}; choose one of {', '.join(names)}")
-        # The study's layout is fixed (README, "What a study holds"): accuracy, params,
-        # then optionally MACs.
-        if sorted(self.objectives) not in (["accuracy", "params"], sorted(OBJECTIVES)):
-            raise ValueError("objectives must be accuracy,params or accuracy,params,macs, "
-                             f"got {','.join(self.objectives)}")
+        objectives_from_names(self.objectives)
         for name in ("trials", "epochs", "batch_size", "input_size", "max_concurrent"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name.replace('_', '-')} must be a positive integer, "
-                                 f"got {value!r}")
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+            if getattr(self, name) is not None:
+                positive_int(getattr(self, name), name.replace("_", "-"))
+        non_negative_int(self.seed, "seed")
         if self.subset is not None and not 0 < self.subset <= 1:
             raise ValueError(f"subset must be in (0, 1], got {self.subset!r}")
         if self.val_fraction is not None and not 0 < self.val_fraction < 1:
@@ -127,13 +124,8 @@ class SearchConfig:
         if self.gpus_per_trial is not None and not (
                 math.isfinite(self.gpus_per_trial) and self.gpus_per_trial >= 0):
             raise ValueError(f"gpus-per-trial must be >= 0, got {self.gpus_per_trial!r}")
-        if not _STUDY_NAME.fullmatch(self.study):
-            raise ValueError(f"study name {self.study!r} must be letters, digits, '.', '_' "
-                             "or '-' (it also names files)")
-        try:
-            make_url(self.storage_url)
-        except (sqlalchemy.exc.ArgumentError, ValueError):
-            raise ValueError(f"malformed storage URL {self.storage!r}") from None
+        check_study_name(self.study)
+        check_storage_url(self.storage_url)
         if self.address is not None and not self.address.strip():
             raise ValueError("address must not be empty")
 
@@ -147,9 +139,9 @@ class SearchConfig:
         return self.storage or default_storage(self.results_dir, self.study)
 
     @property
-    def ordered_objectives(self) -> tuple[str, ...]:
-        """Objectives in the study's column order (accuracy, params, macs)."""
-        return tuple(name for name in OBJECTIVES if name in self.objectives)
+    def ordered_objectives(self) -> tuple[Objective, ...]:
+        """Objectives in the study's column order (:data:`search.objectives.OBJECTIVES`)."""
+        return objectives_from_names(self.objectives)
 
     def resolve_budget(self, *, gpu: bool) -> Budget:
         """The named budget for the trials' device, with explicit flags on top."""
@@ -178,7 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--input-size", type=int, help="resize images to this side (default: the dataset's)")
     add("--data-dir", type=Path, help="dataset root (default: the cse-nas cache)")
     add("--objectives", default="accuracy,params",
-        help="accuracy,params or accuracy,params,macs (default: %(default)s)")
+        help=f"accuracy and one or more of {', '.join(list(OBJECTIVES)[1:])} "
+             "(default: %(default)s)")
     add("--sampler", default="nsga2", help=f"{', '.join(SAMPLERS)} (default: %(default)s)")
     add("--seed", type=int, default=0, help="sampler, data split and training seed")
     add("--presets", default=",".join(DEFAULT_PRESETS),

@@ -33,7 +33,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -76,6 +76,12 @@ class DatasetInfo:
     mean: tuple[float, ...]  # per channel, of pixel values scaled to [0, 1]
     std: tuple[float, ...]  # per channel, same scale
     augment: Augmentation  # default training-time augmentation
+
+    def normalization(self) -> dict[str, Any]:
+        """How a network trained on this data expects its input (for an export's
+        ``model.json``)."""
+        return {"mean": list(self.mean), "std": list(self.std),
+                "input": "uint8 pixels / 255, then (x - mean) / std"}
 
 
 Pair = tuple[Tensor, Tensor]  # (images uint8 (N, C, H, W), labels int64 (N,))

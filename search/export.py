@@ -30,27 +30,19 @@ from torch import nn
 
 from cse_nets import build_network, count_macs, count_parameters
 from cse_nets.cli import OneLineParser, exits_on_bad_input, positive_int_arg
-from cse_nets.load import WEIGHTS_FILE, write_export
+from cse_nets.load import save_weights, write_export
 from cse_nets.summary import format_profile
 from search.augment import Normalize
+from search.cli import add_study_arguments, open_study_from_args
 from search.data import Splits, load_dataset
-from search.study_io import (
-    ACCURACY,
-    StudyError,
-    StudyInfo,
-    StudyResults,
-    add_study_arguments,
-    export_attr,
-    load_results,
-    open_study_from_args,
-    output_dir,
-    writing_to_storage,
-)
+from search.objectives import ACCURACY
+from search.results import StudyInfo, StudyResults, export_attr, load_results
+from search.storage import StudyError, output_dir, writing_to_storage
 from search.train import (
     EpochStats,
     NonFiniteLossError,
     TrainConfig,
-    evaluate,
+    final_test_accuracy,
     resolve_device,
     train_model,
     versions,
@@ -66,7 +58,7 @@ ONNX_CHECK_IMAGES = 64  # test images run through both PyTorch and onnxruntime
 def choose(results: StudyResults, top: int | None) -> pd.DataFrame:
     """Front trials, one per distinct architecture, largest hypervolume contribution first;
     the first ``top`` of them when given."""
-    front = results.front.sort_values(["hv_contribution", ACCURACY, "number"],
+    front = results.front.sort_values(["hv_contribution", ACCURACY.metric, "number"],
                                       ascending=[False, False, True])
     front = front.drop_duplicates("arch")
     return front if top is None else front.head(top)
@@ -85,7 +77,9 @@ def retrain_config(info: StudyInfo, epochs: int, device: str | None) -> TrainCon
     except TypeError as err:
         raise StudyError(f"study {info.name!r}: its train_config does not fit this "
                          f"version's TrainConfig ({err})") from None
-    return replace(config, epochs=epochs, subset=1.0, device=device or config.device)
+    # Resolved once, here: an unusable device fails before any data is loaded.
+    return replace(config, epochs=epochs, subset=1.0,
+                   device=str(resolve_device(device or config.device)))
 
 
 def _load_splits(info: StudyInfo, data_dir: Path | None, seed: int) -> Splits:
@@ -110,9 +104,7 @@ def _write_specs(directory: Path, number: int, arch: Arch, info: StudyInfo,
     """``arch.json``, ``model.json`` and ``summary.txt``: what every export has."""
     extra: dict[str, Any] = {"dataset": info.dataset, "study": info.name, "trial": number}
     if retraining is not None:
-        data = retraining.splits.info
-        extra["normalization"] = {"mean": list(data.mean), "std": list(data.std),
-                                  "input": "uint8 pixels / 255, then (x - mean) / std"}
+        extra["normalization"] = retraining.splits.info.normalization()
     write_export(directory, arch, info.shape, extra)
     (directory / SUMMARY_FILE).write_text(format_profile(arch, info.shape) + "\n")
 
@@ -146,14 +138,11 @@ def _retrain(directory: Path, row: pd.Series, arch: Arch, info: StudyInfo,
 
     merged = splits.merged()
     print(f"trial {number}: retraining on {len(merged.train[1]):,} images for "
-          f"{config.epochs} epoch(s) on {resolve_device(config.device)}", flush=True)
+          f"{config.epochs} epoch(s) on {config.device}", flush=True)
     result = train_model(model, merged, config, on_epoch=progress, progress=True)
-    device = resolve_device(config.device)
-    test_accuracy = evaluate(model, *splits.test, splits.info, device=device,
-                             batch_size=config.eval_batch_size, precision=config.precision)
+    accuracy = final_test_accuracy(model, splits, config)
     model = model.cpu()
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    torch.save(state, directory / WEIGHTS_FILE)
+    save_weights(model, directory)
     images = splits.test[0][:ONNX_CHECK_IMAGES]
     normalize = Normalize(splits.info.mean, splits.info.std, torch.device("cpu"))
     max_diff = _export_onnx(model, normalize(images), directory / ONNX_FILE)
@@ -161,11 +150,11 @@ def _retrain(directory: Path, row: pd.Series, arch: Arch, info: StudyInfo,
         "trial": number,
         "arch": str(arch),
         "dataset": info.dataset,
-        "test_accuracy": test_accuracy,
+        "test_accuracy": accuracy,
         "test_images": len(splits.test[1]),
-        "search_val_accuracy": float(row[ACCURACY]),
+        "search_val_accuracy": float(row[ACCURACY.metric]),
         "params": count_parameters(model),
-        "macs": count_macs(model, info.input_shape),
+        "macs": count_macs(model, info.shape.chw),
         "retrain": {"train_images": len(merged.train[1]), "train_config": asdict(config),
                     "train_seconds": result.train_seconds, "device": result.device,
                     "final_train_loss": result.history[-1].train_loss},
@@ -179,8 +168,7 @@ def _retrain(directory: Path, row: pd.Series, arch: Arch, info: StudyInfo,
 
 @exits_on_bad_input
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = OneLineParser(prog="python -m search.export",
-                                     description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m search.export", description=__doc__.splitlines()[0])
     add_study_arguments(parser)
     parser.add_argument("--top", type=positive_int_arg,
                         help="only the K front architectures with the largest hypervolume "
@@ -200,7 +188,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     retraining = None
     if args.retrain_epochs:
         config = retrain_config(info, args.retrain_epochs, args.device)
-        resolve_device(config.device)  # an unusable device fails now, not after loading
         retraining = _Retraining(config, _load_splits(info, args.data_dir, config.seed))
     failed = 0
     for _, row in chosen.iterrows():

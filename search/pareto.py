@@ -2,9 +2,9 @@
 
 Everything here minimises: a point is a row of an ``(n, d)`` array, and ``a`` dominates
 ``b`` when ``a <= b`` in every column and ``a < b`` in at least one. Objectives that are
-maximised are negated first with :func:`to_minimisation`, which takes Optuna's direction
-names. Equal points do not dominate each other, so duplicates share a rank (and both sit
-on the front).
+maximised are negated first with :func:`to_minimisation`, which takes Optuna's
+``StudyDirection``s. Equal points do not dominate each other, so duplicates share a rank
+(and both sit on the front).
 
 Hypervolume is the Lebesgue measure of the region dominated by the points and bounded by a
 reference point ``ref``; only points strictly better than ``ref`` in every column add to
@@ -12,7 +12,7 @@ it. It is exact: a sweep for 2 objectives, slicing along the last objective (rec
 down to the sweep) for more, which is plenty for fronts of a few hundred points.
 
 How study objectives are scaled and where the reference sits is a decision of the caller:
-see ``search.study_io.hypervolume_space``.
+see ``search.objectives.hypervolume_space``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
+from optuna.study import StudyDirection
 
 __all__ = [
     "hypervolume",
@@ -30,8 +31,6 @@ __all__ = [
     "pareto_mask",
     "to_minimisation",
 ]
-
-_SIGNS = {"minimize": 1.0, "maximize": -1.0}
 
 
 def _as_points(points: ArrayLike) -> np.ndarray:
@@ -50,14 +49,13 @@ def _as_reference(reference: ArrayLike, dims: int) -> np.ndarray:
     return ref
 
 
-def to_minimisation(values: ArrayLike, directions: Sequence[str]) -> np.ndarray:
+def to_minimisation(values: ArrayLike, directions: Sequence[StudyDirection]) -> np.ndarray:
     """``values`` (points ``(n, d)`` or one point ``(d,)``) with maximised columns negated."""
-    try:
-        signs = np.array([_SIGNS[d] for d in directions])
-    except KeyError as err:
-        raise ValueError(
-            f"directions must be 'minimize' or 'maximize', got {err.args[0]!r}"
-        ) from None
+    for direction in directions:
+        if direction not in (StudyDirection.MINIMIZE, StudyDirection.MAXIMIZE):
+            raise ValueError(f"directions must be StudyDirection.MINIMIZE or MAXIMIZE, "
+                             f"got {direction!r}")
+    signs = np.array([-1.0 if d == StudyDirection.MAXIMIZE else 1.0 for d in directions])
     array = np.asarray(values, dtype=float)
     if array.shape[-1:] != signs.shape:
         raise ValueError(f"{len(signs)} directions for values of shape {array.shape}")

@@ -8,18 +8,13 @@ from __future__ import annotations
 
 from typing import Any, TextIO
 
-import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 from ray import tune
 
-from search.pareto import pareto_mask, to_minimisation
+from search.searcher import INTERRUPTED
 
-__all__ = ["INTERRUPTED", "Progress", "budget_trials", "format_front", "pareto_front"]
-
-# User attr marking a trial that was cut short by its search stopping: it failed for a
-# reason outside its architecture, so it does not count against the trial budget.
-INTERRUPTED = "interrupted"
+__all__ = ["Progress", "budget_trials", "format_front", "pareto_front"]
 
 
 def budget_trials(study: optuna.Study) -> list[FrozenTrial]:
@@ -33,13 +28,7 @@ def budget_trials(study: optuna.Study) -> list[FrozenTrial]:
 
 def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
     """Complete trials no other complete trial dominates, fewest parameters first."""
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if not complete:
-        return []
-    directions = [d.name.lower() for d in study.directions]
-    mask = pareto_mask(to_minimisation(np.array([t.values for t in complete]), directions))
-    front = [t for t, on in zip(complete, mask, strict=True) if on]
-    return sorted(front, key=lambda t: (t.user_attrs.get("params", 0), t.number))
+    return sorted(study.best_trials, key=lambda t: (t.user_attrs.get("params", 0), t.number))
 
 
 def format_front(study: optuna.Study) -> str:

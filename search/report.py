@@ -23,22 +23,17 @@ from optuna_dashboard import save_note, save_plotly_graph_object
 from plotly.offline import get_plotlyjs
 
 from cse_nets.cli import OneLineParser, exits_on_bad_input, first_line
+from search.cli import add_study_arguments, open_study_from_args
 from search.figures import report_figures
+from search.objectives import ACCURACY
 from search.paper_points import paper_points
-from search.study_io import (
-    ACCURACY,
-    StudyResults,
-    add_study_arguments,
-    load_results,
-    open_study_from_args,
-    output_dir,
-    writing_to_storage,
-)
+from search.results import StudyResults, load_results
+from search.storage import output_dir, writing_to_storage
 from space import stage_resolutions
 
 __all__ = ["main", "summary_lines", "trial_note", "write_html"]
 
-_FRONT_COLUMNS = ["number", "arch", "preset", "params", "macs", ACCURACY, "test_accuracy",
+_FRONT_COLUMNS = ["number", "arch", "preset", "params", "macs", ACCURACY.metric, "test_accuracy",
                   "hv_contribution"]
 
 
@@ -56,10 +51,11 @@ def summary_lines(results: StudyResults) -> list[str]:
         if fits.empty:
             lines.append(f"at or below {name} ({params:,} params): no complete trial")
             continue
-        best = fits.loc[fits[ACCURACY].idxmax()]
-        itself = complete.loc[complete["preset"] == name, ACCURACY]
+        accuracy = ACCURACY.metric
+        best = fits.loc[fits[accuracy].idxmax()]
+        itself = complete.loc[complete["preset"] == name, accuracy]
         lines.append(f"at or below {name} ({params:,} params): best val acc "
-                     f"{best[ACCURACY]:.2%} (trial {best['number']}, {best['params']:,} params)"
+                     f"{best[accuracy]:.2%} (trial {best['number']}, {best['params']:,} params)"
                      + (f"; {name} itself {itself.max():.2%}" if len(itself) else ""))
     tested = complete[complete["test_accuracy"].notna()]
     lines.extend(f"trial {n} retrained: test acc {a:.2%} ({d})"
@@ -84,7 +80,7 @@ def trial_note(results: StudyResults, number: int) -> str:
                                                                     strict=True), start=1)]
         lines += ["", f"stem {arch.stem}, head {arch.head} ({arch.head_op}, {arch.act})", ""]
     facts = [("params", row["params"], "{:,.0f}"), ("MACs", row["macs"], "{:,.0f}"),
-             ("val accuracy", row[ACCURACY], "{:.2%}"),
+             ("val accuracy", row[ACCURACY.metric], "{:.2%}"),
              ("test accuracy (retrained)", row["test_accuracy"], "{:.2%}"),
              ("export", row["export_dir"], "{}"), ("preset", row["preset"], "{}"),
              ("fail reason", row["fail_reason"], "{}")]
@@ -116,8 +112,8 @@ def write_html(path: Path, results: StudyResults, figures: dict[str, go.Figure],
         "padding:1em;white-space:pre-wrap}</style></head><body>",
         f"<h1>Study {html.escape(info.name)}</h1>",
         f"<p>dataset {html.escape(info.dataset)}, input "
-        f"{'x'.join(map(str, info.input_shape))}, {info.shape.num_classes} classes; "
-        f"objectives {', '.join(info.metric_names)} ({', '.join(info.directions)}). "
+        f"{'x'.join(map(str, info.shape.chw))}, {info.shape.num_classes} classes; "
+        f"objectives {', '.join(f'{o.metric} ({o.ray_mode})' for o in info.objectives)}. "
         "Accuracies on the axes are validation accuracies; "
         "stars are test accuracies of retrained exports.</p>",
         f"<pre>{html.escape(chr(10).join(lines))}</pre>",
@@ -156,8 +152,7 @@ def _attach(study: optuna.Study, results: StudyResults, figures: dict[str, go.Fi
 
 @exits_on_bad_input
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = OneLineParser(prog="python -m search.report",
-                                     description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m search.report", description=__doc__.splitlines()[0])
     add_study_arguments(parser)
     parser.add_argument("--png", action="store_true", help="also write PNGs (needs Chrome)")
     parser.add_argument("--no-dashboard", action="store_true",

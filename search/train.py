@@ -20,7 +20,7 @@ import math
 import platform
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from importlib import metadata
 from pathlib import Path
@@ -30,10 +30,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from cse_nets import build_network
+from cse_nets import build_network, count_parameters
+from cse_nets.cli import OneLineParser, exits_on_bad_input, positive_int_arg
+from cse_nets.load import save_weights, write_export
 from search.augment import Normalize, shuffled_batches
 from search.data import DATASETS, DatasetInfo, Splits, load_dataset, stratified_split
-from space import PRESETS, Arch, preset
+from space import PRESETS, load_arch
+from space.checks import non_negative_int, positive_int
 
 __all__ = [
     "OPTIMIZERS",
@@ -44,11 +47,13 @@ __all__ = [
     "NonFiniteLossError",
     "TrainConfig",
     "TrainResult",
-    "evaluate",
+    "final_test_accuracy",
     "learning_rate",
     "main",
+    "measure_accuracy",
     "resolve_device",
     "resolve_precision",
+    "train_epoch",
     "train_model",
 ]
 
@@ -88,13 +93,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"train config: {name} must be a positive integer, got {value!r}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            raise ValueError(
-                f"train config: seed must be a non-negative integer, got {self.seed!r}"
-            )
+            positive_int(getattr(self, name), f"train config: {name}")
+        non_negative_int(self.seed, "train config: seed")
         for name, choices in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
                               ("precision", PRECISIONS)):
             if getattr(self, name) not in choices:
@@ -124,10 +124,7 @@ def _check_range(name: str, value: float, low: float, high: float, *,
 
 
 RECIPES: dict[str, TrainConfig] = {
-    # Tuned for 1-epoch budgets. Validation accuracy of a small hybrid after 63 steps of 128
-    # on Fashion-MNIST (two seeds differed by 0.2 points): this recipe 74.7%, cosine 74.8%,
-    # lr 0.15 74.3%, 5% warm-up 74.0%; with 20% warm-up: lr 0.05 71.1%, 0.1 73.4%,
-    # 0.2 67.1%, 0.4 diverged, no label smoothing 71.9%; AdamW (lr 3e-3) 69.4%.
+    # Tuned for 1-epoch budgets; the comparison behind it is in the README ("Measured").
     "default": TrainConfig(),
     # The paper's recipe (Park & Kim): SGD lr 0.045, momentum 0.9, weight decay 4e-5,
     # lr x0.98 after every epoch, batch 16, 200 epochs; no warm-up or smoothing stated.
@@ -196,10 +193,8 @@ def resolve_precision(spec: str, device: torch.device) -> str:
     """``"fp32"`` or ``"bf16"``; ``"auto"`` is bf16 on CUDA and fp32 on the CPU."""
     if spec != "auto":
         return spec
-    # On the CPU bf16 pays off for large networks only. Measured per core-second, best of 3,
-    # on an AMD EPYC with AVX512-BF16 (channels_last, batch 32): paper-mix at 32x32 trains
-    # at 37 img/s in fp32 and 45 in bf16, but a small hybrid at 28x28 at 450 and 270, and a
-    # tiny one at 16x16 at 3700 and 2200. Without native bf16 it would be slower still.
+    # On the CPU bf16 pays off for large networks only (README, "Measured"), and without
+    # native bf16 it is slower still.
     return "bf16" if device.type == "cuda" else "fp32"
 
 
@@ -259,6 +254,43 @@ def _training_pair(splits: Splits, config: TrainConfig) -> tuple[Tensor, Tensor]
     return images, labels
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What every epoch of one training run shares."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    config: TrainConfig
+    device: torch.device
+    normalize: Normalize
+    generator: torch.Generator
+    steps: int  # optimiser steps per epoch
+
+
+def train_epoch(run: _Run, batches: Iterable[tuple[Tensor, Tensor]], epoch: int, *,
+                on_batch: Callable[[int], object] | None = None) -> float:
+    """One pass over ``batches``; the epoch's mean training loss, checked to be finite."""
+    model, optimizer, config = run.model, run.optimizer, run.config
+    model.train()
+    loss_sum = torch.zeros((), device=run.device)
+    for index, (x, y) in enumerate(batches):
+        lr = learning_rate(config, (epoch - 1) * run.steps + index, run.steps)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        with _autocast(config.precision, run.device):
+            logits = model(run.normalize(x))
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.detach()
+        if (index + 1) % FINITE_CHECK_STEPS == 0:
+            _finite_mean(loss_sum, index + 1, epoch, config)
+        if on_batch is not None:
+            on_batch(len(y))
+    return _finite_mean(loss_sum, run.steps, epoch, config)
+
+
 def train_model(
     model: nn.Module,
     splits: Splits,
@@ -278,45 +310,28 @@ def train_model(
     images, labels = (t.to(device) for t in _training_pair(splits, config))
     val_images, val_labels = (t.to(device) for t in splits.val)
     model.to(device=device, memory_format=torch.channels_last)
-    optimizer = _optimizer(model, config)
-    normalize = Normalize(info.mean, info.std, device)
-    generator = torch.Generator(device=device).manual_seed(config.seed)
-    steps = max(1, len(labels) // config.batch_size)
+    run = _Run(model=model, optimizer=_optimizer(model, config), config=config, device=device,
+               normalize=Normalize(info.mean, info.std, device),
+               generator=torch.Generator(device=device).manual_seed(config.seed),
+               steps=max(1, len(labels) // config.batch_size))
     history: list[EpochStats] = []
     for epoch in range(1, config.epochs + 1):
         epoch_started = time.perf_counter()
-        model.train()
-        loss_sum = torch.zeros((), device=device)
-        seen = 0
-        bar = tqdm(total=min(len(labels), steps * config.batch_size), unit="img",
-                   desc=f"epoch {epoch}/{config.epochs}", disable=not progress, leave=False)
         batches = shuffled_batches(images, labels, batch_size=config.batch_size,
-                                   aug=info.augment, generator=generator)
-        for index, (x, y) in enumerate(batches):
-            lr = learning_rate(config, (epoch - 1) * steps + index, steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            with _autocast(config.precision, device):
-                logits = model(normalize(x))
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach()
-            seen += len(y)
-            if (index + 1) % FINITE_CHECK_STEPS == 0:
-                bar.set_postfix(loss=f"{_finite_mean(loss_sum, index + 1, epoch, config):.3f}")
-            bar.update(len(y))
-        bar.close()
-        train_loss = _finite_mean(loss_sum, steps, epoch, config)
+                                   aug=info.augment, generator=run.generator)
+        bar = tqdm(total=min(len(labels), run.steps * config.batch_size), unit="img",
+                   desc=f"epoch {epoch}/{config.epochs}", disable=not progress, leave=False)
+        with bar:
+            train_loss = train_epoch(run, batches, epoch, on_batch=bar.update)
         train_seconds = time.perf_counter() - epoch_started
         val_accuracy = None
         if len(val_labels):
-            val_accuracy = evaluate(model, val_images, val_labels, info, device=device,
-                                    batch_size=config.eval_batch_size,
-                                    precision=config.precision)
+            val_accuracy = measure_accuracy(model, val_images, val_labels, info, device=device,
+                                            batch_size=config.eval_batch_size,
+                                            precision=config.precision)
         stats = EpochStats(epoch=epoch, train_loss=train_loss, val_accuracy=val_accuracy,
-                           images_per_second=seen / train_seconds,
+                           images_per_second=min(len(labels), run.steps * config.batch_size)
+                           / train_seconds,
                            seconds=time.perf_counter() - epoch_started)
         history.append(stats)
         if on_epoch is not None:
@@ -331,7 +346,7 @@ def train_model(
     )
 
 
-def evaluate(
+def measure_accuracy(
     model: nn.Module,
     images: Tensor,
     labels: Tensor,
@@ -346,7 +361,7 @@ def evaluate(
     Runs in eval mode under ``torch.inference_mode`` and restores the model's mode.
     """
     if len(labels) == 0:
-        raise ValueError("evaluate: no images")
+        raise ValueError("measure_accuracy: no images")
     device = resolve_device(device) if isinstance(device, str) else device
     model.to(device=device, memory_format=torch.channels_last)
     normalize = Normalize(info.mean, info.std, device)
@@ -362,47 +377,40 @@ def evaluate(
     return correct.item() / len(labels)
 
 
+def final_test_accuracy(model: nn.Module, splits: Splits, config: TrainConfig) -> float:
+    """Accuracy on the **test** split: for final evaluation only, never for selection."""
+    return measure_accuracy(model, *splits.test, splits.info,
+                            device=resolve_device(config.device),
+                            batch_size=config.eval_batch_size, precision=config.precision)
+
+
 # --- command line ------------------------------------------------------------------------
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m search.train",
-        description="Train one architecture and report validation and test accuracy.",
-    )
-    parser.add_argument("--arch", required=True,
-                        help=f"a preset ({', '.join(PRESETS)}) or an architecture JSON file")
-    parser.add_argument("--dataset", required=True, help=f"one of {', '.join(DATASETS)}")
-    parser.add_argument("--recipe", choices=tuple(RECIPES), default="default",
-                        help="training recipe; the flags below override its fields")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--lr", type=float, help="peak learning rate")
-    parser.add_argument("--subset", type=float, help="fraction of the training split, in (0, 1]")
-    parser.add_argument("--seed", type=int, help="split, subset, shuffling, init (default 0)")
-    parser.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
-    parser.add_argument("--precision", choices=PRECISIONS,
-                        help="auto (default): bf16 on CUDA, fp32 on the CPU")
-    parser.add_argument("--data-dir", type=Path, help="downloads and cached tensors")
-    parser.add_argument("--val-fraction", type=float, default=0.1,
-                        help="share of the training set held out for validation")
-    parser.add_argument("--input-size", type=int,
-                        help="resize images to this side (imagenette's default is 64)")
-    parser.add_argument("--save", type=Path, metavar="DIR",
-                        help="write weights.pt, arch.json and metrics.json here")
+    parser = OneLineParser(prog="python -m search.train",
+                           description="Train one architecture and report validation and "
+                                       "test accuracy.")
+    add = parser.add_argument
+    add("--arch", required=True, help=f"a preset ({', '.join(PRESETS)}) or an architecture "
+                                      "JSON file")
+    add("--dataset", required=True, help=f"one of {', '.join(DATASETS)}")
+    add("--recipe", choices=tuple(RECIPES), default="default",
+        help="training recipe; the flags below override its fields")
+    add("--epochs", type=positive_int_arg)
+    add("--batch-size", type=positive_int_arg)
+    add("--lr", type=float, help="peak learning rate")
+    add("--subset", type=float, help="fraction of the training split, in (0, 1]")
+    add("--seed", type=int, help="split, subset, shuffling, init (default 0)")
+    add("--device", help="auto (default), cpu, cuda or cuda:N")
+    add("--precision", choices=PRECISIONS, help="auto (default): bf16 on CUDA, fp32 on the CPU")
+    add("--data-dir", type=Path, help="downloads and cached tensors")
+    add("--val-fraction", type=float, default=0.1,
+        help="share of the training set held out for validation")
+    add("--input-size", type=positive_int_arg,
+        help="resize images to this side (imagenette's default is 64)")
+    add("--save", type=Path, metavar="DIR",
+        help="write an export directory here: arch.json, model.json, weights.pt, metrics.json")
     return parser
-
-
-def _load_arch(value: str) -> Arch:
-    if value in PRESETS:
-        return preset(value)
-    path = Path(value)
-    if not path.is_file():
-        raise ValueError(f"--arch {value!r} is neither a preset ({', '.join(PRESETS)}) "
-                         f"nor an architecture JSON file")
-    try:
-        return Arch.from_json(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as err:
-        raise ValueError(f"--arch {value}: {err}") from None
 
 
 def _config(args: argparse.Namespace) -> TrainConfig:
@@ -421,67 +429,45 @@ def _print_epoch(epochs: int) -> Callable[[EpochStats], None]:
     return report
 
 
-def _save(folder: Path, model: nn.Module, arch: Arch, metrics: dict) -> None:
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    torch.save(state, folder / "weights.pt")
-    (folder / "arch.json").write_text(arch.to_json() + "\n", encoding="utf-8")
-    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-
-
-def _error(err: BaseException) -> str:
-    return "error: " + " ".join(str(err).split())  # always one line
-
-
-def main(argv: list[str] | None = None) -> int:
+@exits_on_bad_input
+def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        arch = _load_arch(args.arch)
-        config = _config(args)
-        device = resolve_device(config.device)
-        splits = load_dataset(args.dataset, data_dir=args.data_dir,
-                              val_fraction=args.val_fraction, seed=config.seed,
-                              input_size=args.input_size)
-        model = build_network(arch, splits.info.shape, seed=config.seed)
-        if args.save is not None:
-            args.save.mkdir(parents=True, exist_ok=True)  # fail now, not after training
-    except (ValueError, OSError) as err:
-        print(_error(err), file=sys.stderr)
-        return 2
+    arch = load_arch(args.arch)
+    config = _config(args)
+    device = resolve_device(config.device)
+    splits = load_dataset(args.dataset, data_dir=args.data_dir, val_fraction=args.val_fraction,
+                          seed=config.seed, input_size=args.input_size)
     info = splits.info
-    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    print(f"{arch}\n{params:,} parameters; {info.name} {'x'.join(map(str, info.shape.chw))}"
-          f", train {len(splits.train[1])}, val {len(splits.val[1])}, "
-          f"test {len(splits.test[1])}; {device}, "
+    model = build_network(arch, info.shape, seed=config.seed)
+    if args.save is not None:
+        args.save.mkdir(parents=True, exist_ok=True)  # fail now, not after training
+    print(f"{arch}\n{count_parameters(model):,} parameters; {info.name} "
+          f"{'x'.join(map(str, info.shape.chw))}, train {len(splits.train[1])}, val "
+          f"{len(splits.val[1])}, test {len(splits.test[1])}; {device}, "
           f"{resolve_precision(config.precision, device)}")
     try:
         result = train_model(model, splits, config, on_epoch=_print_epoch(config.epochs),
                              progress=True)
     except NonFiniteLossError as err:
-        print(_error(err), file=sys.stderr)
+        print(f"error: {err}", file=sys.stderr)
         return 1
-    test_accuracy = evaluate(model, *splits.test, info, device=device,
-                             batch_size=config.eval_batch_size, precision=config.precision)
-    print(f"test acc {test_accuracy:.2%}  ({result.train_seconds:.1f} s training)")
+    accuracy = final_test_accuracy(model, splits, config)
+    print(f"test acc {accuracy:.2%}  ({result.train_seconds:.1f} s training)")
     if args.save is not None:
         metrics = {
-            "arch": str(arch),
-            "dataset": info.name,
-            "input_shape": list(info.shape.chw),
-            "num_classes": info.shape.num_classes,
-            "params": params,
-            "train_config": asdict(config),
-            "val_fraction": args.val_fraction,
+            "arch": str(arch), "dataset": info.name, "input_shape": list(info.shape.chw),
+            "num_classes": info.shape.num_classes, "params": count_parameters(model),
+            "train_config": asdict(config), "val_fraction": args.val_fraction,
             "history": [asdict(s) for s in result.history],
-            "val_accuracy": result.val_accuracy,
-            "best_val_accuracy": result.best_val_accuracy,
-            "test_accuracy": test_accuracy,
-            "train_seconds": result.train_seconds,
-            "device": result.device,
-            "precision": resolve_precision(config.precision, device),
-            "seed": config.seed,
-            "versions": versions(),
+            "val_accuracy": result.val_accuracy, "best_val_accuracy": result.best_val_accuracy,
+            "test_accuracy": accuracy, "train_seconds": result.train_seconds,
+            "device": result.device, "precision": resolve_precision(config.precision, device),
+            "seed": config.seed, "versions": versions(),
         }
-        _save(args.save, model, arch, metrics)
+        write_export(args.save, arch, info.shape, {"dataset": info.name,
+                                                   "normalization": info.normalization()})
+        save_weights(model, args.save)
+        (args.save / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         print(f"saved to {args.save}")
     return 0
 

@@ -1,10 +1,10 @@
 """Ray Tune runs the trials; Optuna samples them and keeps every one in an RDB study.
 
-The driver (this process) is the study's only writer: :class:`StudySearch`, an
-``OptunaSearch`` that also writes each trial's user attributes and failure reason before
-telling Optuna the outcome. Trials run in Ray workers and only report back, so SQLite is
-safe whatever the concurrency; several drivers on one study would need a server database
-and are not supported (a restart marks every RUNNING trial as interrupted).
+The driver (this process) is the study's only writer: :class:`search.searcher.StudySearch`
+records each trial's attributes and outcome. Trials run in Ray workers and only report
+back, so SQLite is safe whatever the concurrency; several drivers on one study would need
+a server database and are not supported (a restart marks every RUNNING trial as
+interrupted).
 
 Resume: the study is the state. A rerun of the same command loads it, marks trials left
 RUNNING by a killed search as FAIL (``interrupted``), and runs only what the trial budget
@@ -13,7 +13,6 @@ still lacks; presets are enqueued once, into a new study.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import os
@@ -21,40 +20,36 @@ import socket
 import sys
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
 import optuna
 import ray
-import sqlalchemy.exc
 from optuna.trial import TrialState
 from ray import tune
-from ray.tune.search.optuna import OptunaSearch
 
 from cse_nets.cli import first_line
-from search.config import SearchConfig
+from search.config import Budget, SearchConfig
 from search.data import Splits, load_dataset
-from search.objective import DIRECTIONS, METRIC_NAMES, evaluate
-from search.progress import INTERRUPTED, Progress, budget_trials, format_front
+from search.objective import train_and_score
+from search.objectives import Objective
+from search.progress import Progress, budget_trials, format_front
+from search.searcher import (
+    ARCH_KEY,
+    ATTRS_KEY,
+    FAIL_KEY,
+    INTERRUPTED,
+    INTERRUPTED_REASON,
+    StudySearch,
+    make_sampler,
+)
+from search.storage import open_rdb_storage
 from search.train import RECIPES, TrainConfig
-from space import Arch, preset, preset_params, sample_arch
+from space import Arch, preset, preset_params
 
-__all__ = [
-    "SearchError",
-    "SearchResult",
-    "StudySearch",
-    "fail_interrupted",
-    "make_sampler",
-    "run_search",
-]
-
-ARCH_KEY = "arch"  # in a trial's config: the sampled Arch as JSON
-ATTRS_KEY = "user_attrs"  # in a trial's result: JSON of its user attributes
-FAIL_KEY = "fail_reason"  # in a trial's result: why the candidate failed
-INTERRUPTED_REASON = "interrupted: the search stopped before this trial finished"
-CRASH_REASON = ("the trial's Ray worker failed outside the objective (see error.txt in "
-                "its trial directory)")
+__all__ = ["SearchError", "SearchResult", "fail_interrupted", "run_search"]
 
 
 class SearchError(ValueError):
@@ -73,83 +68,28 @@ class SearchResult:
     wall_seconds: float
 
 
-def make_sampler(name: str, *, seed: int, trials: int) -> optuna.samplers.BaseSampler:
-    """``nsga2`` (population sized to the budget: a few generations), ``tpe`` or ``random``."""
-    if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(population_size=max(4, min(50, trials // 4)),
-                                             seed=seed)
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed)
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    raise ValueError(f"unknown sampler {name!r}")
+@dataclass(frozen=True)
+class _Plan:
+    """Everything one invocation of the search decided before any trial runs."""
 
+    config: SearchConfig
+    budget: Budget
+    splits: Splits
+    train_config: TrainConfig
+    resources: dict[str, float]  # per trial: "cpu", "gpu"
 
-def _suggest(trial: optuna.Trial, *, input_size: int) -> dict[str, str]:
-    """Define-by-run space: sample, and record the architecture on the trial at once."""
-    arch = sample_arch(trial, input_size)
-    text = arch.to_json(indent=None)
-    trial.set_user_attr("arch", text)
-    trial.set_user_attr("arch_str", str(arch))
-    return {ARCH_KEY: text}
-
-
-class StudySearch(OptunaSearch):
-    """``OptunaSearch`` over the architecture space that also stores each trial's attributes
-    and failure reason.
-
-    ``OptunaSearch.on_trial_complete`` tells Optuna the outcome, after which a trial's
-    attributes are frozen, so they are written here first, from the trial's last result.
-    """
-
-    def __init__(self, *, input_size: int, objectives: tuple[str, ...], study_name: str,
-                 sampler: optuna.samplers.BaseSampler,
-                 storage: optuna.storages.BaseStorage | None = None) -> None:
-        super().__init__(
-            functools.partial(_suggest, input_size=input_size),
-            metric=[METRIC_NAMES[o] for o in objectives],
-            mode=["max" if DIRECTIONS[o] == "maximize" else "min" for o in objectives],
-            sampler=sampler, study_name=study_name, storage=storage,
-        )
-
-    def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        with warnings.catch_warnings():
-            # Writing 53 parameters to SQLite takes ~1 s, which OptunaSearch warns about.
-            warnings.filterwarnings("ignore", message="Define-by-run function")
-            return super().suggest(trial_id)
-
-    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
-                          error: bool = False) -> None:
-        trial = self._ot_trials.get(trial_id)
-        fresh = trial is not None and trial_id not in self._completed_trials
-        if fresh and not self._record(trial, result or {}, error):
-            result, error = None, True  # OptunaSearch tells FAIL for "no values, error"
-        super().on_trial_complete(trial_id, result=result, error=error)
-
-    def _record(self, trial: optuna.Trial, result: dict[str, Any], error: bool) -> bool:
-        """Write user attrs; ``False`` if the trial failed (with its ``fail_reason``)."""
-        if FAIL_KEY in result:
-            trial.set_user_attr("fail_reason", str(result[FAIL_KEY]))
-            return False
-        if ATTRS_KEY in result:
-            for key, value in json.loads(result[ATTRS_KEY]).items():
-                trial.set_user_attr(key, value)
-            return True
-        if error:
-            trial.set_user_attr("fail_reason", CRASH_REASON)
-        else:  # Tune stopped it before it reported (the search was interrupted)
-            trial.set_user_attr("fail_reason", INTERRUPTED_REASON)
-            trial.set_user_attr(INTERRUPTED, True)
-        return False
+    @property
+    def objectives(self) -> tuple[Objective, ...]:
+        return self.config.ordered_objectives
 
 
 def _run_trial(config: dict[str, Any], *, splits: Splits, train_config: TrainConfig,
-               objectives: tuple[str, ...]) -> None:
+               objectives: Sequence[Objective]) -> None:
     """The Tune trainable: one candidate, reported once, never raising for its own failure."""
-    names = [METRIC_NAMES[o] for o in objectives]
+    names = [o.metric for o in objectives]
     arch = Arch.from_json(config[ARCH_KEY])
     try:
-        evaluation = evaluate(arch, splits, train_config)
+        evaluation = train_and_score(arch, splits, train_config, objectives)
     except Exception as err:  # NaN loss, out of memory, unbuildable: the trial's FAIL
         # Tune insists on the metrics in every result; StudySearch tells Optuna FAIL.
         reason = f"{type(err).__name__}: {first_line(err)}"
@@ -164,24 +104,6 @@ def _trial_dirname(trial: Any) -> str:
 
 
 # --- setup: everything that can reject the user's input, before any trial runs ----------
-
-def _open_storage(config: SearchConfig) -> optuna.storages.RDBStorage:
-    if config.storage is None:
-        _check_writable(config.results_dir)
-    try:
-        return optuna.storages.RDBStorage(config.storage_url)
-    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as err:
-        raise SearchError(f"cannot open storage {config.storage_url}: {first_line(err)}") from None
-
-
-def _check_writable(directory: Path) -> None:
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise SearchError(f"cannot create results dir {directory}: {err.strerror}") from None
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise SearchError(f"results dir {directory} is not writable")
-
 
 def _start_ray(address: str | None) -> None:
     """Join ``address``, or start a Ray instance on this machine with all its CPUs/GPUs."""
@@ -227,17 +149,16 @@ def _trial_resources(config: SearchConfig) -> dict[str, float]:
     return {"cpu": wanted["CPU"], "gpu": wanted["GPU"]}
 
 
-def _study_attrs(config: SearchConfig, splits: Splits, train_config: TrainConfig,
-                 val_fraction: float) -> dict[str, Any]:
-    info = splits.info
+def _study_attrs(plan: _Plan) -> dict[str, Any]:
+    info, config = plan.splits.info, plan.config
     return {
         "dataset": info.name,
         "input_shape": list(info.shape.chw),
         "num_classes": info.shape.num_classes,
-        "objectives": list(config.ordered_objectives),
-        "train_config": asdict(train_config),
+        "objectives": [o.name for o in config.ordered_objectives],
+        "train_config": asdict(plan.train_config),
         "budget": config.budget,
-        "val_fraction": val_fraction,  # the split's seed is train_config's seed
+        "val_fraction": plan.budget.val_fraction,  # the split's seed is train_config's seed
     }
 
 
@@ -250,12 +171,12 @@ def _open_study(config: SearchConfig, storage: optuna.storages.RDBStorage,
     objectives = config.ordered_objectives
     study = optuna.create_study(
         storage=storage, study_name=config.study, load_if_exists=True,
-        directions=[DIRECTIONS[o] for o in objectives],
+        directions=[o.direction for o in objectives],
     )
     if not study.user_attrs:  # new
         with warnings.catch_warnings():  # experimental since Optuna 3.2, still there in 5.0
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names([METRIC_NAMES[o] for o in objectives])
+            study.set_metric_names([o.metric for o in objectives])
         for key, value in attrs.items():
             study.set_user_attr(key, value)
         return study
@@ -272,6 +193,8 @@ def fail_interrupted(study: optuna.Study, storage: optuna.storages.BaseStorage) 
     """Mark trials left RUNNING by a search that died as FAIL (``interrupted``)."""
     stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     for trial in stale:
+        # Optuna offers no public way to write to a trial it did not hand out in this
+        # process; _trial_id is the storage key (pinned optuna<6, tested in test_search_study).
         storage.set_trial_user_attr(trial._trial_id, "fail_reason", INTERRUPTED_REASON)
         storage.set_trial_user_attr(trial._trial_id, INTERRUPTED, True)
         study.tell(trial.number, state=TrialState.FAIL)
@@ -301,16 +224,16 @@ def run_search(config: SearchConfig, *, out: TextIO = sys.stdout) -> SearchResul
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if config.address is not None:
         _check_reachable(config.address)
-    storage = _open_storage(config)
+    storage = open_rdb_storage(config.storage_url,
+                               config.results_dir if config.storage is None else None)
     _start_ray(config.address)
     try:
-        return _search(config, storage, out, start)
+        return _search(_plan(config), storage, out, start)
     finally:
         ray.shutdown()
 
 
-def _search(config: SearchConfig, storage: optuna.storages.RDBStorage, out: TextIO,
-            start: float) -> SearchResult:
+def _plan(config: SearchConfig) -> _Plan:
     resources = _trial_resources(config)
     gpu = resources["gpu"] > 0
     budget = config.resolve_budget(gpu=gpu)
@@ -322,23 +245,27 @@ def _search(config: SearchConfig, storage: optuna.storages.RDBStorage, out: Text
         subset=budget.subset, seed=config.seed, device="cuda" if gpu else "cpu",
         lr=config.lr or RECIPES["default"].lr,
     )
-    study = _open_study(config, storage,
-                        _study_attrs(config, splits, train_config, budget.val_fraction))
+    return _Plan(config=config, budget=budget, splits=splits, train_config=train_config,
+                 resources=resources)
+
+
+def _search(plan: _Plan, storage: optuna.storages.RDBStorage, out: TextIO,
+            start: float) -> SearchResult:
+    config, budget = plan.config, plan.budget
+    study = _open_study(config, storage, _study_attrs(plan))
     interrupted = fail_interrupted(study, storage)
     if interrupted:
         print(f"resuming: {interrupted} interrupted trial(s) marked FAIL", file=out)
     existing = len(study.trials)
     if not existing:
-        _enqueue_presets(study, config.presets, splits.info.shape.input_size, budget.trials, out)
+        _enqueue_presets(study, config.presets, plan.splits.info.shape.input_size,
+                         budget.trials, out)
     remaining = budget.trials - len(budget_trials(study))
     print(f"study {config.study}: {budget.trials - remaining}/{budget.trials} trials done; "
           f"{budget.epochs} epoch(s) on {budget.subset:g} of the training split, batch "
-          f"{budget.batch_size}, {resources['cpu']:g} CPU / {resources['gpu']:g} GPU per "
-          f"trial, sampler {config.sampler}", file=out)
-    experiment_dir = None
-    if remaining > 0:
-        experiment_dir = _tune(config, study, storage, splits, train_config, budget.trials,
-                               remaining, resources, out)
+          f"{budget.batch_size}, {plan.resources['cpu']:g} CPU / {plan.resources['gpu']:g} "
+          f"GPU per trial, sampler {config.sampler}", file=out)
+    experiment_dir = _tune(plan, study, storage, remaining, out) if remaining > 0 else None
     print(format_front(study), file=out)
     print(f"study:   {config.study} in {config.storage_url} "
           f"(optuna-dashboard {config.storage_url})", file=out)
@@ -351,21 +278,22 @@ def _search(config: SearchConfig, storage: optuna.storages.RDBStorage, out: Text
     )
 
 
-def _tune(config: SearchConfig, study: optuna.Study, storage: optuna.storages.RDBStorage,
-          splits: Splits, train_config: TrainConfig, total: int, remaining: int,
-          resources: dict[str, float], out: TextIO) -> Path:
-    objectives = config.ordered_objectives
+def _tune(plan: _Plan, study: optuna.Study, storage: optuna.storages.RDBStorage,
+          remaining: int, out: TextIO) -> Path:
+    config = plan.config
     # Offset the seed by the study's size so a resumed search does not replay the random
     # draws of the run before it.
-    sampler = make_sampler(config.sampler, seed=config.seed + len(study.trials), trials=total)
-    searcher = StudySearch(input_size=splits.info.shape.input_size, objectives=objectives,
-                           study_name=config.study, sampler=sampler, storage=storage)
+    sampler = make_sampler(config.sampler, seed=config.seed + len(study.trials),
+                           trials=plan.budget.trials)
+    searcher = StudySearch(input_size=plan.splits.info.shape.input_size,
+                           objectives=plan.objectives, study_name=config.study,
+                           sampler=sampler, storage=storage)
     # Splits go to the object store once (tune.with_parameters), so trials on other nodes
     # need no copy of the dataset.
     trainable = tune.with_resources(
-        tune.with_parameters(_run_trial, splits=splits, train_config=train_config,
-                             objectives=objectives),
-        resources,
+        tune.with_parameters(_run_trial, splits=plan.splits, train_config=plan.train_config,
+                             objectives=plan.objectives),
+        plan.resources,
     )
     experiment = f"run-{time.strftime('%Y%m%d-%H%M%S')}"
     storage_path = (config.results_dir / "ray" / config.study).resolve()
@@ -380,7 +308,7 @@ def _tune(config: SearchConfig, study: optuna.Study, storage: optuna.storages.RD
         run_config=tune.RunConfig(
             name=experiment, storage_path=str(storage_path), verbose=0,
             failure_config=tune.FailureConfig(max_failures=0),
-            callbacks=[Progress(study, total, out)],
+            callbacks=[Progress(study, plan.budget.trials, out)],
         ),
     )
     tuner.fit()

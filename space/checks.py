@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["positive_int"]
+__all__ = ["non_negative_int", "positive_int"]
 
 
 def positive_int(value: Any, name: str) -> int:
@@ -15,4 +15,11 @@ def positive_int(value: Any, name: str) -> int:
     """
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def non_negative_int(value: Any, name: str) -> int:
+    """``value`` if it is an ``int`` >= 0 (not a ``bool``), else ``ValueError`` naming ``name``."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
     return value

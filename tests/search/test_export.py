@@ -15,8 +15,8 @@ from cse_nets.load import load_model
 from search import export, report
 from search.augment import Normalize
 from search.data import load_dataset
-from search.study_io import export_attr
-from search.train import TrainConfig, evaluate
+from search.results import export_attr
+from search.train import TrainConfig, measure_accuracy
 from space import Arch, Stage
 from tests.search.studies import BAD_CASES, Row, bad_argv, make_study
 
@@ -93,7 +93,7 @@ def test_retrain_tests_exports_onnx_and_reports_back(tmp_path, storage, syntheti
 
     # load_model gives back the trained network: it scores the recorded test accuracy...
     model = load_model(folder)
-    assert evaluate(model, *synthetic.test, synthetic.info, device="cpu",
+    assert measure_accuracy(model, *synthetic.test, synthetic.info, device="cpu",
                     precision="fp32") == metrics["test_accuracy"]
     # ...and onnxruntime agrees with it, on a batch size other than the exported one.
     normalize = Normalize(synthetic.info.mean, synthetic.info.std, torch.device("cpu"))

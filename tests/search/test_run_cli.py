@@ -72,7 +72,7 @@ def test_defaults() -> None:
     assert config.study == "cifar10-standard"
     assert config.storage_url == "sqlite:///results/cifar10-standard.db"
     assert config.presets == ("paper-mix", "mobilenetv2")
-    assert config.ordered_objectives == ("accuracy", "params")
+    assert tuple(o.name for o in config.ordered_objectives) == ("accuracy", "params")
     assert config.resolve_budget(gpu=True) == BUDGETS["standard"]["gpu"]
     assert config.resolve_budget(gpu=True).trials == 200
 
@@ -85,7 +85,7 @@ def test_flags_override_the_budget() -> None:
     assert budget.subset == BUDGETS["smoke"]["cpu"].subset
     assert config.study == "fashion-mnist-smoke"
     assert config.presets == ()
-    assert config.ordered_objectives == ("accuracy", "params", "macs")
+    assert tuple(o.name for o in config.ordered_objectives) == ("accuracy", "params", "macs")
 
 
 def test_address_defaults_to_ray_address(monkeypatch: pytest.MonkeyPatch) -> None:

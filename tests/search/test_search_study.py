@@ -10,20 +10,22 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search.progress import INTERRUPTED, budget_trials, format_front, pareto_front
-from search.tune import (
+from search.objectives import objectives_from_names
+from search.progress import budget_trials, format_front, pareto_front
+from search.searcher import (
     ATTRS_KEY,
     CRASH_REASON,
     FAIL_KEY,
+    INTERRUPTED,
     INTERRUPTED_REASON,
     StudySearch,
-    fail_interrupted,
     make_sampler,
 )
+from search.tune import fail_interrupted
 from space import Arch, preset, preset_params
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-OBJECTIVES = ("accuracy", "params")
+OBJECTIVES = objectives_from_names(("accuracy", "params"))
 
 
 def _searcher(storage: optuna.storages.BaseStorage) -> StudySearch:
@@ -106,3 +108,14 @@ def test_front_is_the_non_dominated_complete_trials(storage: optuna.storages.RDB
                                             ("random", optuna.samplers.RandomSampler)])
 def test_make_sampler(name: str, kind: type) -> None:
     assert isinstance(make_sampler(name, seed=1, trials=16), kind)
+
+
+def test_the_private_optuna_key_fail_interrupted_uses(storage: optuna.storages.RDBStorage) -> None:
+    # fail_interrupted writes to trials it did not hand out through FrozenTrial._trial_id,
+    # for which Optuna has no public spelling; pyproject.toml pins optuna below 6 for it.
+    study = optuna.create_study(storage=storage, study_name="private")
+    asked = study.ask()
+    (frozen,) = study.get_trials()
+    assert frozen._trial_id == asked._trial_id
+    storage.set_trial_user_attr(frozen._trial_id, "k", 1)
+    assert study.get_trials()[0].user_attrs == {"k": 1}

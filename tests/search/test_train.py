@@ -17,9 +17,9 @@ from search.train import (
     EpochStats,
     NonFiniteLossError,
     TrainConfig,
-    evaluate,
     learning_rate,
     main,
+    measure_accuracy,
     resolve_device,
     resolve_precision,
     train_model,
@@ -149,7 +149,7 @@ def test_tiny_run_learns_and_reports_every_epoch():
     assert result.device == "cpu" and result.train_seconds > 0
     assert result.val_accuracy > 0.5  # chance is 0.1
     model.train()
-    test = evaluate(model, *splits.test, splits.info, device="cpu", batch_size=128)
+    test = measure_accuracy(model, *splits.test, splits.info, device="cpu", batch_size=128)
     assert 0.5 < test <= 1 and model.training  # evaluate restores the mode
 
 

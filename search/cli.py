@@ -1,0 +1,25 @@
+"""Command-line arguments the search's tools share: which study, where it is stored."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import optuna
+
+from search.storage import DEFAULT_RESULTS_DIR, default_storage, open_study
+
+__all__ = ["add_study_arguments", "open_study_from_args"]
+
+
+def add_study_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--study``, ``--storage`` and ``--results-dir``, with the search's defaults."""
+    parser.add_argument("--study", required=True, help="study name")
+    parser.add_argument("--storage", help="Optuna storage URL "
+                        "(default: sqlite:///<results-dir>/<study>.db)")
+    parser.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS_DIR,
+                        help="where results go (default: %(default)s)")
+
+
+def open_study_from_args(args: argparse.Namespace) -> optuna.Study:
+    return open_study(args.study, args.storage or default_storage(args.results_dir, args.study))
