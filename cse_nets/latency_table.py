@@ -55,7 +55,7 @@ __all__ = [
 
 # Bump when what an entry's number means changes (protocol, export path, probe model):
 # old files then stop matching and are rebuilt instead of mixed with new numbers.
-TABLE_FORMAT = 1
+TABLE_FORMAT = 2
 
 Measurer = Callable[["Entry"], Timing]
 
