@@ -8,7 +8,7 @@ from torch import nn
 from cse_nets.blocks import BTNBlock, CSEBlock
 from space import Arch, InputShape, stage_resolutions
 
-__all__ = ["CSENet", "build_network"]
+__all__ = ["CSENet", "build_block", "build_head", "build_network", "build_stem"]
 
 
 def _activation(name: str) -> nn.Module:
@@ -50,30 +50,54 @@ def build_network(arch: Arch, shape: InputShape, *, seed: int | None = None) -> 
             return build_network(arch, shape)
     resolutions = stage_resolutions(arch, shape.input_size)
 
-    stem = nn.Sequential(
-        nn.Conv2d(shape.in_channels, arch.stem, 3, padding=1, bias=False),
-        nn.BatchNorm2d(arch.stem),
-        _activation(arch.act),
-    )
+    stem = build_stem(shape.in_channels, arch.stem, act=arch.act)
     stages = nn.ModuleList()
     c_in = arch.stem
     for stage, sizes in zip(arch.stages, resolutions, strict=True):
         blocks: list[nn.Module] = []
         for i, size in enumerate(sizes):
             stride = stage.s if i == 0 else 1
-            if stage.op == "btn":
-                blocks.append(BTNBlock(c_in=c_in, c_out=stage.c, stride=stride, t=stage.t))
-            else:
-                blocks.append(CSEBlock(c_in=c_in, c_out=stage.c, stride=stride, size=size,
-                                       r=stage.r, cap=stage.cap))
+            blocks.append(build_block(stage.op, c_in=c_in, c_out=stage.c, stride=stride,
+                                      size=size, t=stage.t, r=stage.r, cap=stage.cap))
             c_in = stage.c
         stages.append(nn.Sequential(*blocks))
 
-    groups = c_in if arch.head_op == "grouped" else 1
-    head = nn.Sequential(
-        nn.Conv2d(c_in, arch.head, 1, groups=groups, bias=False),
-        nn.BatchNorm2d(arch.head),
-        _activation(arch.act),
-    )
+    head = build_head(c_in, arch.head, head_op=arch.head_op, act=arch.act)
     return CSENet(stem=stem, stages=stages, head=head,
                   classifier=nn.Linear(arch.head, shape.num_classes))
+
+
+# The pieces below are what build_network assembles; they are public so that one block can
+# be built (and timed, see cse_nets.latency_table) exactly as the network builds it.
+
+
+def build_stem(in_channels: int, width: int, *, act: str) -> nn.Sequential:
+    """3x3 convolution (stride 1, keeps the size), BN, the architecture's activation."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, width, 3, padding=1, bias=False),
+        nn.BatchNorm2d(width),
+        _activation(act),
+    )
+
+
+def build_block(op: str, *, c_in: int, c_out: int, stride: int, size: int, t: int, r: int,
+                cap: int) -> nn.Module:
+    """One block of a stage; ``size`` is its input side length (CSE attention is sized by
+    it), and the fields the op does not use (``t`` for CSE, ``r``/``cap`` for BTN) are
+    ignored."""
+    if op == "btn":
+        return BTNBlock(c_in=c_in, c_out=c_out, stride=stride, t=t)
+    if op == "cse":
+        return CSEBlock(c_in=c_in, c_out=c_out, stride=stride, size=size, r=r, cap=cap)
+    raise ValueError(f"unknown block op {op!r}; choose one of btn, cse")
+
+
+def build_head(c_in: int, width: int, *, head_op: str, act: str) -> nn.Sequential:
+    """1x1 convolution to ``width`` channels (grouped: one group per input channel), BN,
+    activation; the network then pools and applies its linear classifier."""
+    groups = c_in if head_op == "grouped" else 1
+    return nn.Sequential(
+        nn.Conv2d(c_in, width, 1, groups=groups, bias=False),
+        nn.BatchNorm2d(width),
+        _activation(act),
+    )
