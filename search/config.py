@@ -16,8 +16,14 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from cse_nets.cli import OneLineParser
+from cse_nets.measure import TARGETS
 from search.data import DATASETS
-from search.objectives import OBJECTIVES, Objective, objectives_from_names
+from search.objectives import (
+    DEFAULT_LATENCY_TARGET,
+    OBJECTIVES,
+    Objective,
+    objectives_from_names,
+)
 from search.storage import (
     DEFAULT_RESULTS_DIR,
     check_storage_url,
@@ -92,6 +98,7 @@ class SearchConfig:
     input_size: int | None = None  # resize images to this side (None: dataset default)
     data_dir: Path | None = None
     objectives: tuple[str, ...] = ("accuracy", "params")
+    latency_target: str = DEFAULT_LATENCY_TARGET  # where a latency objective is measured
     sampler: str = "nsga2"
     seed: int = 0
     presets: tuple[str, ...] = DEFAULT_PRESETS
@@ -110,7 +117,7 @@ class SearchConfig:
                                    *(("preset", name, tuple(PRESETS)) for name in self.presets)):
             if value not in names:
                 raise ValueError(f"unknown {kind} {value!r}; choose one of {', '.join(names)}")
-        objectives_from_names(self.objectives)
+        objectives_from_names(self.objectives, latency_target=self.latency_target)
         for name in ("trials", "epochs", "batch_size", "input_size", "max_concurrent"):
             if getattr(self, name) is not None:
                 positive_int(getattr(self, name), name.replace("_", "-"))
@@ -141,7 +148,7 @@ class SearchConfig:
     @property
     def ordered_objectives(self) -> tuple[Objective, ...]:
         """Objectives in the study's column order (:data:`search.objectives.OBJECTIVES`)."""
-        return objectives_from_names(self.objectives)
+        return objectives_from_names(self.objectives, latency_target=self.latency_target)
 
     def resolve_budget(self, *, gpu: bool) -> Budget:
         """The named budget for the trials' device, with explicit flags on top."""
@@ -171,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--data-dir", type=Path, help="dataset root (default: the cse-nas cache)")
     add("--objectives", default="accuracy,params",
         help=f"accuracy and one or more of {', '.join(list(OBJECTIVES)[1:])} "
+             "(default: %(default)s)")
+    add("--latency-target", default=DEFAULT_LATENCY_TARGET,
+        help=f"with a latency objective, where it is measured: {', '.join(TARGETS)} "
              "(default: %(default)s)")
     add("--sampler", default="nsga2", help=f"{', '.join(SAMPLERS)} (default: %(default)s)")
     add("--seed", type=int, default=0, help="sampler, data split and training seed")

@@ -156,6 +156,8 @@ def _study_attrs(plan: _Plan) -> dict[str, Any]:
         "input_shape": list(info.shape.chw),
         "num_classes": info.shape.num_classes,
         "objectives": [o.name for o in config.ordered_objectives],
+        "latency_target": next((o.target for o in config.ordered_objectives if o.target),
+                               None),
         "train_config": asdict(plan.train_config),
         "budget": config.budget,
         "val_fraction": plan.budget.val_fraction,  # the split's seed is train_config's seed
@@ -180,8 +182,9 @@ def _open_study(config: SearchConfig, storage: optuna.storages.RDBStorage,
         for key, value in attrs.items():
             study.set_user_attr(key, value)
         return study
-    differs = [key for key in ("dataset", "input_shape", "objectives", "train_config",
-                               "val_fraction") if study.user_attrs.get(key) != attrs[key]]
+    differs = [key for key in ("dataset", "input_shape", "objectives", "latency_target",
+                               "train_config", "val_fraction")
+               if study.user_attrs.get(key) != attrs[key]]
     if differs:
         raise SearchError(
             f"study {config.study!r} in {config.storage_url} was run with another "
