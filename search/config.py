@@ -20,7 +20,7 @@ import sqlalchemy.exc
 from sqlalchemy.engine import make_url
 
 from cse_nets.cli import OneLineParser
-from search.data import DATASETS
+from search.data import DATASETS, FOLDER_PREFIX, is_dataset
 from search.study_io import DEFAULT_RESULTS_DIR, default_storage
 from space import PRESETS
 
@@ -99,8 +99,10 @@ class SearchConfig:
     address: str | None = None  # an existing Ray cluster (None: start one here)
 
     def __post_init__(self) -> None:
-        for kind, value, names in (("dataset", self.dataset, DATASETS),
-                                   ("budget", self.budget, tuple(BUDGETS)),
+        if not is_dataset(self.dataset):
+            raise ValueError(f"unknown dataset {self.dataset!r}; choose one of "
+                             f"{', '.join(DATASETS)} or {FOLDER_PREFIX}PATH")
+        for kind, value, names in (("budget", self.budget, tuple(BUDGETS)),
                                    ("sampler", self.sampler, SAMPLERS),
                                    *(("preset", name, tuple(PRESETS)) for name in self.presets),
                                    *(("objective", name, OBJECTIVES) for name in self.objectives)):
