@@ -285,7 +285,10 @@ def _cached(path: Path, shape: InputShape, read: Callable[[], _Arrays]) -> _Arra
     partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(arrays._asdict(), partial)
+        # Only the fields that are set, so that built-in datasets' files stay readable by
+        # the versions before image folders (a data root may be shared).
+        torch.save({key: value for key, value in arrays._asdict().items()
+                    if isinstance(value, Tensor) or value}, partial)
         partial.replace(path)
     except OSError as err:
         partial.unlink(missing_ok=True)  # a full disk must not keep half a file

@@ -177,9 +177,10 @@ def scan_folder(path: str | Path) -> FolderScan:
                 raise DatasetError(f"class folder {class_dirs[name]} has no images (any of "
                                    f"{' '.join(sorted(IMAGE_EXTENSIONS))})")
             for image, size, mtime in images:
-                name = image.removeprefix(prefix)
-                files[split].append((name, label))
-                digest.update(f"{split}\0{name}\0{size}\0{mtime}\n".encode(errors="surrogateescape"))
+                relative = image.removeprefix(prefix)
+                files[split].append((relative, label))
+                digest.update(f"{split}\0{relative}\0{size}\0{mtime}\n"
+                              .encode(errors="surrogateescape"))
     return FolderScan(root, layout, classes, files, digest.hexdigest()[:16])
 
 
@@ -212,7 +213,7 @@ def load_folder(
     folder_id = hashlib.sha256(str(scan.root).encode(errors="surrogateescape")).hexdigest()[:8]
     stem = f"{dataset_slug(name)}-{folder_id}"
     cache = data_dir / "tensors" / f"{stem}-{scan.key}"
-    facts = _header_facts(scan, cache.with_suffix(".json"))
+    facts = _header_facts(scan, cache.with_name(f"{cache.name}.json"))
     size = facts["default_size"] if input_size is None else input_size
     shape = InputShape(facts["channels"], size, len(scan.classes))
     arrays = _cached(cache.with_name(f"{cache.name}-{size}px.pt"), shape,
@@ -386,7 +387,8 @@ def _decode_one(path: str, mode: str, size: int) -> Tensor | None:
     """One image as uint8 ``(C, size, size)`` in ``mode`` (L or RGB); None if it cannot be."""
     try:
         with Image.open(path) as image:
-            image.draft(mode, (size, size))  # JPEG: decode at 1/2, 1/4, 1/8 scale if enough
+            # JPEG only: decode at 1/2, 1/4 or 1/8 scale when both sides stay >= size.
+            image.draft(mode, (size, size))
             return fit_square(image.convert(mode), size)
     except Exception:  # Pillow's plugins raise many types (OSError, SyntaxError, struct.error)
         return None
@@ -397,11 +399,15 @@ def _parallel(work: Callable[[Any], T], items: Sequence[Any], what: str) -> list
     on stderr."""
     chunks = [items[i:i + _CHUNK] for i in range(0, len(items), _CHUNK)]
     results: list[T] = []
-    with ThreadPoolExecutor(_WORKERS) as pool, \
-            tqdm(total=len(items), desc=what, unit="img") as bar:
-        for done in pool.map(lambda chunk: [work(item) for item in chunk], chunks):
-            results += done
-            bar.update(len(done))
+    pool = ThreadPoolExecutor(_WORKERS)
+    try:
+        with tqdm(total=len(items), desc=what, unit="img") as bar:
+            for done in pool.map(lambda chunk: [work(item) for item in chunk], chunks):
+                results += done
+                bar.update(len(done))
+    finally:
+        # On Ctrl-C or an error, wait for the running chunks only, not for the whole queue.
+        pool.shutdown(cancel_futures=True)
     return results
 
 

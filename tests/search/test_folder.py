@@ -186,7 +186,7 @@ def test_class_folders_may_be_nested_and_linked(tmp_path):
 
 
 def test_second_load_decodes_nothing(tmp_path, decodes, monkeypatch):
-    folder = make_image_folder(tmp_path / "shapes", 6)
+    folder = make_image_folder(tmp_path / "my.shapes v2", 6)  # a dot and a space
     first = _load(folder, tmp_path / "data")
     assert len(decodes) == 18
 
@@ -198,6 +198,10 @@ def test_second_load_decodes_nothing(tmp_path, decodes, monkeypatch):
     assert len(decodes) == 18
     assert torch.equal(again.train[0], first.train[0]) and again.info == first.info
     assert again.info.source == first.info.source
+    cached = sorted(path.name for path in (tmp_path / "data" / "tensors").iterdir())
+    key = first.info.source["content_key"]
+    assert [name.removeprefix("folder-my.shapes-v2-").split("-", 1)[1] for name in cached] \
+        == [f"{key}-32px.pt", f"{key}.json"]
 
 
 @pytest.mark.parametrize("change", ["touch", "add", "remove", "rename"])
