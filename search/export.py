@@ -31,7 +31,7 @@ from torch import nn
 from cse_nets import build_network, count_macs, count_parameters
 from cse_nets.cli import OneLineParser, exits_on_bad_input, positive_int_arg
 from cse_nets.latency import measure_onnx, predict_latency
-from cse_nets.load import save_weights, write_export
+from cse_nets.load import ONNX_FILE, save_weights, write_export
 from cse_nets.summary import format_profile
 from search.augment import Normalize
 from search.cli import add_study_arguments, open_study_from_args
@@ -52,7 +52,7 @@ from space import Arch
 
 __all__ = ["ONNX_CHECK_IMAGES", "choose", "export_name", "main", "retrain_config"]
 
-ONNX_FILE, METRICS_FILE, SUMMARY_FILE = "model.onnx", "metrics.json", "summary.txt"
+METRICS_FILE, SUMMARY_FILE = "metrics.json", "summary.txt"
 ONNX_CHECK_IMAGES = 64  # test images run through both PyTorch and onnxruntime
 LATENCY_TARGET = "cpu-onnxruntime"  # the runtime model.onnx is measured in
 
@@ -104,7 +104,8 @@ class _Retraining:
 def _write_specs(directory: Path, number: int, arch: Arch, info: StudyInfo,
                  retraining: _Retraining | None) -> None:
     """``arch.json``, ``model.json`` and ``summary.txt``: what every export has."""
-    extra: dict[str, Any] = {"dataset": info.dataset, "study": info.name, "trial": number}
+    extra: dict[str, Any] = {"dataset": info.dataset, "study": info.name, "trial": number,
+                             "class_names": info.class_names}
     if retraining is not None:
         extra["normalization"] = retraining.splits.info.normalization()
     write_export(directory, arch, info.shape, extra)

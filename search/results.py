@@ -64,6 +64,7 @@ class StudyInfo:
     shape: InputShape
     objectives: tuple[Objective, ...]
     train_config: dict[str, Any]
+    class_names: tuple[str, ...] | None = None  # output index -> class, where known
 
     @property
     def metric_names(self) -> tuple[str, ...]:
@@ -93,6 +94,7 @@ def read_study_info(study: optuna.Study) -> StudyInfo:
         shape=input_shape,
         objectives=objectives,
         train_config=dict(attrs.get("train_config", {})),
+        class_names=tuple(attrs["class_names"]) if attrs.get("class_names") else None,
     )
 
 
