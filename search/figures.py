@@ -103,14 +103,15 @@ def _add_preset_sizes(fig: go.Figure, results: StudyResults, x: str = "params") 
                            font={"size": 10, "color": "gray"})
 
 
-def _front_layout(fig: go.Figure, results: StudyResults, against: str, title: str) -> None:
+def _front_layout(fig: go.Figure, results: StudyResults, against: str, title: str, *,
+                  tickformat: str) -> None:
     unplotted = (results.trials["state"] != "COMPLETE").sum()
     fig.update_layout(title=f"{results.info.name}: validation accuracy vs {against} "
                             f"({results.info.dataset}; {len(results.complete)} complete trials"
                             + (f", {unplotted} others not drawn" if unplotted else "") + ")",
                       xaxis={"title": title, "type": "log",
-                             # 1-2-5 ticks with SI suffixes (200k, 1M) on every decade
-                             "dtick": "D2", "tickformat": "~s"},
+                             # 1-2-5 ticks on every decade
+                             "dtick": "D2", "tickformat": tickformat},
                       yaxis={"title": "accuracy", "tickformat": ".0%"}, **_SIZE)
 
 
@@ -121,7 +122,8 @@ def front_figure(results: StudyResults, paper: tuple[PaperPoint, ...]) -> go.Fig
     for add in (_add_trials, _add_retrained, _add_preset_sizes):
         add(fig, results)
     _add_paper(fig, results, paper)
-    _front_layout(fig, results, "parameters", "trainable parameters")
+    _front_layout(fig, results, "parameters", "trainable parameters",
+                  tickformat="~s")  # SI suffixes: 200k, 1M
     return fig
 
 
@@ -131,8 +133,8 @@ def latency_front_figure(results: StudyResults, latency: Objective) -> go.Figure
     fig = go.Figure()
     _add_trials(fig, results, x=latency.metric)
     _add_preset_sizes(fig, results, x=latency.metric)
-    _front_layout(fig, results, f"latency on {latency.target}",
-                  f"{latency.unit} on {latency.target}")
+    _front_layout(fig, results, "latency", f"{latency.unit} on {latency.target}",
+                  tickformat="~g")  # milliseconds as plain numbers: 0.5, 1, 2
     return fig
 
 
