@@ -126,7 +126,7 @@ def test_a_latency_study_gets_a_latency_front_and_the_op_comparison(tmp_path: Pa
                         str(results), "--no-dashboard"]) == 0
     page = (results / "demo" / "report.html").read_text()
     assert "front-latency" in page and "op-latency" in page
-    assert "latency on cpu-onnxruntime" in page
+    assert "predicted latency (ms, batch 1) on cpu-onnxruntime" in page
     assert "stages as CSE vs as BTN blocks, CSE/BTN latency" in page
     trials = pd.read_csv(results / "demo" / "trials.csv")
     assert trials.loc[trials["state"] == "COMPLETE", "latency_ms"].gt(0).all()
