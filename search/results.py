@@ -142,8 +142,10 @@ class StudyResults:
         return complete[mask]
 
     def reference_text(self) -> str:
-        counts = ", ".join(f"{o.metric} {self.presets.loc[REFERENCE_PRESET, o.metric]:,.4g}"
-                           for o in self.info.objectives if o.log_scale)
+        values = {o.metric: float(self.presets.loc[REFERENCE_PRESET, o.metric])
+                  for o in self.info.objectives if o.log_scale}
+        counts = ", ".join(f"{metric} {value:,.0f}" if value >= 1000 else f"{metric} {value:.4g}"
+                           for metric, value in values.items())
         return f"accuracy 0; {counts} ({REFERENCE_PRESET} on this input), log10 scale"
 
 
