@@ -132,11 +132,14 @@ class SearchConfig:
     @property
     def study(self) -> str:
         """The study name: given, or readable from dataset and budget (``cifar10-standard``)."""
-        return self.study_name or f"{self.dataset}-{self.budget}"
+        # "" is checked (and refused) as a name, never taken to mean the default.
+        return f"{self.dataset}-{self.budget}" if self.study_name is None else self.study_name
 
     @property
     def storage_url(self) -> str:
-        return self.storage or default_storage(self.results_dir, self.study)
+        if self.storage is None:  # "" is a malformed URL, not the default
+            return default_storage(self.results_dir, self.study)
+        return self.storage
 
     @property
     def ordered_objectives(self) -> tuple[Objective, ...]:

@@ -42,6 +42,7 @@ from torch import Tensor
 
 from search.augment import Augmentation
 from space import DATASET_SHAPES, InputShape
+from space.footprint import check_dataset_fits
 
 __all__ = [
     "DATASETS",
@@ -157,6 +158,7 @@ def load_dataset(
     shape = DATASET_SHAPES[name]
     if input_size is not None:
         shape = replace(shape, input_size=input_size)
+    check_dataset_fits(name, shape)  # before any image is decoded or resized
     size = shape.input_size
     info = DatasetInfo(
         name=name,
