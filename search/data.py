@@ -97,6 +97,11 @@ class Splits:
     val: Pair
     test: Pair
 
+    def for_trials(self) -> Splits:
+        """Without the test split, which search trials never touch: what Ray ships to them."""
+        images, labels = self.test
+        return replace(self, test=(images[:0], labels[:0]))
+
     def merged(self) -> Splits:
         """Train on train + validation (for final retraining); the validation split empty."""
         images, labels = self.val

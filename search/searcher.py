@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import optuna
@@ -60,13 +60,17 @@ class StudySearch(OptunaSearch):
     and failure reason.
 
     It keeps its own map from Tune's trial ids to the Optuna trials its space function was
-    handed, so it needs none of ``OptunaSearch``'s private state.
+    handed, so it needs none of ``OptunaSearch``'s private state. ``stopping`` says whether
+    the search is being stopped: a trial that errs then (its worker got the same Ctrl-C) is
+    interrupted, not failed.
     """
 
     def __init__(self, *, input_size: int, objectives: Sequence[Objective], study_name: str,
                  sampler: optuna.samplers.BaseSampler,
-                 storage: optuna.storages.BaseStorage | None = None) -> None:
+                 storage: optuna.storages.BaseStorage | None = None,
+                 stopping: Callable[[], bool] = lambda: False) -> None:
         self._input_size = input_size
+        self._stopping = stopping
         self._asked: optuna.Trial | None = None
         self._running: dict[str, optuna.Trial] = {}
         super().__init__(
@@ -111,7 +115,7 @@ class StudySearch(OptunaSearch):
             for key, value in json.loads(result[ATTRS_KEY]).items():
                 trial.set_user_attr(key, value)
             return True
-        if error:
+        if error and not self._stopping():
             trial.set_user_attr("fail_reason", CRASH_REASON)
         else:  # Tune stopped it before it reported (the search was interrupted)
             trial.set_user_attr("fail_reason", INTERRUPTED_REASON)
