@@ -14,6 +14,7 @@ at once and the exit status says which signal it was.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -39,7 +40,7 @@ from search.searcher import INTERRUPTED, INTERRUPTED_REASON, StudySearch, make_s
 from search.stopping import StopSignals
 from search.storage import open_rdb_storage, writing_to_storage
 from search.train import RECIPES, TrainConfig
-from search.trial import TrialResources, run_trial
+from search.trial import FailureReasons, TrialResources, run_trial, survive_worker_deaths
 from space import preset, preset_params
 
 __all__ = ["SearchError", "SearchResult", "fail_interrupted", "run_search"]
@@ -87,6 +88,10 @@ def _start_ray(address: str | None) -> None:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     # Ray's own table would drown the progress lines; the old reporter at verbose=0 is quiet.
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    # A trial that errs is recorded with its cause in the study (and error.txt); Tune's own
+    # logs of it would add a traceback to the terminal for every such trial.
+    for name in ("ray.tune.execution.tune_controller", "ray.tune.tune"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     if address is None:
         ray.init(address="local", include_dashboard=False, log_to_driver=False,
                  logging_level="ERROR")
@@ -293,15 +298,15 @@ def _tune(plan: _Plan, study: optuna.Study, storage: optuna.storages.RDBStorage,
     # draws of the run before it.
     sampler = make_sampler(config.sampler, seed=config.seed + len(study.trials),
                            trials=plan.budget.trials)
+    reasons = FailureReasons()
     searcher = StudySearch(input_size=plan.splits.info.shape.input_size,
                            objectives=plan.objectives, study_name=config.study,
                            sampler=sampler, storage=storage,
-                           stopping=stop.stop_all)
+                           stopping=stop.stop_all, failure_reason=reasons.reason)
     # The splits go to the object store once; trials on any node read them from there.
     trainable = tune.with_resources(
-        tune.with_parameters(run_trial, splits=[ray.put(plan.splits)],
-                             train_config=plan.train_config, objectives=plan.objectives,
-                             resources=plan.resources),
+        tune.with_parameters(run_trial, splits=plan.splits, train_config=plan.train_config,
+                             objectives=plan.objectives),
         plan.resources.placement,
     )
     experiment = f"run-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -317,8 +322,9 @@ def _tune(plan: _Plan, study: optuna.Study, storage: optuna.storages.RDBStorage,
         run_config=tune.RunConfig(
             name=experiment, storage_path=str(storage_path), verbose=0, stop=stop,
             failure_config=tune.FailureConfig(max_failures=0),
-            callbacks=[Progress(study, plan.budget.trials, out)],
+            callbacks=[reasons, Progress(study, plan.budget.trials, out)],
         ),
     )
+    survive_worker_deaths()
     tuner.fit()
     return storage_path / experiment
