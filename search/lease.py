@@ -31,7 +31,8 @@ import optuna
 import sqlalchemy
 import sqlalchemy.exc
 
-__all__ = ["EXPIRY_S", "HEARTBEAT_S", "LEASE_KEY", "Lease", "StudyBusyError", "driver_lease"]
+__all__ = ["EXPIRY_S", "HEARTBEAT_S", "LEASE_KEY", "Lease", "StudyBusyError", "driver_lease",
+           "process_start"]
 
 LEASE_KEY = "cse-nas:driver"
 HEARTBEAT_S = 10.0
@@ -45,7 +46,7 @@ class StudyBusyError(ValueError):
     """Another live driver holds the study; the message (one line) names it."""
 
 
-def _process_start(pid: int) -> str | None:
+def process_start(pid: int) -> str | None:
     """When ``pid`` started (clock ticks since boot), to tell it from a later process that
     reuses its number; ``None`` where /proc is not there."""
     try:
@@ -61,7 +62,7 @@ class Lease:
 
     host: str
     pid: int
-    started: str | None  # the process's start (see _process_start)
+    started: str | None  # the process's start (see process_start)
     since: float  # epoch seconds
     heartbeat: float  # epoch seconds
     token: str  # unique per claim
@@ -70,7 +71,7 @@ class Lease:
     def mine(cls) -> Lease:
         now = time.time()
         return cls(host=socket.gethostname(), pid=os.getpid(),
-                   started=_process_start(os.getpid()), since=now, heartbeat=now,
+                   started=process_start(os.getpid()), since=now, heartbeat=now,
                    token=uuid.uuid4().hex)
 
     def describe(self) -> str:
@@ -91,7 +92,7 @@ class Lease:
             return True
         except PermissionError:
             pass  # alive, another user's
-        return self.started is not None and _process_start(self.pid) != self.started
+        return self.started is not None and process_start(self.pid) != self.started
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
