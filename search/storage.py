@@ -142,8 +142,9 @@ def writing_to_storage(what: str) -> Iterator[None]:
     server) become a one-line :class:`StudyError` naming ``what`` was being saved."""
     try:
         yield
-    except sqlalchemy.exc.SQLAlchemyError as err:
-        raise StudyError(f"cannot save {what} into the study: {first_line(err)}") from None
+    except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as err:
+        cause = err.__cause__ or err  # Optuna wraps the database's own error
+        raise StudyError(f"cannot save {what} into the study: {first_line(cause)}") from None
 
 
 def output_dir(results_dir: Path, study: str, *parts: str) -> Path:
