@@ -12,7 +12,7 @@ import argparse
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from cse_nets.cli import OneLineParser
@@ -24,8 +24,9 @@ from search.storage import (
     check_study_name,
     default_storage,
 )
-from space import PRESETS
+from space import DATASET_SHAPES, PRESETS
 from space.checks import non_negative_int, positive_int
+from space.footprint import check_dataset_fits
 
 __all__ = [
     "BUDGETS",
@@ -114,6 +115,9 @@ class SearchConfig:
         for name in ("trials", "epochs", "batch_size", "input_size", "max_concurrent"):
             if getattr(self, name) is not None:
                 positive_int(getattr(self, name), name.replace("_", "-"))
+        if self.input_size is not None:  # refused here, before Ray starts, not in a trial
+            check_dataset_fits(self.dataset, replace(DATASET_SHAPES[self.dataset],
+                                                     input_size=self.input_size))
         non_negative_int(self.seed, "seed")
         if self.subset is not None and not 0 < self.subset <= 1:
             raise ValueError(f"subset must be in (0, 1], got {self.subset!r}")
