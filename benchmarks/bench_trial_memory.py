@@ -5,7 +5,8 @@ search's split of the dataset) in a fresh Python process and reads its peak resi
 set size (``VmHWM`` in ``/proc/self/status``), so nothing of an earlier measurement
 counts. "before" is the old trial: the 1,024-image evaluation batch and the whole dataset
 (test split included) in the trial; "after" is what the search runs now. The estimate the
-search declares to Ray for the trial (``search.memory``) is printed next to it.
+search declares to Ray for the trial (``search.memory``) is printed next to it, and with
+``--device cuda`` torch's peak GPU allocation.
 
 One epoch on ``--subset`` of the training split (the peak comes from the first batches and
 from scoring the validation split, 5% of the training set as in the ``quick`` budget)::
@@ -37,6 +38,8 @@ def _vm(field: str) -> int:
 
 
 def _child(args: argparse.Namespace) -> None:
+    import torch
+
     from search.data import load_dataset
     from search.memory import TrialMemory
     from search.objective import train_and_score
@@ -55,8 +58,10 @@ def _child(args: argparse.Namespace) -> None:
     arch = preset(args.arch)
     estimate = TrialMemory.for_search(splits, config).estimate(arch)
     evaluation = train_and_score(arch, splits, config)
+    gpu_peak = torch.cuda.max_memory_allocated() if config.device.startswith("cuda") else 0
     print(json.dumps({"peak": _vm("VmHWM"), "imported": imported, "estimate": estimate,
-                      "val_images": len(splits.val[1]), "accuracy": evaluation.val_accuracy}))
+                      "gpu_peak": gpu_peak, "val_images": len(splits.val[1]),
+                      "accuracy": evaluation.val_accuracy}))
 
 
 def _measure(case: str, variant: str, args: argparse.Namespace) -> dict:
@@ -89,12 +94,15 @@ def main() -> None:
         return
     print(f"peak resident memory of one trial ({args.device}, batch {args.batch_size}, "
           f"validation {args.val_fraction:g} of the training set)")
-    print(f"{'case':28} {'before':>8} {'after':>8} {'declared':>9} {'imports':>8}")
+    print(f"{'case':28} {'before':>8} {'after':>8} {'declared':>9} {'imports':>8}"
+          f" {'GPU before':>11} {'GPU after':>10}")
     for case in args.cases.split(","):
         before, after = (_measure(case, variant, args) for variant in ("before", "after"))
-        gb = [f"{figure / 1e9:.2f}" for figure in (before["peak"], after["peak"],
-                                                   after["estimate"], after["imported"])]
-        print(f"{case:28} {gb[0]:>8} {gb[1]:>8} {gb[2]:>9} {gb[3]:>8}  GB", flush=True)
+        gb = [f"{figure / 1e9:.2f}" for figure in (
+            before["peak"], after["peak"], after["estimate"], after["imported"],
+            before["gpu_peak"], after["gpu_peak"])]
+        print(f"{case:28} {gb[0]:>8} {gb[1]:>8} {gb[2]:>9} {gb[3]:>8} {gb[4]:>11} {gb[5]:>10}"
+              "  GB (GPU: torch's peak allocation; 0 on the CPU)", flush=True)
 
 
 if __name__ == "__main__":
