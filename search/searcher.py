@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import optuna
@@ -60,13 +60,20 @@ class StudySearch(OptunaSearch):
     and failure reason.
 
     It keeps its own map from Tune's trial ids to the Optuna trials its space function was
-    handed, so it needs none of ``OptunaSearch``'s private state.
+    handed, so it needs none of ``OptunaSearch``'s private state. ``stopping`` says whether
+    the search is being stopped: a trial that errs then (its worker got the same Ctrl-C) is
+    interrupted, not failed. ``failure_reason`` names the cause of a trial that erred
+    outside the objective (its worker died), given its Tune trial id.
     """
 
     def __init__(self, *, input_size: int, objectives: Sequence[Objective], study_name: str,
                  sampler: optuna.samplers.BaseSampler,
-                 storage: optuna.storages.BaseStorage | None = None) -> None:
+                 storage: optuna.storages.BaseStorage | None = None,
+                 stopping: Callable[[], bool] = lambda: False,
+                 failure_reason: Callable[[str], str] = lambda trial_id: CRASH_REASON) -> None:
         self._input_size = input_size
+        self._stopping = stopping
+        self._failure_reason = failure_reason
         self._asked: optuna.Trial | None = None
         self._running: dict[str, optuna.Trial] = {}
         super().__init__(
@@ -98,11 +105,12 @@ class StudySearch(OptunaSearch):
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
                           error: bool = False) -> None:
         trial = self._running.pop(trial_id, None)
-        if trial is not None and not self._record(trial, result or {}, error):
+        if trial is not None and not self._record(trial_id, trial, result or {}, error):
             result, error = None, True  # OptunaSearch tells FAIL for "no values, error"
         super().on_trial_complete(trial_id, result=result, error=error)
 
-    def _record(self, trial: optuna.Trial, result: dict[str, Any], error: bool) -> bool:
+    def _record(self, trial_id: str, trial: optuna.Trial, result: dict[str, Any],
+                error: bool) -> bool:
         """Write user attrs; ``False`` if the trial failed (with its ``fail_reason``)."""
         if FAIL_KEY in result:
             trial.set_user_attr("fail_reason", str(result[FAIL_KEY]))
@@ -111,8 +119,8 @@ class StudySearch(OptunaSearch):
             for key, value in json.loads(result[ATTRS_KEY]).items():
                 trial.set_user_attr(key, value)
             return True
-        if error:
-            trial.set_user_attr("fail_reason", CRASH_REASON)
+        if error and not self._stopping():
+            trial.set_user_attr("fail_reason", self._failure_reason(trial_id))
         else:  # Tune stopped it before it reported (the search was interrupted)
             trial.set_user_attr("fail_reason", INTERRUPTED_REASON)
             trial.set_user_attr(INTERRUPTED, True)
