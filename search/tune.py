@@ -27,6 +27,7 @@ from typing import Any, TextIO
 
 import optuna
 import ray
+import torch
 from optuna.trial import TrialState
 from ray import tune
 
@@ -35,6 +36,7 @@ from search.config import Budget, SearchConfig
 from search.data import Splits, load_dataset
 from search.objective import train_and_score
 from search.objectives import Objective
+from search.packing import Packing, limit_process_memory, plan_gpu_packing
 from search.progress import Progress, budget_trials, format_front
 from search.searcher import (
     ARCH_KEY,
@@ -45,8 +47,10 @@ from search.searcher import (
     StudySearch,
     make_sampler,
 )
+from search.step import Speedups
 from search.storage import open_rdb_storage
 from search.train import RECIPES, TrainConfig
+from search.trial_data import SharedData, splits_on
 from space import Arch, preset, preset_params
 
 __all__ = ["SearchError", "SearchResult", "fail_interrupted", "run_search"]
@@ -77,22 +81,29 @@ class _Plan:
     splits: Splits
     train_config: TrainConfig
     resources: dict[str, float]  # per trial: "cpu", "gpu"
+    packing: Packing | None  # GPU trials only
+    speedups: Speedups
 
     @property
     def objectives(self) -> tuple[Objective, ...]:
         return self.config.ordered_objectives
 
 
-def _run_trial(config: dict[str, Any], *, splits: Splits, train_config: TrainConfig,
-               objectives: Sequence[Objective]) -> None:
+def _run_trial(config: dict[str, Any], *, data: SharedData, train_config: TrainConfig,
+               objectives: Sequence[Objective], speedups: Speedups,
+               memory_fraction: float | None) -> None:
     """The Tune trainable: one candidate, reported once, never raising for its own failure."""
     names = [o.metric for o in objectives]
     arch = Arch.from_json(config[ARCH_KEY])
     try:
-        evaluation = train_and_score(arch, splits, train_config, objectives)
+        limit_process_memory(memory_fraction)
+        splits = splits_on(data, train_config.device)
+        evaluation = train_and_score(arch, splits, train_config, objectives, speedups=speedups)
     except Exception as err:  # NaN loss, out of memory, unbuildable: the trial's FAIL
         # Tune insists on the metrics in every result; StudySearch tells Optuna FAIL.
         reason = f"{type(err).__name__}: {first_line(err)}"
+        if memory_fraction is not None and isinstance(err, torch.OutOfMemoryError):
+            reason = f"out of memory in its own {memory_fraction:.1%} of the GPU: {reason}"
         tune.report({**dict.fromkeys(names, math.nan), FAIL_KEY: reason})
         return
     metrics = dict(zip(names, evaluation.values(objectives), strict=True))
@@ -134,13 +145,10 @@ def _check_reachable(address: str) -> None:
                           f"{err.strerror or err}") from None
 
 
-def _trial_resources(config: SearchConfig) -> dict[str, float]:
+def _trial_resources(config: SearchConfig, gpus: float) -> dict[str, float]:
     """CPUs and GPUs per trial; :class:`SearchError` if the cluster can never grant them
     (Tune would wait for them for ever)."""
     cluster = ray.cluster_resources()
-    gpus = config.gpus_per_trial
-    if gpus is None:
-        gpus = 1.0 if cluster.get("GPU", 0) > 0 else 0.0
     wanted = {"CPU": config.cpus_per_trial, "GPU": gpus}
     for name, amount in wanted.items():
         if amount > cluster.get(name, 0):
@@ -239,8 +247,8 @@ def run_search(config: SearchConfig, *, out: TextIO = sys.stdout) -> SearchResul
 
 
 def _plan(config: SearchConfig) -> _Plan:
-    resources = _trial_resources(config)
-    gpu = resources["gpu"] > 0
+    cluster_gpus = ray.cluster_resources().get("GPU", 0)
+    gpu = cluster_gpus > 0 if config.gpus_per_trial is None else config.gpus_per_trial > 0
     budget = config.resolve_budget(gpu=gpu)
     # A missing dataset raises DatasetError, a ValueError: the CLI's one-line bad input.
     splits = load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed,
@@ -251,8 +259,15 @@ def _plan(config: SearchConfig) -> _Plan:
         subset=budget.subset, seed=config.seed, device="cuda" if gpu else "cpu",
         lr=config.lr or RECIPES["default"].lr,
     )
+    packing = None
+    if gpu and cluster_gpus > 0:  # else _trial_resources refuses the GPUs asked for
+        train_config = config.speedups.scale_batch(train_config)
+        packing = plan_gpu_packing(splits, train_config, gpus_per_trial=config.gpus_per_trial,
+                                   pack=config.gpu_speedups)
+    resources = _trial_resources(
+        config, packing.gpus_per_trial if packing else config.gpus_per_trial or 0.0)
     return _Plan(config=config, budget=budget, splits=splits, train_config=train_config,
-                 resources=resources)
+                 resources=resources, packing=packing, speedups=config.speedups)
 
 
 def _search(plan: _Plan, storage: optuna.storages.RDBStorage, out: TextIO,
@@ -294,11 +309,12 @@ def _tune(plan: _Plan, study: optuna.Study, storage: optuna.storages.RDBStorage,
     searcher = StudySearch(input_size=plan.splits.info.shape.input_size,
                            objectives=plan.objectives, study_name=config.study,
                            sampler=sampler, storage=storage)
-    # Splits go to the object store once (tune.with_parameters), so trials on other nodes
-    # need no copy of the dataset.
+    # Splits go to the object store once, and to each worker's device once (trial_data).
     trainable = tune.with_resources(
-        tune.with_parameters(_run_trial, splits=plan.splits, train_config=plan.train_config,
-                             objectives=plan.objectives),
+        tune.with_parameters(_run_trial, data=SharedData.put(plan.splits),
+                             train_config=plan.train_config, objectives=plan.objectives,
+                             speedups=plan.speedups,
+                             memory_fraction=plan.packing and plan.packing.memory_fraction),
         plan.resources,
     )
     experiment = f"run-{time.strftime('%Y%m%d-%H%M%S')}"
