@@ -21,12 +21,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TypeVar
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from space.checks import non_negative_int, positive_int
+
+if TYPE_CHECKING:  # search.train imports this module
+    from search.train import TrainConfig
 
 __all__ = ["GRAPH_WARMUP_STEPS", "NO_SPEEDUPS", "GraphStep", "LossFn", "Speedups", "TrainStep",
            "eager_step", "make_step", "set_learning_rate"]
@@ -37,8 +40,6 @@ TrainStep = Callable[[Tensor, Tensor, float], Tensor]
 # Eager steps before capture: cuDNN picks its kernels and the optimiser creates its state
 # (momentum buffers) outside the graph, as PyTorch's CUDA-graph notes require.
 GRAPH_WARMUP_STEPS = 3
-
-_Config = TypeVar("_Config")
 
 
 @dataclass(frozen=True)
@@ -60,10 +61,10 @@ class Speedups:
         """Whether a run on ``device`` of ``epochs`` epochs is captured as a CUDA graph."""
         return device.type == "cuda" and self.cuda_graphs and not self.compiles(epochs)
 
-    def scale_batch(self, config: _Config) -> _Config:
-        """``config`` (a TrainConfig) with batch size and peak lr scaled by ``batch_scale``."""
-        return replace(config, batch_size=config.batch_size * self.batch_scale,  # type: ignore[attr-defined]
-                       lr=config.lr * self.batch_scale)  # type: ignore[attr-defined]
+    def scale_batch(self, config: TrainConfig) -> TrainConfig:
+        """``config`` with batch size and peak learning rate scaled by ``batch_scale``."""
+        return replace(config, batch_size=config.batch_size * self.batch_scale,
+                       lr=config.lr * self.batch_scale)
 
 
 NO_SPEEDUPS = Speedups()

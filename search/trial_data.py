@@ -55,7 +55,7 @@ def splits_on(data: SharedData, device: str) -> Splits:
     if _cached is None or _cached[0] != key:
         _cached = None  # free a previous search's copy before making this one
         splits = ray.get(data.ref)
-        moved = replace(splits, train=tuple(t.to(device) for t in splits.train),
-                        val=tuple(t.to(device) for t in splits.val))
+        moved = replace(splits, train=tuple(t.to(target) for t in splits.train),
+                        val=tuple(t.to(target) for t in splits.val))
         _cached = (key, moved)
     return _cached[1]
