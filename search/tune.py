@@ -94,8 +94,11 @@ def _start_ray(address: str | None) -> None:
     # Ray's own table would drown the progress lines; the old reporter at verbose=0 is quiet.
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
     # A trial that errs is recorded with its cause in the study (and error.txt); Tune's own
-    # logs of it would add a traceback to the terminal for every such trial.
-    for name in ("ray.tune.execution.tune_controller", "ray.tune.tune"):
+    # logs of it would add a traceback to the terminal for every such trial. Likewise a
+    # signal can cut Tune's save of its experiment folder short: the study is the search's
+    # state, so that failed save loses nothing and is no traceback for the user.
+    for name in ("ray.tune.execution.tune_controller", "ray.tune.tune",
+                 "ray.tune.execution.experiment_state"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
     if address is None:
         ray.init(address="local", include_dashboard=False, log_to_driver=False,
