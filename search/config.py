@@ -18,6 +18,7 @@ from pathlib import Path
 from cse_nets.cli import OneLineParser
 from search.data import DATASETS
 from search.objectives import OBJECTIVES, Objective, objectives_from_names
+from search.samplers import DEFAULT_SAMPLER, SAMPLERS
 from search.storage import (
     DEFAULT_RESULTS_DIR,
     check_storage_url,
@@ -30,14 +31,12 @@ from space.checks import non_negative_int, positive_int
 __all__ = [
     "BUDGETS",
     "DEFAULT_PRESETS",
-    "SAMPLERS",
     "Budget",
     "SearchConfig",
     "build_parser",
     "parse_config",
 ]
 
-SAMPLERS = ("nsga2", "tpe", "random")
 DEFAULT_PRESETS = ("paper-mix", "mobilenetv2")
 
 
@@ -92,7 +91,7 @@ class SearchConfig:
     input_size: int | None = None  # resize images to this side (None: dataset default)
     data_dir: Path | None = None
     objectives: tuple[str, ...] = ("accuracy", "params")
-    sampler: str = "nsga2"
+    sampler: str = DEFAULT_SAMPLER
     seed: int = 0
     presets: tuple[str, ...] = DEFAULT_PRESETS
     study_name: str | None = None
@@ -106,7 +105,7 @@ class SearchConfig:
     def __post_init__(self) -> None:
         for kind, value, names in (("dataset", self.dataset, DATASETS),
                                    ("budget", self.budget, tuple(BUDGETS)),
-                                   ("sampler", self.sampler, SAMPLERS),
+                                   ("sampler", self.sampler, tuple(SAMPLERS)),
                                    *(("preset", name, tuple(PRESETS)) for name in self.presets)):
             if value not in names:
                 raise ValueError(f"unknown {kind} {value!r}; choose one of {', '.join(names)}")
@@ -172,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--objectives", default="accuracy,params",
         help=f"accuracy and one or more of {', '.join(list(OBJECTIVES)[1:])} "
              "(default: %(default)s)")
-    add("--sampler", default="nsga2", help=f"{', '.join(SAMPLERS)} (default: %(default)s)")
+    add("--sampler", default=DEFAULT_SAMPLER,
+        help=f"{', '.join(SAMPLERS)} (default: %(default)s)")
     add("--seed", type=int, default=0, help="sampler, data split and training seed")
     add("--presets", default=",".join(DEFAULT_PRESETS),
         help="architectures enqueued as the first trials of a new study "

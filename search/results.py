@@ -18,6 +18,7 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
+from search.cache import CACHED_FROM
 from search.objectives import (
     REFERENCE_PRESET,
     Objective,
@@ -98,9 +99,9 @@ class StudyResults:
     """A study as tables: ``trials`` has one row per trial, indexed by trial number.
 
     Columns: number, state, arch (string form), preset, stage<i>_op / _c / _n, stem, head,
-    every
-    objective's metric and every always-measured cost (params, macs), test_accuracy,
-    export_dir, train_seconds, wall_seconds, device, seed, fail_reason, and for complete
+    every objective's metric and every always-measured cost (params, macs), test_accuracy,
+    export_dir, train_seconds, wall_seconds, device, seed, cached_from (for a duplicate
+    served from the cache, the trial that was trained), fail_reason, and for complete
     trials on_front and hv_contribution. ``hypervolume_history`` follows the complete
     trials in number order.
     """
@@ -163,6 +164,7 @@ def _trial_row(trial: FrozenTrial, info: StudyInfo, arch: Arch | None,
         "wall_seconds": attrs.get("wall_seconds"),
         "device": attrs.get("device", ""),
         "seed": attrs.get("seed"),
+        CACHED_FROM: attrs.get(CACHED_FROM),
         "fail_reason": attrs.get("fail_reason", ""),
     })
     return row
@@ -177,7 +179,7 @@ def _trials_frame(trials: list[FrozenTrial], info: StudyInfo, archs: dict[int, A
     frame = frame.reindex(columns=[*frame.columns.drop(["stem", "head"], errors="ignore"),
                                    "stem", "head"])
     # None (absent) becomes a missing value, so counts stay integers and blanks in the CSV.
-    counts = ["seed", "stem", "head",
+    counts = ["seed", CACHED_FROM, "stem", "head",
               *(c for c in frame.columns if c.startswith("stage") and not c.endswith("_op"))]
     for column in (c for c in counts if c in frame.columns):
         frame[column] = pd.to_numeric(frame[column]).astype("Int64")

@@ -31,11 +31,13 @@ from optuna.trial import TrialState
 from ray import tune
 
 from cse_nets.cli import first_line
+from search.cache import EvaluationCache
 from search.config import Budget, SearchConfig
 from search.data import Splits, load_dataset
 from search.objective import train_and_score
 from search.objectives import Objective
 from search.progress import Progress, budget_trials, format_front
+from search.samplers import make_sampler
 from search.searcher import (
     ARCH_KEY,
     ATTRS_KEY,
@@ -43,7 +45,6 @@ from search.searcher import (
     INTERRUPTED,
     INTERRUPTED_REASON,
     StudySearch,
-    make_sampler,
 )
 from search.storage import open_rdb_storage
 from search.train import RECIPES, TrainConfig
@@ -287,7 +288,8 @@ def _tune(plan: _Plan, study: optuna.Study, storage: optuna.storages.RDBStorage,
                            trials=plan.budget.trials)
     searcher = StudySearch(input_size=plan.splits.info.shape.input_size,
                            objectives=plan.objectives, study_name=config.study,
-                           sampler=sampler, storage=storage)
+                           sampler=sampler, storage=storage,
+                           cache=EvaluationCache.from_trials(study.get_trials(deepcopy=False)))
     # Splits go to the object store once (tune.with_parameters), so trials on other nodes
     # need no copy of the dataset.
     trainable = tune.with_resources(
