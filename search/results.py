@@ -25,6 +25,7 @@ from search.objectives import (
     hypervolume_space,
     objectives_from_metrics,
     preset_costs,
+    reference_costs,
 )
 from search.pareto import (
     hypervolume,
@@ -212,11 +213,8 @@ def load_results(study: optuna.Study) -> StudyResults:
                          "non-positive objective value")
     numbers = [t.number for t in complete]
     presets = preset_costs(info.shape, info.objectives)
-    points, reference = hypervolume_space(
-        values, info.objectives,
-        {o.metric: presets.loc[REFERENCE_PRESET, o.metric] for o in info.objectives
-         if o.log_scale},
-    )
+    points, reference = hypervolume_space(values, info.objectives,
+                                          reference_costs(presets, info.objectives))
     frame["on_front"] = False
     frame.loc[numbers, "on_front"] = pareto_mask(
         to_minimisation(values, [o.direction for o in info.objectives]))
