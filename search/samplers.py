@@ -47,8 +47,13 @@ SAMPLERS: dict[str, Sampler] = {s.name: s for s in (
                 population_size=nsga2_population(trials // 2), seed=seed)),
 )}
 
-# Chosen by benchmarks/bench_search_quality.py; the numbers are in the README ("Measured").
-DEFAULT_SAMPLER = "nsga2"
+# Chosen by benchmarks/bench_search_quality.py (README, "Search quality"): Fashion-MNIST
+# 16x16, 48 trained trials, 3 seeds, final hypervolume mean ± sd: tpe 0.698 ± 0.148,
+# tpe-multivariate 0.653 ± 0.079, nsga2 0.617 ± 0.034, random 0.597 ± 0.027. TPE's mean
+# reaches random's final mean after 25 trials, random's own after 46: worth 1.84 random
+# trials per trial (tpe-multivariate 1.53, nsga2 1.07), short of the 2x goal. Measured at 48
+# trials only; at 16 (the quick budget) TPE's first 10 trials are its random start-up.
+DEFAULT_SAMPLER = "tpe"
 
 
 def make_sampler(name: str, *, seed: int, trials: int) -> optuna.samplers.BaseSampler:
