@@ -36,6 +36,7 @@ from space import Arch, InputShape, dataset_shape, load_arch, parse_input_shape
 __all__ = [
     "TARGETS",
     "LatencyTable",
+    "OpComparison",
     "Prediction",
     "Protocol",
     "Timing",

@@ -23,10 +23,11 @@ from cse_nets.cli import first_line
 from cse_nets.network import CSENet, build_network
 from space import Arch, InputShape
 
-__all__ = ["ARCH_FILE", "MODEL_FILE", "WEIGHTS_FILE", "ExportError", "load_model",
+__all__ = ["ARCH_FILE", "MODEL_FILE", "ONNX_FILE", "WEIGHTS_FILE", "ExportError", "load_model",
            "read_export", "save_weights", "write_export"]
 
-ARCH_FILE, MODEL_FILE, WEIGHTS_FILE = "arch.json", "model.json", "weights.pt"
+ARCH_FILE, MODEL_FILE, WEIGHTS_FILE, ONNX_FILE = ("arch.json", "model.json", "weights.pt",
+                                             "model.onnx")
 _FORMAT = 1
 _SHAPE_KEYS = ("in_channels", "input_size", "num_classes")
 

@@ -16,8 +16,15 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from cse_nets.cli import OneLineParser
-from search.data import DATASETS
-from search.objectives import OBJECTIVES, Objective, objectives_from_names
+from cse_nets.measure import TARGETS
+from search.data import DATASETS, FOLDER_PREFIX, dataset_slug, is_dataset
+from search.image_folder import scan_folder
+from search.objectives import (
+    DEFAULT_LATENCY_TARGET,
+    OBJECTIVES,
+    Objective,
+    objectives_from_names,
+)
 from search.samplers import DEFAULT_SAMPLER, SAMPLERS
 from search.storage import (
     DEFAULT_RESULTS_DIR,
@@ -90,7 +97,9 @@ class SearchConfig:
     lr: float | None = None  # peak learning rate (None: the default recipe's)
     input_size: int | None = None  # resize images to this side (None: dataset default)
     data_dir: Path | None = None
+    strict_images: bool = False  # folder datasets: an undecodable image is an error
     objectives: tuple[str, ...] = ("accuracy", "params")
+    latency_target: str = DEFAULT_LATENCY_TARGET  # where a latency objective is measured
     sampler: str = DEFAULT_SAMPLER
     seed: int = 0
     presets: tuple[str, ...] = DEFAULT_PRESETS
@@ -103,13 +112,18 @@ class SearchConfig:
     address: str | None = None  # an existing Ray cluster (None: start one here)
 
     def __post_init__(self) -> None:
-        for kind, value, names in (("dataset", self.dataset, DATASETS),
-                                   ("budget", self.budget, tuple(BUDGETS)),
+        if not is_dataset(self.dataset):
+            raise ValueError(f"unknown dataset {self.dataset!r}; choose one of "
+                             f"{', '.join(DATASETS)} or {FOLDER_PREFIX}PATH")
+        if self.dataset.startswith(FOLDER_PREFIX):
+            # The folder's layout is checked now, before Ray starts; decoding comes later.
+            scan_folder(self.dataset.removeprefix(FOLDER_PREFIX))
+        for kind, value, names in (("budget", self.budget, tuple(BUDGETS)),
                                    ("sampler", self.sampler, tuple(SAMPLERS)),
                                    *(("preset", name, tuple(PRESETS)) for name in self.presets)):
             if value not in names:
                 raise ValueError(f"unknown {kind} {value!r}; choose one of {', '.join(names)}")
-        objectives_from_names(self.objectives)
+        objectives_from_names(self.objectives, latency_target=self.latency_target)
         for name in ("trials", "epochs", "batch_size", "input_size", "max_concurrent"):
             if getattr(self, name) is not None:
                 positive_int(getattr(self, name), name.replace("_", "-"))
@@ -131,7 +145,7 @@ class SearchConfig:
     @property
     def study(self) -> str:
         """The study name: given, or readable from dataset and budget (``cifar10-standard``)."""
-        return self.study_name or f"{self.dataset}-{self.budget}"
+        return self.study_name or f"{dataset_slug(self.dataset)}-{self.budget}"
 
     @property
     def storage_url(self) -> str:
@@ -140,7 +154,7 @@ class SearchConfig:
     @property
     def ordered_objectives(self) -> tuple[Objective, ...]:
         """Objectives in the study's column order (:data:`search.objectives.OBJECTIVES`)."""
-        return objectives_from_names(self.objectives)
+        return objectives_from_names(self.objectives, latency_target=self.latency_target)
 
     def resolve_budget(self, *, gpu: bool) -> Budget:
         """The named budget for the trials' device, with explicit flags on top."""
@@ -156,7 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "with Optuna samplers, trials run by Ray Tune, stored in an Optuna study.",
     )
     add = parser.add_argument
-    add("--dataset", required=True, help=f"one of {', '.join(DATASETS)}")
+    add("--dataset", required=True,
+        help=f"one of {', '.join(DATASETS)}, or {FOLDER_PREFIX}PATH for your own images "
+             "(PATH/<class>/* or PATH/train/<class>/* with optional test/ and val/)")
     add("--budget", default="standard",
         help=f"named budget: {', '.join(BUDGETS)} (default: %(default)s); see --epochs etc.")
     add("--trials", type=int, help="trials in the study in total, resumed runs included")
@@ -168,8 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("--lr", type=float, help="peak learning rate (default: the training default's)")
     add("--input-size", type=int, help="resize images to this side (default: the dataset's)")
     add("--data-dir", type=Path, help="dataset root (default: the cse-nas cache)")
+    add("--strict-images", action="store_true",
+        help="refuse an image folder with an undecodable image (default: skip it, warn)")
     add("--objectives", default="accuracy,params",
         help=f"accuracy and one or more of {', '.join(list(OBJECTIVES)[1:])} "
+             "(default: %(default)s)")
+    add("--latency-target", default=DEFAULT_LATENCY_TARGET,
+        help=f"with a latency objective, where it is measured: {', '.join(TARGETS)} "
              "(default: %(default)s)")
     add("--sampler", default=DEFAULT_SAMPLER,
         help=f"{', '.join(SAMPLERS)} (default: %(default)s)")

@@ -18,6 +18,8 @@ Sources:
   in ``/usr/share/datasets/fashion-mnist``, or the directory named by the environment
   variable ``CSE_NAS_FASHION_MNIST_DIR``; otherwise downloaded by torchvision.
 * ``synthetic``: generated from a fixed seed, tiny, learnable (for tests and smoke runs).
+* ``folder:PATH``: your own images, ``PATH/<class>/*`` or ``PATH/train/<class>/*`` (and
+  ``val/``, ``test/``); the rules are in :mod:`search.image_folder`.
 """
 
 from __future__ import annotations
@@ -27,17 +29,19 @@ import functools
 import gzip
 import math
 import os
+import re
 import socket
 import warnings
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import Tensor
 
 from search.augment import Augmentation
@@ -46,10 +50,14 @@ from space import DATASET_SHAPES, InputShape
 __all__ = [
     "DATASETS",
     "FASHION_MNIST_ENV",
+    "FOLDER_PREFIX",
     "DatasetError",
     "DatasetInfo",
     "Splits",
+    "dataset_slug",
     "default_data_dir",
+    "fit_square",
+    "is_dataset",
     "load_dataset",
     "make_synthetic",
     "read_idx",
@@ -57,6 +65,7 @@ __all__ = [
 ]
 
 FASHION_MNIST_ENV = "CSE_NAS_FASHION_MNIST_DIR"
+FOLDER_PREFIX = "folder:"  # "folder:PATH" names an image folder
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 # torchvision opens URLs without a timeout; a silently dropped connection would hang a
 # trial for ever. Seconds per connect or read, not for the whole download.
@@ -76,6 +85,10 @@ class DatasetInfo:
     mean: tuple[float, ...]  # per channel, of pixel values scaled to [0, 1]
     std: tuple[float, ...]  # per channel, same scale
     augment: Augmentation  # default training-time augmentation
+    class_names: tuple[str, ...] | None = None  # label i is class_names[i]; None: unnamed
+    # Where the splits came from, JSON-ready, for study attributes and exports (image
+    # folders: path, layout, content key, test and validation rules, skipped files).
+    source: dict[str, Any] | None = field(default=None, compare=False)
 
     def normalization(self) -> dict[str, Any]:
         """How a network trained on this data expects its input (for an export's
@@ -112,6 +125,10 @@ class _Arrays(NamedTuple):
     train_labels: Tensor
     test_images: Tensor
     test_labels: Tensor
+    # A given validation set (an image folder's val/); None: carved from train by the seed.
+    val_images: Tensor | None = None
+    val_labels: Tensor | None = None
+    skipped: tuple[str, ...] = ()  # files the reader could not decode
 
 
 # Per-channel mean and std of the training images, for normalisation; the input shapes
@@ -135,6 +152,22 @@ def default_data_dir() -> Path:
     return Path(cache) / "cse-nas"
 
 
+def is_dataset(name: str) -> bool:
+    """Whether ``name`` names a dataset: a built-in one or ``folder:PATH`` (PATH unchecked)."""
+    return name in DATASET_SHAPES or (name.startswith(FOLDER_PREFIX)
+                                      and len(name) > len(FOLDER_PREFIX))
+
+
+def dataset_slug(name: str) -> str:
+    """A short file-name-safe form of a dataset name, for default study names: built-in
+    names as they are, ``folder:/data/My Pets`` as ``folder-My-Pets``."""
+    if not name.startswith(FOLDER_PREFIX):
+        return name
+    base = os.path.basename(os.path.normpath(name.removeprefix(FOLDER_PREFIX)))
+    base = re.sub(r"[^A-Za-z0-9._-]+", "-", base).strip("-._")
+    return f"folder-{base}" if base else "folder"
+
+
 def load_dataset(
     name: str,
     *,
@@ -142,17 +175,27 @@ def load_dataset(
     val_fraction: float = 0.1,
     seed: int = 0,
     input_size: int | None = None,
+    strict_images: bool = False,
 ) -> Splits:
     """The named dataset, its training set split into train and validation by ``seed``.
 
     ``val_fraction`` of every class goes to validation (0 leaves it empty). ``input_size``
     resizes the images once (and is cached); ``None`` keeps the dataset's default.
+    ``strict_images`` makes an image folder with an undecodable image an error (by default
+    such images are skipped with a warning); other datasets ignore it.
     Raises :class:`DatasetError` if the dataset is unknown, missing or damaged.
     """
-    if name not in DATASET_SHAPES:
-        raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    if not is_dataset(name):
+        raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)} "
+                           f"or {FOLDER_PREFIX}PATH")
     if not 0 <= val_fraction < 1:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
+    root = Path(data_dir) if data_dir is not None else default_data_dir()
+    if name.startswith(FOLDER_PREFIX):
+        from search.image_folder import load_folder  # here: that module imports this one
+
+        return load_folder(name.removeprefix(FOLDER_PREFIX), root, val_fraction=val_fraction,
+                           seed=seed, input_size=input_size, strict_images=strict_images)
     mean, std = _STATS[name]
     shape = DATASET_SHAPES[name]
     if input_size is not None:
@@ -163,19 +206,30 @@ def load_dataset(
         shape=shape,
         mean=mean,
         std=std,
-        # One rule for every dataset: CIFAR's RandomCrop(32, padding=4) and a flip.
-        augment=Augmentation(pad=size // 8, flip=True),
+        augment=_augmentation(size),
     )
-    root = Path(data_dir) if data_dir is not None else default_data_dir()
-    arrays = _synthetic(size) if name == "synthetic" else _cached(info, root)
-    rest, val = stratified_split(arrays.train_labels, val_fraction, seed)
+    if name == "synthetic":
+        arrays = _synthetic(size)
+    else:
+        arrays = _cached(root / "tensors" / f"{name}-{size}px.pt", shape,
+                         functools.partial(_READERS[name], root, size))
+    return _split(info, arrays, val_fraction, seed)
+
+
+def _augmentation(size: int) -> Augmentation:
+    # One rule for every dataset: CIFAR's RandomCrop(32, padding=4) and a flip.
+    return Augmentation(pad=size // 8, flip=True)
+
+
+def _split(info: DatasetInfo, arrays: _Arrays, val_fraction: float, seed: int) -> Splits:
     images, labels = arrays.train_images, arrays.train_labels
-    return Splits(
-        info=info,
-        train=(images[rest], labels[rest]),
-        val=(images[val], labels[val]),
-        test=(arrays.test_images, arrays.test_labels),
-    )
+    test = (arrays.test_images, arrays.test_labels)
+    if arrays.val_images is not None and arrays.val_labels is not None:
+        return Splits(info=info, train=(images, labels),
+                      val=(arrays.val_images, arrays.val_labels), test=test)
+    rest, val = stratified_split(labels, val_fraction, seed)
+    return Splits(info=info, train=(images[rest], labels[rest]),
+                  val=(images[val], labels[val]), test=test)
 
 
 def stratified_split(labels: Tensor, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
@@ -222,39 +276,45 @@ def _synthetic(size: int) -> _Arrays:
 
 # --- the decoded-tensor cache -------------------------------------------------------------
 
-def _cached(info: DatasetInfo, root: Path) -> _Arrays:
-    path = root / "tensors" / f"{info.name}-{info.shape.input_size}px.pt"
+def _cached(path: Path, shape: InputShape, read: Callable[[], _Arrays]) -> _Arrays:
+    """The arrays cached at ``path``, else ``read()`` checked against ``shape`` and cached."""
     if path.is_file():
         try:
             arrays = _Arrays(**torch.load(path, weights_only=True))
-            _check(info, arrays, str(path))
+            _check(shape, arrays, str(path))
             return arrays
         except Exception:  # whatever the damage (pickle, zip, shapes): rebuild the file
             warnings.warn(f"{path}: damaged cache file, decoding the dataset again", stacklevel=3)
-    arrays = _READERS[info.name](root, info.shape.input_size)
-    _check(info, arrays, info.name)
+    arrays = read()
+    _check(shape, arrays, path.stem)
+    # Write then rename, so that parallel trials never read a half-written file.
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        # Write then rename, so that parallel trials never read a half-written file.
-        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
-        torch.save(arrays._asdict(), partial)
+        # Only the fields that are set, so that built-in datasets' files stay readable by
+        # the versions before image folders (a data root may be shared).
+        torch.save({key: value for key, value in arrays._asdict().items()
+                    if isinstance(value, Tensor) or value}, partial)
         partial.replace(path)
     except OSError as err:
-        warnings.warn(f"could not cache {info.name} in {path.parent}: {err}", stacklevel=3)
+        partial.unlink(missing_ok=True)  # a full disk must not keep half a file
+        warnings.warn(f"could not cache {path.stem} in {path.parent}: {err}", stacklevel=3)
     return arrays
 
 
-def _check(info: DatasetInfo, arrays: _Arrays, where: str) -> None:
-    shape = info.shape.chw
-    for images, labels in ((arrays.train_images, arrays.train_labels),
-                           (arrays.test_images, arrays.test_labels)):
-        if images.dtype != torch.uint8 or tuple(images.shape[1:]) != shape:
+def _check(shape: InputShape, arrays: _Arrays, where: str) -> None:
+    chw = shape.chw
+    pairs = [(arrays.train_images, arrays.train_labels), (arrays.test_images, arrays.test_labels)]
+    if arrays.val_images is not None and arrays.val_labels is not None:
+        pairs.append((arrays.val_images, arrays.val_labels))
+    for images, labels in pairs:
+        if images.dtype != torch.uint8 or tuple(images.shape[1:]) != chw:
             raise DatasetError(f"{where}: images are {images.dtype} {tuple(images.shape)}, "
-                               f"expected uint8 (N, {', '.join(map(str, shape))})")
+                               f"expected uint8 (N, {', '.join(map(str, chw))})")
         if labels.dtype != torch.int64 or labels.shape != images.shape[:1]:
             raise DatasetError(f"{where}: {len(labels)} labels for {len(images)} images")
-        if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < info.shape.num_classes:
-            raise DatasetError(f"{where}: labels outside 0..{info.shape.num_classes - 1}")
+        if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < shape.num_classes:
+            raise DatasetError(f"{where}: labels outside 0..{shape.num_classes - 1}")
 
 
 def _resize(images: Tensor, size: int) -> Tensor:
@@ -267,6 +327,21 @@ def _resize(images: Tensor, size: int) -> Tensor:
         for chunk in images.split(4096)
     ]
     return torch.cat(chunks)
+
+
+def fit_square(image: Image.Image, size: int) -> Tensor:
+    """A loaded L or RGB image as uint8 ``(C, size, size)``: the shorter side resized to
+    ``size`` (bilinear, antialiased), then the centre cropped."""
+    width, height = image.size
+    short = min(width, height)
+    # The longer side truncated, as torchvision's Resize(size) does.
+    resized = (size, int(size * height / short)) if width == short else \
+        (int(size * width / short), size)
+    if resized != image.size:
+        image = image.resize(resized, Image.Resampling.BILINEAR)
+    left, top = (round((side - size) / 2) for side in resized)  # as torchvision's CenterCrop
+    pixels = torch.from_numpy(np.array(image.crop((left, top, left + size, top + size))))
+    return pixels.unsqueeze(0) if pixels.ndim == 2 else pixels.permute(2, 0, 1)
 
 
 # --- downloads ----------------------------------------------------------------------------
@@ -307,14 +382,12 @@ def _read_cifar(name: str, root: Path, size: int) -> _Arrays:
 
 def _read_imagenette(root: Path, size: int) -> _Arrays:
     import torchvision
-    from torchvision.transforms import v2
 
     # The smallest published variant that is still at least `size` pixels on its short side.
     variant = "160px" if size <= 160 else "320px" if size <= 320 else "full"
     archive = {"160px": "imagenette2-160.tgz", "320px": "imagenette2-320.tgz",
                "full": "imagenette2.tgz"}[variant]
-    transform = v2.Compose([v2.PILToTensor(), v2.Resize(size, antialias=True),
-                            v2.CenterCrop(size)])
+    transform = functools.partial(fit_square, size=size)
     hint = f"put {archive} (https://github.com/fastai/imagenette) in {root}"
     pairs = []
     for split in ("train", "val"):

@@ -30,7 +30,8 @@ from torch import nn
 
 from cse_nets import build_network, count_macs, count_parameters
 from cse_nets.cli import OneLineParser, exits_on_bad_input, positive_int_arg
-from cse_nets.load import save_weights, write_export
+from cse_nets.latency import measure_onnx, predict_latency
+from cse_nets.load import ONNX_FILE, save_weights, write_export
 from cse_nets.summary import format_profile
 from search.augment import Normalize
 from search.cli import add_study_arguments, open_study_from_args
@@ -51,8 +52,9 @@ from space import Arch
 
 __all__ = ["ONNX_CHECK_IMAGES", "choose", "export_name", "main", "retrain_config"]
 
-ONNX_FILE, METRICS_FILE, SUMMARY_FILE = "model.onnx", "metrics.json", "summary.txt"
+METRICS_FILE, SUMMARY_FILE = "metrics.json", "summary.txt"
 ONNX_CHECK_IMAGES = 64  # test images run through both PyTorch and onnxruntime
+LATENCY_TARGET = "cpu-onnxruntime"  # the runtime model.onnx is measured in
 
 
 def choose(results: StudyResults, top: int | None) -> pd.DataFrame:
@@ -102,7 +104,8 @@ class _Retraining:
 def _write_specs(directory: Path, number: int, arch: Arch, info: StudyInfo,
                  retraining: _Retraining | None) -> None:
     """``arch.json``, ``model.json`` and ``summary.txt``: what every export has."""
-    extra: dict[str, Any] = {"dataset": info.dataset, "study": info.name, "trial": number}
+    extra: dict[str, Any] = {"dataset": info.dataset, "study": info.name, "trial": number,
+                             "class_names": info.class_names}
     if retraining is not None:
         extra["normalization"] = retraining.splits.info.normalization()
     write_export(directory, arch, info.shape, extra)
@@ -123,6 +126,15 @@ def _export_onnx(model: nn.Module, images: torch.Tensor, path: Path) -> float:
         expected = model(images).numpy()
     (got,) = session.run(None, {"images": images.numpy()})
     return float(np.abs(got - expected).max())
+
+
+def _latency(onnx_file: Path, arch: Arch, info: StudyInfo) -> dict[str, Any]:
+    """The exported model's measured latency, next to what the block table predicts."""
+    measured = measure_onnx(onnx_file, (1, *info.shape.chw))
+    predicted = predict_latency(arch, info.shape, LATENCY_TARGET)
+    return {"target": LATENCY_TARGET, "batch": 1, "measured_ms": measured.median_s * 1e3,
+            "spread_ms": measured.spread_s * 1e3, "runs": measured.runs,
+            "predicted_ms": predicted.total_s * 1e3}
 
 
 def _retrain(directory: Path, row: pd.Series, arch: Arch, info: StudyInfo,
@@ -160,6 +172,7 @@ def _retrain(directory: Path, row: pd.Series, arch: Arch, info: StudyInfo,
                     "final_train_loss": result.history[-1].train_loss},
         "onnx": {"file": ONNX_FILE, "check_images": len(images),
                  "max_abs_diff": max_diff, "runtime": f"onnxruntime {onnxruntime.__version__}"},
+        "latency": _latency(directory / ONNX_FILE, arch, info),
         "versions": versions(),
     }
     (directory / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")

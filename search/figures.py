@@ -7,16 +7,21 @@ own markers so the two are never mistaken for one another.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from search.objectives import ACCURACY
+from cse_nets.latency import OpComparison
+from search.objectives import ACCURACY, Objective
 from search.paper_points import PaperPoint
 from search.results import StudyResults
 
-__all__ = ["cse_flags", "cse_share_figure", "front_figure", "hypervolume_figure",
-           "parallel_figure", "report_figures"]
+__all__ = ["REFERENCE_OPS", "cse_flags", "cse_share_figure", "front_figure", "hypervolume_figure",
+           "latency_front_figure", "op_latency_figure", "parallel_figure", "report_figures"]
+
+REFERENCE_OPS = "paper-mix"  # whose stages the op-latency figure compares
 
 _GREY, _FRONT, _PAPER, _TEST = "#b0b0b0", "#1f77b4", "#d62728", "#2ca02c"
 _SIZE = {"width": 1000, "height": 560}
@@ -28,22 +33,23 @@ def _hover(frame: pd.DataFrame) -> list[str]:
                                      frame[ACCURACY.metric], strict=True)]
 
 
-def _add_trials(fig: go.Figure, results: StudyResults) -> None:
-    """Dominated trials in grey, the front as a staircase, the presets circled."""
-    complete, front = results.complete, results.front.sort_values("params")
-    dominated = complete[~complete["on_front"]]
+def _add_trials(fig: go.Figure, results: StudyResults, x: str = "params") -> None:
+    """Dominated trials in grey, the front against ``x`` as a staircase, presets circled."""
+    complete = results.complete.dropna(subset=[x])
+    front = results.front_against(x).sort_values(x)
+    dominated = complete[~complete.index.isin(front.index)]
     accuracy = ACCURACY.metric
-    fig.add_scatter(x=dominated["params"], y=dominated[accuracy], mode="markers",
+    fig.add_scatter(x=dominated[x], y=dominated[accuracy], mode="markers",
                     name="dominated", marker={"color": _GREY, "size": 7},
                     hovertext=_hover(dominated), hoverinfo="text")
-    # A maximise-accuracy / minimise-params front is a staircase: flat until the next point.
-    fig.add_scatter(x=front["params"], y=front[accuracy], mode="lines+markers",
+    # A maximise-accuracy / minimise-cost front is a staircase: flat until the next point.
+    fig.add_scatter(x=front[x], y=front[accuracy], mode="lines+markers",
                     line={"shape": "hv", "color": _FRONT}, name="Pareto front",
                     marker={"color": _FRONT, "size": 9}, hovertext=_hover(front),
                     hoverinfo="text")
     presets = complete[complete["preset"] != ""]
     if len(presets):
-        fig.add_scatter(x=presets["params"], y=presets[accuracy], mode="markers+text",
+        fig.add_scatter(x=presets[x], y=presets[accuracy], mode="markers+text",
                         text=presets["preset"], textposition="top center",
                         name="presets (this search)",
                         marker={"symbol": "circle-open", "size": 15, "color": "black"},
@@ -87,14 +93,26 @@ def _add_paper(fig: go.Figure, results: StudyResults, paper: tuple[PaperPoint, .
                            xanchor="left", font={"color": _PAPER})
 
 
-def _add_preset_sizes(fig: go.Figure, results: StudyResults) -> None:
-    """The size of every preset, whether or not the search ran it: the summary's budgets."""
-    for name, params in results.presets["params"].items():
-        fig.add_vline(x=params, line={"dash": "dot", "color": _GREY, "width": 1})
+def _add_preset_sizes(fig: go.Figure, results: StudyResults, x: str = "params") -> None:
+    """Every preset's cost, whether or not the search ran it: the summary's budgets."""
+    for name, cost in results.presets[x].items():
+        fig.add_vline(x=cost, line={"dash": "dot", "color": _GREY, "width": 1})
         # Annotations on a log axis take log10 coordinates (shapes take data coordinates).
-        fig.add_annotation(x=np.log10(params), xref="x", y=0, yref="y domain", text=name,
+        fig.add_annotation(x=np.log10(cost), xref="x", y=0, yref="y domain", text=name,
                            textangle=-90, xanchor="left", yanchor="bottom", showarrow=False,
                            font={"size": 10, "color": "gray"})
+
+
+def _front_layout(fig: go.Figure, results: StudyResults, against: str, title: str, *,
+                  tickformat: str) -> None:
+    unplotted = (results.trials["state"] != "COMPLETE").sum()
+    fig.update_layout(title=f"{results.info.name}: validation accuracy vs {against} "
+                            f"({results.info.dataset}; {len(results.complete)} complete trials"
+                            + (f", {unplotted} others not drawn" if unplotted else "") + ")",
+                      xaxis={"title": title, "type": "log",
+                             # 1-2-5 ticks on every decade
+                             "dtick": "D2", "tickformat": tickformat},
+                      yaxis={"title": "accuracy", "tickformat": ".0%"}, **_SIZE)
 
 
 def front_figure(results: StudyResults, paper: tuple[PaperPoint, ...]) -> go.Figure:
@@ -104,14 +122,38 @@ def front_figure(results: StudyResults, paper: tuple[PaperPoint, ...]) -> go.Fig
     for add in (_add_trials, _add_retrained, _add_preset_sizes):
         add(fig, results)
     _add_paper(fig, results, paper)
-    unplotted = (results.trials["state"] != "COMPLETE").sum()
-    fig.update_layout(title=f"{results.info.name}: validation accuracy vs parameters "
-                            f"({results.info.dataset}; {len(results.complete)} complete trials"
-                            + (f", {unplotted} others not drawn" if unplotted else "") + ")",
-                      xaxis={"title": "trainable parameters", "type": "log",
-                             # 1-2-5 ticks with SI suffixes (200k, 1M) on every decade
-                             "dtick": "D2", "tickformat": "~s"},
-                      yaxis={"title": "accuracy", "tickformat": ".0%"}, **_SIZE)
+    _front_layout(fig, results, "parameters", "trainable parameters",
+                  tickformat="~s")  # SI suffixes: 200k, 1M
+    return fig
+
+
+def latency_front_figure(results: StudyResults, latency: Objective) -> go.Figure:
+    """Validation accuracy against the latency the search minimised (log x), with the
+    presets' latencies on the same target."""
+    fig = go.Figure()
+    _add_trials(fig, results, x=latency.metric)
+    _add_preset_sizes(fig, results, x=latency.metric)
+    _front_layout(fig, results, "latency", f"{latency.unit} on {latency.target}",
+                  tickformat="~g")  # milliseconds as plain numbers: 0.5, 1, 2
+    return fig
+
+
+def op_latency_figure(rows: Sequence[OpComparison], reference: str,
+                      target: str) -> go.Figure:
+    """Per stage of ``reference``: the table latency of the stage built from BTN blocks and
+    from CSE blocks at the same resolution, widths and stride."""
+    labels = [f"{r.part}<br>{r.size}px {r.c_in}->{r.c_out}<br>uses {r.op}" for r in rows]
+    fig = go.Figure()
+    fig.add_bar(x=labels, y=[r.btn_s * 1e3 for r in rows], name="as BTN blocks",
+                marker_color=_GREY)
+    fig.add_bar(x=labels, y=[r.cse_s * 1e3 for r in rows], name="as CSE blocks",
+                marker_color=_FRONT,
+                text=[f"{r.cse_s / r.btn_s:.2f}x" if r.btn_s > 0 else "" for r in rows],
+                textposition="outside")
+    fig.update_layout(title=f"Where CSE blocks save or cost latency: {reference}'s stages on "
+                            f"{target}, as BTN vs as CSE blocks (label: CSE / BTN)",
+                      barmode="group", yaxis={"title": "predicted ms (batch 1)"},
+                      title_font={"size": 14}, **_SIZE)
     return fig
 
 
@@ -183,11 +225,22 @@ def parallel_figure(results: StudyResults) -> go.Figure:
     return fig
 
 
-def report_figures(results: StudyResults, paper: tuple[PaperPoint, ...]) -> dict[str, go.Figure]:
+def report_figures(results: StudyResults, paper: tuple[PaperPoint, ...],
+                   op_latency: Sequence[OpComparison] = ()) -> dict[str, go.Figure]:
     """Every figure of the report, keyed by an id that is also its file name and its
-    id in optuna-dashboard (saving under the same id again replaces it there)."""
+    id in optuna-dashboard (saving under the same id again replaces it there).
+
+    ``op_latency`` is :func:`cse_nets.latency.compare_ops` for the paper's mix model on the
+    study's latency target, when the study minimises latency."""
+    latency = next((o for o in results.info.objectives if o.target), None)
+    extra = {}
+    if latency is not None:
+        extra["front-latency"] = latency_front_figure(results, latency)
+        if op_latency:
+            extra["op-latency"] = op_latency_figure(op_latency, REFERENCE_OPS, latency.target)
     return {
         "front": front_figure(results, paper),
+        **extra,
         "hypervolume": hypervolume_figure(results),
         "cse-share": cse_share_figure(results),
         "parallel": parallel_figure(results),

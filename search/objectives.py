@@ -15,7 +15,7 @@ nothing, whatever its accuracy.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -23,12 +23,15 @@ from optuna.study import StudyDirection
 from torch import nn
 
 from cse_nets import build_network, count_macs, count_parameters
+from cse_nets.latency import predict_latency
+from cse_nets.measure import check_target
 from search.pareto import to_minimisation
 from space import PRESETS, Arch, InputShape
 
 __all__ = [
     "ACCURACY",
     "ALWAYS_MEASURED",
+    "DEFAULT_LATENCY_TARGET",
     "OBJECTIVES",
     "REFERENCE_PRESET",
     "Objective",
@@ -43,7 +46,9 @@ __all__ = [
 # The preset whose costs set the hypervolume reference point.
 REFERENCE_PRESET = "mobilenetv2"
 
-Measure = Callable[[Arch, nn.Module, InputShape], float]
+# (architecture, its network, input shape, objective's target) -> value
+Measure = Callable[[Arch, nn.Module, InputShape, "str | None"], float]
+DEFAULT_LATENCY_TARGET = "cpu-onnxruntime"
 
 
 @dataclass(frozen=True)
@@ -56,11 +61,25 @@ class Objective:
     unit: str  # for people: axis titles, help texts
     log_scale: bool  # hypervolume in log10 decades below the baseline (else linear from 0)
     measure: Measure | None  # the cost of a built network; None: found by training
+    target: str | None = None  # the device a measured cost is for (latency only)
 
     @property
     def ray_mode(self) -> str:
         """Ray Tune's spelling of the direction."""
         return "max" if self.direction == StudyDirection.MAXIMIZE else "min"
+
+    def on(self, target: str | None) -> Objective:
+        """This objective measured on ``target`` (only objectives that have one)."""
+        if self.target is None or target is None:
+            return self
+        return replace(self, target=check_target(target))
+
+
+def _predicted_latency_ms(arch: Arch, network: nn.Module, shape: InputShape,
+                          target: str | None) -> float:
+    # From the per-block table (cse_nets.latency_table): noise-free once an entry exists,
+    # and entries are measured once per machine, not once per trial.
+    return predict_latency(arch, shape, target or DEFAULT_LATENCY_TARGET).total_s * 1e3
 
 
 ACCURACY = Objective("accuracy", "val_accuracy", StudyDirection.MAXIMIZE,
@@ -69,17 +88,24 @@ OBJECTIVES: dict[str, Objective] = {
     o.name: o for o in (
         ACCURACY,
         Objective("params", "params", StudyDirection.MINIMIZE, "trainable parameters",
-                  log_scale=True, measure=lambda arch, net, shape: count_parameters(net)),
+                  log_scale=True,
+                  measure=lambda arch, net, shape, target: count_parameters(net)),
         Objective("macs", "macs", StudyDirection.MINIMIZE, "multiply-accumulates per image",
-                  log_scale=True, measure=lambda arch, net, shape: count_macs(net, shape.chw)),
+                  log_scale=True,
+                  measure=lambda arch, net, shape, target: count_macs(net, shape.chw)),
+        Objective("latency", "latency_ms", StudyDirection.MINIMIZE,
+                  "predicted latency (ms, batch 1)", log_scale=True,
+                  measure=_predicted_latency_ms, target=DEFAULT_LATENCY_TARGET),
     )
 }
 # Recorded for every trial whatever the objectives: the report's axes need them.
 ALWAYS_MEASURED = (OBJECTIVES["params"], OBJECTIVES["macs"])
 
 
-def objectives_from_names(names: Iterable[str]) -> tuple[Objective, ...]:
-    """Validated objectives in table order: accuracy and at least one cost, no repeats."""
+def objectives_from_names(names: Iterable[str], *,
+                          latency_target: str | None = None) -> tuple[Objective, ...]:
+    """Validated objectives in table order: accuracy and at least one cost, no repeats;
+    a latency objective is measured on ``latency_target`` (default: the row's)."""
     names = list(names)
     for name in names:
         if name not in OBJECTIVES:
@@ -88,13 +114,13 @@ def objectives_from_names(names: Iterable[str]) -> tuple[Objective, ...]:
         raise ValueError("objectives must be accuracy and one or more of "
                          f"{', '.join(n for n in OBJECTIVES if n != ACCURACY.name)}, without "
                          f"repeats, got {','.join(names)}")
-    return tuple(o for o in OBJECTIVES.values() if o.name in names)
+    return tuple(o.on(latency_target) for o in OBJECTIVES.values() if o.name in names)
 
 
-def objectives_from_metrics(metrics: Sequence[str],
-                            directions: Sequence[StudyDirection]) -> tuple[Objective, ...]:
+def objectives_from_metrics(metrics: Sequence[str], directions: Sequence[StudyDirection], *,
+                            latency_target: str | None = None) -> tuple[Objective, ...]:
     """The objectives of a stored study, from its metric names and directions."""
-    by_metric = {o.metric: o for o in OBJECTIVES.values()}
+    by_metric = {o.metric: o.on(latency_target) for o in OBJECTIVES.values()}
     found = tuple(by_metric.get(m) for m in metrics)
     if (None in found or not found or found[0].name != ACCURACY.name
             or [o.direction for o in found] != list(directions)):  # type: ignore[union-attr]
@@ -108,7 +134,7 @@ def measure_costs(arch: Arch, network: nn.Module, shape: InputShape,
                   objectives: Iterable[Objective] = ()) -> dict[str, float]:
     """Metric -> value of every cost in :data:`ALWAYS_MEASURED` and ``objectives``."""
     wanted = {o.metric: o for o in (*ALWAYS_MEASURED, *objectives) if o.measure is not None}
-    return {metric: o.measure(arch, network, shape)  # type: ignore[misc]
+    return {metric: o.measure(arch, network, shape, o.target)  # type: ignore[misc]
             for metric, o in wanted.items()}
 
 

@@ -34,20 +34,23 @@ def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
 
 
 def format_front(study: optuna.Study) -> str:
-    """The Pareto front as a text table (architecture string, params, MACs, accuracy)."""
+    """The Pareto front as a text table: accuracy, params, MACs, any other cost the study
+    minimises (latency), and the architecture string."""
     front = pareto_front(study)
     if not front:
         return "Pareto front: no complete trials"
-    rows = [("trial", "val_acc", "params", "MACs", "architecture")]
+    extra = [m for m in (study.metric_names or ())[1:] if m not in ("params", "macs")]
+    rows = [("trial", "val_acc", "params", "MACs", *extra, "architecture")]
     for t in front:
         attrs = t.user_attrs
         rows.append((f"#{t.number}", f"{t.values[0]:.4f}", f"{attrs.get('params', 0):,}",
-                     f"{attrs.get('macs', 0):,}", attrs.get("arch_str", "?")))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+                     f"{attrs.get('macs', 0):,}", *(f"{attrs.get(m, 0):.4g}" for m in extra),
+                     attrs.get("arch_str", "?")))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     lines = [f"Pareto front ({len(front)} of {len(study.trials)} trials):"]
     for row in rows:
-        cells = [cell.rjust(width) for cell, width in zip(row[:4], widths, strict=True)]
-        lines.append("  ".join([*cells, row[4]]))
+        cells = [cell.rjust(width) for cell, width in zip(row[:-1], widths, strict=True)]
+        lines.append("  ".join([*cells, row[-1]]))
     return "\n".join(lines)
 
 

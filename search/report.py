@@ -23,15 +23,16 @@ from optuna_dashboard import save_note, save_plotly_graph_object
 from plotly.offline import get_plotlyjs
 
 from cse_nets.cli import OneLineParser, exits_on_bad_input, first_line
+from cse_nets.latency import OpComparison, compare_ops
 from search.cli import add_study_arguments, open_study_from_args
-from search.figures import report_figures
+from search.figures import REFERENCE_OPS, report_figures
 from search.objectives import ACCURACY
 from search.paper_points import paper_points
 from search.results import StudyResults, load_results
 from search.storage import output_dir, writing_to_storage
-from space import stage_resolutions
+from space import PRESETS, stage_resolutions
 
-__all__ = ["html_head", "main", "summary_lines", "trial_note", "write_html"]
+__all__ = ["html_head", "main", "op_latency_lines", "summary_lines", "trial_note", "write_html"]
 
 _FRONT_COLUMNS = ["number", "arch", "preset", "params", "macs", ACCURACY.metric, "test_accuracy",
                   "hv_contribution"]
@@ -46,22 +47,43 @@ def summary_lines(results: StudyResults) -> list[str]:
         f"front: {len(results.front)} architectures; hypervolume {results.hypervolume:.4f} "
         f"(reference: {results.reference_text()})",
     ]
-    for name, params in results.presets["params"].items():
-        fits = complete[complete["params"] <= params]
-        if fits.empty:
-            lines.append(f"at or below {name} ({params:,} params): no complete trial")
-            continue
-        accuracy = ACCURACY.metric
-        best = fits.loc[fits[accuracy].idxmax()]
-        itself = complete.loc[complete["preset"] == name, accuracy]
-        lines.append(f"at or below {name} ({params:,} params): best val acc "
-                     f"{best[accuracy]:.2%} (trial {best['number']}, {best['params']:,} params)"
-                     + (f"; {name} itself {itself.max():.2%}" if len(itself) else ""))
+    costs = [("params", "{:,.0f} params")] + [
+        (o.metric, "{:,.3f} ms on " + str(o.target)) for o in results.info.objectives if o.target]
+    for metric, unit in costs:
+        for name, budget in results.presets[metric].items():
+            lines.append(_best_within(complete, name, metric, budget, unit))
     tested = complete[complete["test_accuracy"].notna()]
     lines.extend(f"trial {n} retrained: test acc {a:.2%} ({d})"
                  for n, a, d in zip(tested["number"], tested["test_accuracy"],
                                     tested["export_dir"], strict=True))
     return lines
+
+
+def _best_within(complete: pd.DataFrame, name: str, metric: str, budget: float,
+                 unit: str) -> str:
+    """The best validation accuracy among trials that cost at most preset ``name``."""
+    head = f"at or below {name} ({unit.format(budget)})"
+    fits = complete[complete[metric] <= budget]
+    if fits.empty:
+        return f"{head}: no complete trial"
+    accuracy = ACCURACY.metric
+    best = fits.loc[fits[accuracy].idxmax()]
+    itself = complete.loc[complete["preset"] == name, accuracy]
+    return (f"{head}: best val acc {best[accuracy]:.2%} (trial {best['number']}, "
+            f"{unit.format(best[metric])})"
+            + (f"; {name} itself {itself.max():.2%}" if len(itself) else ""))
+
+
+def op_latency_lines(rows: Sequence[OpComparison]) -> list[str]:
+    """What the CSE-vs-BTN latency comparison shows, said plainly."""
+    if not rows:
+        return []
+    faster = [r.part for r in rows if r.cse_saves_s > 0]
+    ratios = ", ".join(f"{r.part} ({r.size}px) {r.cse_s / r.btn_s:.2f}x" for r in rows
+                       if r.btn_s > 0)
+    return [f"{REFERENCE_OPS}'s stages as CSE vs as BTN blocks, CSE/BTN latency: {ratios}; "
+            + (f"CSE is faster only at {', '.join(faster)}" if faster
+               else "CSE is slower at every stage")]
 
 
 def trial_note(results: StudyResults, number: int) -> str:
@@ -115,7 +137,8 @@ def write_html(path: Path, results: StudyResults, figures: dict[str, go.Figure],
                   f"The paper reports no results for {html.escape(info.dataset)}; open red "
                   f"diamonds are its <b>test</b> accuracies on {source}, another dataset, "
                   f"drawn for scale.")
-    front = results.front.sort_values("params")[_FRONT_COLUMNS]
+    columns = _FRONT_COLUMNS + [m for m in info.metric_names if m not in _FRONT_COLUMNS]
+    front = results.front.sort_values("params")[columns]
     parts = [
         *html_head(f"{info.name}: search report"),
         f"<h1>Study {html.escape(info.name)}</h1>",
@@ -171,8 +194,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = load_results(study)
     out = output_dir(args.results_dir, args.study)
     results.trials.to_csv(out / "trials.csv", index=False)
-    figures = report_figures(results, paper_points(results.info.dataset))
-    lines = summary_lines(results)
+    latency = next((o for o in results.info.objectives if o.target), None)
+    op_latency = (compare_ops(PRESETS[REFERENCE_OPS], results.info.shape, latency.target)
+                  if latency is not None else [])
+    figures = report_figures(results, paper_points(results.info.dataset), op_latency)
+    lines = summary_lines(results) + op_latency_lines(op_latency)
     write_html(out / "report.html", results, figures, lines)
     written = [out / "trials.csv", out / "report.html"]
     if args.png:

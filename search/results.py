@@ -16,10 +16,12 @@ from typing import Any
 import numpy as np
 import optuna
 import pandas as pd
+from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from search.cache import CACHED_FROM
 from search.objectives import (
+    ACCURACY,
     REFERENCE_PRESET,
     Objective,
     hypervolume_space,
@@ -64,6 +66,7 @@ class StudyInfo:
     shape: InputShape
     objectives: tuple[Objective, ...]
     train_config: dict[str, Any]
+    class_names: tuple[str, ...] | None = None  # output index -> class, where known
 
     @property
     def metric_names(self) -> tuple[str, ...]:
@@ -82,7 +85,8 @@ def read_study_info(study: optuna.Study) -> StudyInfo:
         raise StudyError(f"study {study.study_name!r}: input_shape must be [C, H, H], "
                          f"got {shape!r}")
     try:
-        objectives = objectives_from_metrics(study.metric_names or (), study.directions)
+        objectives = objectives_from_metrics(study.metric_names or (), study.directions,
+                                             latency_target=attrs.get("latency_target"))
         input_shape = InputShape(shape[0], shape[1], attrs["num_classes"])
     except ValueError as err:
         raise StudyError(f"study {study.study_name!r}: {err}") from None
@@ -92,6 +96,7 @@ def read_study_info(study: optuna.Study) -> StudyInfo:
         shape=input_shape,
         objectives=objectives,
         train_config=dict(attrs.get("train_config", {})),
+        class_names=tuple(attrs["class_names"]) if attrs.get("class_names") else None,
     )
 
 
@@ -129,9 +134,19 @@ class StudyResults:
         """How many stages the architectures have (columns ``stage1_op``...)."""
         return sum(column.endswith("_op") for column in self.trials.columns)
 
+    def front_against(self, metric: str) -> pd.DataFrame:
+        """Complete trials that no other beats in both accuracy and ``metric`` (a cost): the
+        two-objective front drawn against that cost, whatever else the study minimises."""
+        complete = self.complete.dropna(subset=[metric])
+        values = complete[[ACCURACY.metric, metric]].to_numpy(dtype=float)
+        mask = pareto_mask(to_minimisation(values, [ACCURACY.direction,
+                                                    StudyDirection.MINIMIZE]))
+        return complete[mask]
+
     def reference_text(self) -> str:
-        counts = ", ".join(f"{o.metric} {self.presets.loc[REFERENCE_PRESET, o.metric]:,.0f}"
-                           for o in self.info.objectives if o.log_scale)
+        values = reference_costs(self.presets, self.info.objectives)
+        counts = ", ".join(f"{metric} {value:,.0f}" if value >= 1000 else f"{metric} {value:.4g}"
+                           for metric, value in values.items())
         return f"accuracy 0; {counts} ({REFERENCE_PRESET} on this input), log10 scale"
 
 

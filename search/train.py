@@ -34,7 +34,14 @@ from cse_nets import build_network, count_parameters
 from cse_nets.cli import OneLineParser, exits_on_bad_input, positive_int_arg
 from cse_nets.load import save_weights, write_export
 from search.augment import Normalize, shuffled_batches
-from search.data import DATASETS, DatasetInfo, Splits, load_dataset, stratified_split
+from search.data import (
+    DATASETS,
+    FOLDER_PREFIX,
+    DatasetInfo,
+    Splits,
+    load_dataset,
+    stratified_split,
+)
 from space import PRESETS, load_arch
 from space.checks import non_negative_int, positive_int
 
@@ -393,7 +400,8 @@ def _parser() -> argparse.ArgumentParser:
     add = parser.add_argument
     add("--arch", required=True, help=f"a preset ({', '.join(PRESETS)}) or an architecture "
                                       "JSON file")
-    add("--dataset", required=True, help=f"one of {', '.join(DATASETS)}")
+    add("--dataset", required=True,
+        help=f"one of {', '.join(DATASETS)}, or {FOLDER_PREFIX}PATH for your own images")
     add("--recipe", choices=tuple(RECIPES), default="default",
         help="training recipe; the flags below override its fields")
     add("--epochs", type=positive_int_arg)
@@ -404,6 +412,8 @@ def _parser() -> argparse.ArgumentParser:
     add("--device", help="auto (default), cpu, cuda or cuda:N")
     add("--precision", choices=PRECISIONS, help="auto (default): bf16 on CUDA, fp32 on the CPU")
     add("--data-dir", type=Path, help="downloads and cached tensors")
+    add("--strict-images", action="store_true",
+        help="refuse an image folder with an undecodable image (default: skip it, warn)")
     add("--val-fraction", type=float, default=0.1,
         help="share of the training set held out for validation")
     add("--input-size", type=positive_int_arg,
@@ -436,7 +446,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = _config(args)
     device = resolve_device(config.device)
     splits = load_dataset(args.dataset, data_dir=args.data_dir, val_fraction=args.val_fraction,
-                          seed=config.seed, input_size=args.input_size)
+                          seed=config.seed, input_size=args.input_size,
+                          strict_images=args.strict_images)
     info = splits.info
     model = build_network(arch, info.shape, seed=config.seed)
     if args.save is not None:
@@ -465,6 +476,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "seed": config.seed, "versions": versions(),
         }
         write_export(args.save, arch, info.shape, {"dataset": info.name,
+                                                   "class_names": info.class_names,
                                                    "normalization": info.normalization()})
         save_weights(model, args.save)
         (args.save / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")

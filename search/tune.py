@@ -156,7 +156,11 @@ def _study_attrs(plan: _Plan) -> dict[str, Any]:
         "dataset": info.name,
         "input_shape": list(info.shape.chw),
         "num_classes": info.shape.num_classes,
+        "class_names": list(info.class_names) if info.class_names else None,
+        "data_source": info.source,  # an image folder: where, which files, which splits
         "objectives": [o.name for o in config.ordered_objectives],
+        "latency_target": next((o.target for o in config.ordered_objectives if o.target),
+                               None),
         "train_config": asdict(plan.train_config),
         "budget": config.budget,
         "val_fraction": plan.budget.val_fraction,  # the split's seed is train_config's seed
@@ -181,8 +185,9 @@ def _open_study(config: SearchConfig, storage: optuna.storages.RDBStorage,
         for key, value in attrs.items():
             study.set_user_attr(key, value)
         return study
-    differs = [key for key in ("dataset", "input_shape", "objectives", "train_config",
-                               "val_fraction") if study.user_attrs.get(key) != attrs[key]]
+    differs = [key for key in ("dataset", "input_shape", "objectives", "latency_target",
+                               "train_config", "val_fraction", "data_source")
+               if study.user_attrs.get(key) != attrs[key]]
     if differs:
         raise SearchError(
             f"study {config.study!r} in {config.storage_url} was run with another "
@@ -240,7 +245,8 @@ def _plan(config: SearchConfig) -> _Plan:
     budget = config.resolve_budget(gpu=gpu)
     # A missing dataset raises DatasetError, a ValueError: the CLI's one-line bad input.
     splits = load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed,
-                          val_fraction=budget.val_fraction, input_size=config.input_size)
+                          val_fraction=budget.val_fraction, input_size=config.input_size,
+                          strict_images=config.strict_images)
     train_config = replace(
         RECIPES["default"], epochs=budget.epochs, batch_size=budget.batch_size,
         subset=budget.subset, seed=config.seed, device="cuda" if gpu else "cpu",

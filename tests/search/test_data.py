@@ -167,7 +167,9 @@ def test_fashion_mnist_reads_idx_files_and_caches_tensors(fashion_dir, tmp_path)
     assert splits.train[0].shape == (30, 1, 28, 28) and len(splits.val[1]) == 10
     assert splits.test[0].shape == (10, 1, 28, 28)
     cache = tmp_path / "data" / "tensors" / "fashion-mnist-28px.pt"
-    assert cache.is_file()
+    # The file's layout before image folders, readable by earlier versions.
+    assert set(torch.load(cache, weights_only=True)) == {
+        "train_images", "train_labels", "test_images", "test_labels"}
     for path in fashion_dir.iterdir():  # from now on only the cache can answer
         path.unlink()
     again = load_dataset("fashion-mnist", data_dir=tmp_path / "data", val_fraction=0.2)

@@ -86,6 +86,9 @@ def test_retrain_tests_exports_onnx_and_reports_back(tmp_path, storage, syntheti
     metrics = json.loads((folder / "metrics.json").read_text())
     assert 0 <= metrics["test_accuracy"] <= 1
     assert metrics["onnx"]["max_abs_diff"] < 1e-4
+    latency = metrics["latency"]
+    assert latency["target"] == "cpu-onnxruntime" and latency["batch"] == 1
+    assert latency["measured_ms"] > 0 and latency["predicted_ms"] > 0
     # Retrained on train + validation, all of it: the study's subset does not apply.
     assert metrics["retrain"]["train_images"] == sum(map(len, (synthetic.train[1],
                                                                synthetic.val[1])))

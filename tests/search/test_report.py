@@ -116,3 +116,17 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, storage, capsys, case, messa
     assert err.startswith("error: ") and err.count("\n") == 1, err
     assert message in err
     assert not (tmp_path / "nothing.db").exists()  # looking does not create a database
+
+
+def test_a_latency_study_gets_a_latency_front_and_the_op_comparison(tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'lat.db'}"
+    make_study(storage, metrics=("val_accuracy", "latency_ms"))
+    results = tmp_path / "res"
+    assert report.main(["--study", "demo", "--storage", storage, "--results-dir",
+                        str(results), "--no-dashboard"]) == 0
+    page = (results / "demo" / "report.html").read_text()
+    assert "front-latency" in page and "op-latency" in page
+    assert "predicted latency (ms, batch 1) on cpu-onnxruntime" in page
+    assert "stages as CSE vs as BTN blocks, CSE/BTN latency" in page
+    trials = pd.read_csv(results / "demo" / "trials.csv")
+    assert trials.loc[trials["state"] == "COMPLETE", "latency_ms"].gt(0).all()

@@ -6,6 +6,7 @@ import socket
 from pathlib import Path
 
 import pytest
+import torch
 
 from search.config import BUDGETS, SearchConfig, parse_config
 from search.run import main
@@ -37,7 +38,8 @@ BAD_INPUT = {
     "subset above one": _on("--subset", "1.5"),
     "val fraction one": _on("--val-fraction", "1"),
     "non-positive lr": _on("--lr", "0"),
-    "unknown objective": _on("--objectives", "accuracy,latency"),
+    "unknown objective": _on("--objectives", "accuracy,speed"),
+    "unknown latency target": _on("--objectives", "accuracy,latency", "--latency-target", "tpu"),
     "objectives without params": _on("--objectives", "accuracy"),
     "zero cpus per trial": _on("--cpus-per-trial", "0"),
     "negative cpus per trial": _on("--cpus-per-trial", "-1"),
@@ -96,3 +98,17 @@ def test_address_defaults_to_ray_address(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_config_checks_values_in_code_too() -> None:
     with pytest.raises(ValueError, match="subset must be in"):
         SearchConfig(dataset="synthetic", subset=0.0)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is present: the target is valid")
+def test_cuda_latency_target_without_cuda_is_bad_input(capsys: pytest.CaptureFixture) -> None:
+    assert main(_on("--objectives", "accuracy,latency", "--latency-target", "cuda")) == 2
+    assert capsys.readouterr().err == (
+        "error: target 'cuda' needs a CUDA device, and torch sees none here\n")
+
+
+def test_latency_objective_carries_its_target() -> None:
+    config = parse_config(_on("--objectives", "accuracy,latency", "--latency-target",
+                              "cpu-torch"))
+    assert [(o.name, o.target) for o in config.ordered_objectives] == [
+        ("accuracy", None), ("latency", "cpu-torch")]
