@@ -5,12 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from space.arch import attention_width
+
 __all__ = ["BTNBlock", "CSEBlock", "SpatialAttention", "attention_width"]
-
-
-def attention_width(pixels: int, *, r: int, cap: int) -> int:
-    """Hidden width of the CSE attention MLP for a ``pixels``-long squeezed map."""
-    return max(1, min(cap, pixels // r))
 
 
 def _conv_bn(c_in: int, c_out: int, kernel: int, *, stride: int = 1, groups: int = 1,

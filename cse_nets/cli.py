@@ -8,13 +8,14 @@ wrapper that turns a ``ValueError`` anywhere below ``main`` into what the user s
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from functools import wraps
 
 from space.checks import positive_int
 
-__all__ = ["BAD_INPUT", "OneLineParser", "exits_on_bad_input", "first_line",
+__all__ = ["BAD_INPUT", "Interrupted", "OneLineParser", "exits_on_bad_input", "first_line",
            "positive_int_arg"]
 
 BAD_INPUT = 2
@@ -25,6 +26,15 @@ Main = Callable[[Sequence[str] | None], int | None]
 def first_line(err: BaseException) -> str:
     """An exception's message cut to its first line (library errors can run to pages)."""
     return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by a signal: ``str()`` is the one line to print, ``status`` the exit
+    status (128 + the signal's number)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -58,8 +68,8 @@ def exits_on_bad_input(main: Main) -> Callable[[Sequence[str] | None], int]:
             message = " ".join(str(err).split()) or type(err).__name__
             print(f"error: {message}", file=sys.stderr)
             return BAD_INPUT
-        except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
-            return 130
+        except KeyboardInterrupt as err:
+            print(str(err) or "interrupted", file=sys.stderr)
+            return err.status if isinstance(err, Interrupted) else 128 + signal.SIGINT
 
     return wrapper

@@ -22,6 +22,8 @@ from torch import nn
 from cse_nets.cli import first_line
 from cse_nets.network import CSENet, build_network
 from space import Arch, InputShape
+from space.footprint import check_network_fits
+from space.jsonfile import read_json_file
 
 __all__ = ["ARCH_FILE", "MODEL_FILE", "ONNX_FILE", "WEIGHTS_FILE", "ExportError", "load_model",
            "read_export", "save_weights", "write_export"]
@@ -51,11 +53,11 @@ def save_weights(network: nn.Module, directory: Path) -> None:
     torch.save(state, directory / WEIGHTS_FILE)
 
 
-def _read_text(path: Path) -> str:
+def _read_json(path: Path) -> Any:
     try:
-        return path.read_text()
-    except OSError as err:
-        raise ExportError(f"cannot read {path}: {err.strerror}") from None
+        return read_json_file(path, "export file")
+    except ValueError as err:
+        raise ExportError(str(err)) from None
 
 
 def read_export(directory: str | Path) -> tuple[Arch, InputShape]:
@@ -63,17 +65,15 @@ def read_export(directory: str | Path) -> tuple[Arch, InputShape]:
     directory = Path(directory)
     if not (directory / ARCH_FILE).is_file():
         raise ExportError(f"{directory} is not an export directory (no {ARCH_FILE})")
-    text = _read_text(directory / ARCH_FILE)
+    data = _read_json(directory / ARCH_FILE)
     try:
-        arch = Arch.from_json(text)
+        arch = Arch.from_dict(data)
     except ValueError as err:
         raise ExportError(f"{directory / ARCH_FILE}: {err}") from None
     path = directory / MODEL_FILE
-    try:
-        model = json.loads(_read_text(path))
-    except json.JSONDecodeError as err:
-        raise ExportError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
-    if not isinstance(model, dict) or model.get("format") != _FORMAT:
+    model = _read_json(path)
+    version = model.get("format") if isinstance(model, dict) else None
+    if type(version) is not int or version != _FORMAT:  # true == 1 in Python
         raise ExportError(f"{path}: expected a JSON object with format {_FORMAT}")
     values = [model.get(key) for key in _SHAPE_KEYS]
     try:
@@ -82,7 +82,7 @@ def read_export(directory: str | Path) -> tuple[Arch, InputShape]:
         raise ExportError(f"{path}: {', '.join(_SHAPE_KEYS)} must be positive integers, "
                           f"got {values}") from None
     try:
-        arch.check_input_size(shape.input_size)
+        check_network_fits(arch, shape)  # also: the strides fit the input
     except ValueError as err:
         raise ExportError(f"{directory}: {err}") from None
     return arch, shape

@@ -7,6 +7,7 @@ from torch import nn
 
 from cse_nets.blocks import BTNBlock, CSEBlock
 from space import Arch, InputShape, stage_resolutions
+from space.footprint import check_network_fits
 
 __all__ = ["CSENet", "build_block", "build_head", "build_network", "build_stem"]
 
@@ -42,12 +43,14 @@ def build_network(arch: Arch, shape: InputShape, *, seed: int | None = None) -> 
     A pure function of its arguments: the CSE attention layers are sized from the
     resolutions ``space.stage_resolutions`` gives, so the input size is part of the model.
     With ``seed``, the initial weights are drawn from it, leaving the caller's global
-    random state untouched.
+    random state untouched. ``ValueError`` (from a size estimate, before anything is
+    allocated) if the network could not fit in this machine's memory.
     """
     if seed is not None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             return build_network(arch, shape)
+    check_network_fits(arch, shape)
     resolutions = stage_resolutions(arch, shape.input_size)
 
     stem = build_stem(shape.in_channels, arch.stem, act=arch.act)

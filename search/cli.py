@@ -22,4 +22,7 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def open_study_from_args(args: argparse.Namespace) -> optuna.Study:
-    return open_study(args.study, args.storage or default_storage(args.results_dir, args.study))
+    storage = args.storage
+    if storage is None:  # "" is a malformed URL, not the default
+        storage = default_storage(args.results_dir, args.study)
+    return open_study(args.study, storage)

@@ -12,7 +12,7 @@ import argparse
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from cse_nets.cli import OneLineParser
@@ -32,8 +32,9 @@ from search.storage import (
     check_study_name,
     default_storage,
 )
-from space import PRESETS
+from space import DATASET_SHAPES, PRESETS
 from space.checks import non_negative_int, positive_int
+from space.footprint import check_dataset_fits
 
 __all__ = [
     "BUDGETS",
@@ -127,6 +128,9 @@ class SearchConfig:
         for name in ("trials", "epochs", "batch_size", "input_size", "max_concurrent"):
             if getattr(self, name) is not None:
                 positive_int(getattr(self, name), name.replace("_", "-"))
+        if self.input_size is not None:  # refused here, before Ray starts, not in a trial
+            check_dataset_fits(self.dataset, replace(DATASET_SHAPES[self.dataset],
+                                                     input_size=self.input_size))
         non_negative_int(self.seed, "seed")
         if self.subset is not None and not 0 < self.subset <= 1:
             raise ValueError(f"subset must be in (0, 1], got {self.subset!r}")
@@ -145,11 +149,15 @@ class SearchConfig:
     @property
     def study(self) -> str:
         """The study name: given, or readable from dataset and budget (``cifar10-standard``)."""
-        return self.study_name or f"{dataset_slug(self.dataset)}-{self.budget}"
+        # "" is checked (and refused) as a name, never taken to mean the default.
+        return (f"{dataset_slug(self.dataset)}-{self.budget}" if self.study_name is None
+                else self.study_name)
 
     @property
     def storage_url(self) -> str:
-        return self.storage or default_storage(self.results_dir, self.study)
+        if self.storage is None:  # "" is a malformed URL, not the default
+            return default_storage(self.results_dir, self.study)
+        return self.storage
 
     @property
     def ordered_objectives(self) -> tuple[Objective, ...]:

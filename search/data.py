@@ -46,6 +46,7 @@ from torch import Tensor
 
 from search.augment import Augmentation
 from space import DATASET_SHAPES, InputShape
+from space.footprint import check_dataset_fits
 
 __all__ = [
     "DATASETS",
@@ -108,6 +109,11 @@ class Splits:
     train: Pair
     val: Pair
     test: Pair
+
+    def for_trials(self) -> Splits:
+        """Without the test split, which search trials never touch: what Ray ships to them."""
+        images, labels = self.test
+        return replace(self, test=(images[:0], labels[:0]))
 
     def merged(self) -> Splits:
         """Train on train + validation (for final retraining); the validation split empty."""
@@ -200,6 +206,7 @@ def load_dataset(
     shape = DATASET_SHAPES[name]
     if input_size is not None:
         shape = replace(shape, input_size=input_size)
+    check_dataset_fits(name, shape)  # before any image is decoded or resized
     size = shape.input_size
     info = DatasetInfo(
         name=name,

@@ -216,6 +216,12 @@ def load_results(study: optuna.Study) -> StudyResults:
         raise StudyError(f"study {info.name!r} has no trials")
     archs = {t.number: a for t in trials if (a := _parse_arch(t.user_attrs.get("arch")))}
     frame = _trials_frame(trials, info, archs, study.user_attrs)
+    for column in ("params", "macs"):  # attributes: they may say what the values do not
+        infinite = frame[np.isinf(frame[column].astype(float))]
+        if len(infinite):
+            row = infinite.iloc[0]
+            raise StudyError(f"study {info.name!r}: trial {row['number']} has {column} "
+                             f"{row[column]}, not a count (a non-finite attribute)")
     complete = [t for t in sorted(trials, key=lambda t: t.number)
                 if t.state == TrialState.COMPLETE]
     if not complete:

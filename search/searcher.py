@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,18 +65,25 @@ class StudySearch(OptunaSearch):
     and failure reason.
 
     It keeps its own map from Tune's trial ids to the Optuna trials its space function was
-    handed, so it needs none of ``OptunaSearch``'s private state. A proposal that the
-    ``cache`` holds is told COMPLETE at once and the sampler is asked again, so no Ray
-    trial is spent on it: one Tune trial is one training.
+    handed, so it needs none of ``OptunaSearch``'s private state. ``stopping`` says whether
+    the search is being stopped: a trial that errs then (its worker got the same Ctrl-C) is
+    interrupted, not failed. ``failure_reason`` names the cause of a trial that erred
+    outside the objective (its worker died), given its Tune trial id.
+    A proposal that the ``cache`` holds is told COMPLETE at once and the sampler is asked
+    again, so no Ray trial is spent on it: one Tune trial is one training.
     """
 
     def __init__(self, *, input_size: int, objectives: Sequence[Objective], study_name: str,
                  sampler: optuna.samplers.BaseSampler,
                  storage: optuna.storages.BaseStorage | None = None,
-                 cache: EvaluationCache | None = None) -> None:
+                 cache: EvaluationCache | None = None,
+                 stopping: Callable[[], bool] = lambda: False,
+                 failure_reason: Callable[[str], str] = lambda trial_id: CRASH_REASON) -> None:
         self._input_size = input_size
         self._metrics = [o.metric for o in objectives]
         self._cache = cache if cache is not None else EvaluationCache()
+        self._stopping = stopping
+        self._failure_reason = failure_reason
         self._asked: tuple[optuna.Trial, Arch] | None = None
         self._running: dict[str, _Running] = {}
         super().__init__(
@@ -137,7 +144,7 @@ class StudySearch(OptunaSearch):
         if running is None:  # not handed out by this searcher: nothing to record
             super().on_trial_complete(trial_id, result=result, error=error)
             return
-        trained = self._record(running.trial, result or {}, error)
+        trained = self._record(trial_id, running.trial, result or {}, error)
         if not trained:
             result, error = None, True  # OptunaSearch tells FAIL for "no values, error"
         super().on_trial_complete(running.key, result=result, error=error)
@@ -145,7 +152,8 @@ class StudySearch(OptunaSearch):
             self._cache.add(running.arch, running.trial.number,
                             [result[m] for m in self._metrics], json.loads(result[ATTRS_KEY]))
 
-    def _record(self, trial: optuna.Trial, result: dict[str, Any], error: bool) -> bool:
+    def _record(self, trial_id: str, trial: optuna.Trial, result: dict[str, Any],
+                error: bool) -> bool:
         """Write user attrs; ``False`` if the trial failed (with its ``fail_reason``)."""
         if FAIL_KEY in result:
             trial.set_user_attr("fail_reason", str(result[FAIL_KEY]))
@@ -154,8 +162,8 @@ class StudySearch(OptunaSearch):
             for key, value in json.loads(result[ATTRS_KEY]).items():
                 trial.set_user_attr(key, value)
             return True
-        if error:
-            trial.set_user_attr("fail_reason", CRASH_REASON)
+        if error and not self._stopping():
+            trial.set_user_attr("fail_reason", self._failure_reason(trial_id))
         else:  # Tune stopped it before it reported (the search was interrupted)
             trial.set_user_attr("fail_reason", INTERRUPTED_REASON)
             trial.set_user_attr(INTERRUPTED, True)

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 import optuna
 import sqlalchemy.exc
@@ -28,6 +29,8 @@ __all__ = [
     "open_rdb_storage",
     "open_study",
     "output_dir",
+    "sqlite_file",
+    "sqlite_url",
     "writing_to_storage",
 ]
 
@@ -47,16 +50,50 @@ def check_study_name(name: str) -> str:
     return name
 
 
+def sqlite_url(path: Path) -> str:
+    """A SQLite URL whose database file is ``path`` exactly, whatever characters it holds."""
+    plain = f"sqlite:///{path}"
+    if make_url(plain).database == str(path):
+        return plain
+    # '?' or '#' would start a query or fragment: use SQLite's URI filename instead, quoted
+    # twice because SQLAlchemy unquotes the database once and SQLite once more.
+    return f"sqlite:///file:{quote(quote(str(path)))}?uri=true"
+
+
+def sqlite_file(storage: str) -> Path | None:
+    """The file a SQLite storage URL names (either spelling of :func:`sqlite_url`), or
+    ``None`` for any other database."""
+    url = make_url(storage)
+    if url.get_backend_name() != "sqlite" or not url.database:
+        return None
+    if url.query.get("uri") == "true" and url.database.startswith("file:"):
+        return Path(unquote(url.database.removeprefix("file:")))
+    return Path(url.database)
+
+
 def default_storage(results_dir: Path, study: str) -> str:
     """Where the search keeps a study unless told otherwise: one SQLite file per study."""
-    return f"sqlite:///{results_dir / study}.db"
+    return sqlite_url(results_dir / f"{study}.db")
 
 
 def check_storage_url(storage: str) -> None:
+    """A URL SQLAlchemy can parse and that names a database that outlives this process."""
     try:
-        make_url(storage)
+        url = make_url(storage)
     except (sqlalchemy.exc.ArgumentError, ValueError):
         raise StudyError(f"malformed storage URL {storage!r}") from None
+    in_memory = url.database in (None, "", ":memory:") or "mode=memory" in storage
+    if url.get_backend_name() == "sqlite" and in_memory:
+        raise StudyError(f"storage {storage!r} is an in-memory SQLite database, which vanishes "
+                         "when the process ends; name a file: sqlite:///path/to/study.db")
+
+
+def _storage_error(url: str, err: Exception) -> StudyError:
+    """One line for a storage that cannot be opened; Optuna's schema check gets its fix."""
+    if isinstance(err, RuntimeError) and "optuna storage upgrade" in str(err):
+        return StudyError(f"storage {url} was set up by another Optuna version than this one "
+                          f"({optuna.__version__}); run `optuna storage upgrade --storage {url}`")
+    return StudyError(f"cannot open storage {url}: {first_line(err)}")
 
 
 def _check_writable(directory: Path) -> None:
@@ -76,17 +113,18 @@ def open_rdb_storage(url: str, results_dir: Path | None = None) -> optuna.storag
         _check_writable(results_dir)
     try:
         return optuna.storages.RDBStorage(url)
-    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as err:
-        raise StudyError(f"cannot open storage {url}: {first_line(err)}") from None
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError, RuntimeError) as err:
+        raise _storage_error(url, err) from None
 
 
 def open_study(name: str, storage: str) -> optuna.Study:
     """Load an existing study; :class:`StudyError` if the URL or the study is not there."""
+    check_study_name(name)
     check_storage_url(storage)
-    url = make_url(storage)
+    path = sqlite_file(storage)
     # Optuna would create a missing SQLite file (and its tables) just to find it empty.
-    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
-        raise StudyError(f"no study database at {url.database or storage!r}")
+    if path is not None and not path.is_file():
+        raise StudyError(f"no study database at {path}")
     try:
         return optuna.load_study(study_name=name, storage=storage)
     except KeyError:
@@ -94,8 +132,8 @@ def open_study(name: str, storage: str) -> optuna.Study:
                  optuna.get_all_study_summaries(storage, include_best_trial=False)]
         raise StudyError(f"no study named {name!r} in {storage}"
                          + (f" (it has: {', '.join(known)})" if known else "")) from None
-    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as err:
-        raise StudyError(f"cannot open storage {storage}: {first_line(err)}") from None
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError, RuntimeError) as err:
+        raise _storage_error(storage, err) from None
 
 
 @contextmanager
@@ -104,8 +142,9 @@ def writing_to_storage(what: str) -> Iterator[None]:
     server) become a one-line :class:`StudyError` naming ``what`` was being saved."""
     try:
         yield
-    except sqlalchemy.exc.SQLAlchemyError as err:
-        raise StudyError(f"cannot save {what} into the study: {first_line(err)}") from None
+    except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as err:
+        cause = err.__cause__ or err  # Optuna wraps the database's own error
+        raise StudyError(f"cannot save {what} into the study: {first_line(cause)}") from None
 
 
 def output_dir(results_dir: Path, study: str, *parts: str) -> Path:

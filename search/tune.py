@@ -2,25 +2,23 @@
 
 The driver (this process) is the study's only writer: :class:`search.searcher.StudySearch`
 records each trial's attributes and outcome. Trials run in Ray workers and only report
-back, so SQLite is safe whatever the concurrency; several drivers on one study would need
-a server database and are not supported (a restart marks every RUNNING trial as
-interrupted).
+back, so SQLite is safe whatever the concurrency. A second driver on the same study is
+refused (:mod:`search.lease`).
 
 Resume: the study is the state. A rerun of the same command loads it, marks trials left
-RUNNING by a killed search as FAIL (``interrupted``), and runs only what the trial budget
-still lacks; presets are enqueued once, into a new study.
+RUNNING by a killed search as FAIL (``interrupted``), enqueues every preset that has no
+complete trial yet, and runs only what the trial budget still lacks. SIGINT or SIGTERM
+stop the search cleanly (:mod:`search.stopping`): the live trials are marked interrupted
+at once and the exit status says which signal it was.
 """
 
 from __future__ import annotations
 
-import json
-import math
+import logging
 import os
-import socket
 import sys
 import time
 import warnings
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
@@ -30,25 +28,22 @@ import ray
 from optuna.trial import TrialState
 from ray import tune
 
-from cse_nets.cli import first_line
+from cse_nets.cli import Interrupted, first_line
+from search.address import check_ray_address
 from search.cache import EvaluationCache
 from search.config import Budget, SearchConfig
 from search.data import Splits, load_dataset
-from search.objective import train_and_score
+from search.lease import driver_lease
+from search.memory import TrialMemory
 from search.objectives import Objective
 from search.progress import Progress, budget_trials, format_front
 from search.samplers import make_sampler
-from search.searcher import (
-    ARCH_KEY,
-    ATTRS_KEY,
-    FAIL_KEY,
-    INTERRUPTED,
-    INTERRUPTED_REASON,
-    StudySearch,
-)
-from search.storage import open_rdb_storage
+from search.searcher import INTERRUPTED, INTERRUPTED_REASON, StudySearch
+from search.stopping import StopSignals
+from search.storage import open_rdb_storage, writing_to_storage
 from search.train import RECIPES, TrainConfig
-from space import Arch, preset, preset_params
+from search.trial import FailureReasons, TrialResources, run_trial, survive_worker_deaths
+from space import preset, preset_params
 
 __all__ = ["SearchError", "SearchResult", "fail_interrupted", "run_search"]
 
@@ -77,27 +72,11 @@ class _Plan:
     budget: Budget
     splits: Splits
     train_config: TrainConfig
-    resources: dict[str, float]  # per trial: "cpu", "gpu"
+    resources: TrialResources
 
     @property
     def objectives(self) -> tuple[Objective, ...]:
         return self.config.ordered_objectives
-
-
-def _run_trial(config: dict[str, Any], *, splits: Splits, train_config: TrainConfig,
-               objectives: Sequence[Objective]) -> None:
-    """The Tune trainable: one candidate, reported once, never raising for its own failure."""
-    names = [o.metric for o in objectives]
-    arch = Arch.from_json(config[ARCH_KEY])
-    try:
-        evaluation = train_and_score(arch, splits, train_config, objectives)
-    except Exception as err:  # NaN loss, out of memory, unbuildable: the trial's FAIL
-        # Tune insists on the metrics in every result; StudySearch tells Optuna FAIL.
-        reason = f"{type(err).__name__}: {first_line(err)}"
-        tune.report({**dict.fromkeys(names, math.nan), FAIL_KEY: reason})
-        return
-    metrics = dict(zip(names, evaluation.values(objectives), strict=True))
-    tune.report({**metrics, ATTRS_KEY: json.dumps(evaluation.user_attrs())})
 
 
 def _trial_dirname(trial: Any) -> str:
@@ -111,6 +90,10 @@ def _start_ray(address: str | None) -> None:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     # Ray's own table would drown the progress lines; the old reporter at verbose=0 is quiet.
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    # A trial that errs is recorded with its cause in the study (and error.txt); Tune's own
+    # logs of it would add a traceback to the terminal for every such trial.
+    for name in ("ray.tune.execution.tune_controller", "ray.tune.tune"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     if address is None:
         ray.init(address="local", include_dashboard=False, log_to_driver=False,
                  logging_level="ERROR")
@@ -121,21 +104,7 @@ def _start_ray(address: str | None) -> None:
         raise SearchError(f"cannot join Ray cluster at {address}: {first_line(err)}") from None
 
 
-def _check_reachable(address: str) -> None:
-    """Fail in seconds, not after Ray's minute of retries, when nothing listens there."""
-    if address == "auto":
-        return
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    if not host or not port.isdigit():
-        raise SearchError(f"address must be host:port (or auto), got {address!r}")
-    try:
-        socket.create_connection((host, int(port)), timeout=5).close()
-    except OSError as err:
-        raise SearchError(f"cannot reach Ray cluster at {address}: "
-                          f"{err.strerror or err}") from None
-
-
-def _trial_resources(config: SearchConfig) -> dict[str, float]:
+def _cpus_and_gpus(config: SearchConfig) -> tuple[float, float]:
     """CPUs and GPUs per trial; :class:`SearchError` if the cluster can never grant them
     (Tune would wait for them for ever)."""
     cluster = ray.cluster_resources()
@@ -147,7 +116,12 @@ def _trial_resources(config: SearchConfig) -> dict[str, float]:
         if amount > cluster.get(name, 0):
             raise SearchError(f"a trial asks for {amount:g} {name}(s) but the Ray cluster has "
                               f"{cluster.get(name, 0):g}")
-    return {"cpu": wanted["CPU"], "gpu": wanted["GPU"]}
+    return wanted["CPU"], wanted["GPU"]
+
+
+def _largest_node_memory() -> float:
+    """The ``memory`` resource of the cluster's largest node: no trial may ask for more."""
+    return max(node["Resources"].get("memory", 0) for node in ray.nodes() if node["Alive"])
 
 
 def _study_attrs(plan: _Plan) -> dict[str, Any]:
@@ -167,32 +141,43 @@ def _study_attrs(plan: _Plan) -> dict[str, Any]:
     }
 
 
-def _open_study(config: SearchConfig, storage: optuna.storages.RDBStorage,
-                attrs: dict[str, Any]) -> optuna.Study:
-    """Create the study, or load it and check that it was run with the same setup.
-
-    This handle reads and enqueues; the sampling handle is :class:`StudySearch`'s own.
-    """
-    objectives = config.ordered_objectives
-    study = optuna.create_study(
+def _create_or_load_study(config: SearchConfig,
+                          storage: optuna.storages.RDBStorage) -> optuna.Study:
+    """The study, created if new (its lease lives in it). This handle reads and enqueues;
+    the sampling handle is :class:`StudySearch`'s own."""
+    return optuna.create_study(
         storage=storage, study_name=config.study, load_if_exists=True,
-        directions=[o.direction for o in objectives],
+        directions=[o.direction for o in config.ordered_objectives],
     )
+
+
+def _comparable(train_config: Any) -> Any:
+    """A train config without the fields that change memory use but never results."""
+    if not isinstance(train_config, dict):
+        return train_config
+    return {k: v for k, v in train_config.items() if k != "eval_batch_size"}
+
+
+def _check_study(study: optuna.Study, config: SearchConfig, attrs: dict[str, Any]) -> None:
+    """Record the setup in a new study; refuse to resume one run with another setup."""
+    objectives = config.ordered_objectives
     if not study.user_attrs:  # new
         with warnings.catch_warnings():  # experimental since Optuna 3.2, still there in 5.0
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names([o.metric for o in objectives])
         for key, value in attrs.items():
             study.set_user_attr(key, value)
-        return study
+        return
+    recorded = {**study.user_attrs,
+                "train_config": _comparable(study.user_attrs.get("train_config"))}
+    wanted = {**attrs, "train_config": _comparable(attrs["train_config"])}
     differs = [key for key in ("dataset", "input_shape", "objectives", "latency_target",
                                "train_config", "val_fraction", "data_source")
-               if study.user_attrs.get(key) != attrs[key]]
+               if recorded.get(key) != wanted[key]]
     if differs:
         raise SearchError(
             f"study {config.study!r} in {config.storage_url} was run with another "
             f"{', '.join(differs)}; rerun it with its own flags or choose a new --study-name")
-    return study
 
 
 def fail_interrupted(study: optuna.Study, storage: optuna.storages.BaseStorage) -> int:
@@ -207,9 +192,16 @@ def fail_interrupted(study: optuna.Study, storage: optuna.storages.BaseStorage) 
     return len(stale)
 
 
+def _missing_presets(study: optuna.Study, names: tuple[str, ...]) -> list[str]:
+    """Presets with no complete trial that are not already waiting in the queue."""
+    have = {t.user_attrs.get("preset") for t in study.get_trials(
+        deepcopy=False, states=(TrialState.COMPLETE, TrialState.WAITING))}
+    return [name for name in names if name not in have]
+
+
 def _enqueue_presets(study: optuna.Study, names: tuple[str, ...], input_size: int,
                      limit: int, out: TextIO) -> None:
-    for name in names[:limit]:
+    for name in _missing_presets(study, names)[:limit]:
         try:
             params = preset_params(preset(name), input_size)
         except ValueError as err:
@@ -229,50 +221,72 @@ def run_search(config: SearchConfig, *, out: TextIO = sys.stdout) -> SearchResul
     start = time.perf_counter()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if config.address is not None:
-        _check_reachable(config.address)
+        check_ray_address(config.address)
     storage = open_rdb_storage(config.storage_url,
                                config.results_dir if config.storage is None else None)
-    _start_ray(config.address)
-    try:
-        return _search(_plan(config), storage, out, start)
-    finally:
-        ray.shutdown()
+    # A full disk or a read-only database fails any write of the study: one line.
+    with writing_to_storage("the search's trials"):
+        study = _create_or_load_study(config, storage)
+        with driver_lease(storage, config.study), StopSignals() as stop:
+            _start_ray(config.address)
+            stop.install()  # over the handlers ray.init installs
+            try:
+                return _search(_plan(config), study, storage, stop, out, start)
+            finally:
+                ray.shutdown()
 
 
 def _plan(config: SearchConfig) -> _Plan:
-    resources = _trial_resources(config)
-    gpu = resources["gpu"] > 0
-    budget = config.resolve_budget(gpu=gpu)
+    cpus, gpus = _cpus_and_gpus(config)
+    budget = config.resolve_budget(gpu=gpus > 0)
     # A missing dataset raises DatasetError, a ValueError: the CLI's one-line bad input.
     splits = load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed,
                           val_fraction=budget.val_fraction, input_size=config.input_size,
                           strict_images=config.strict_images)
+    # A batch never holds more than the images a trial trains on (one batch of all of
+    # them), so no flag can make a trial allocate for more.
+    per_trial = max(1, round(budget.subset * len(splits.train[1])))
+    budget = replace(budget, batch_size=min(budget.batch_size, per_trial))
     train_config = replace(
         RECIPES["default"], epochs=budget.epochs, batch_size=budget.batch_size,
-        subset=budget.subset, seed=config.seed, device="cuda" if gpu else "cpu",
+        subset=budget.subset, seed=config.seed, device="cuda" if gpus > 0 else "cpu",
         lr=config.lr or RECIPES["default"].lr,
     )
+    splits = splits.for_trials()
+    resources = TrialResources(cpu=cpus, gpu=gpus,
+                               memory=TrialMemory.for_search(splits, train_config),
+                               max_memory=_largest_node_memory())
     return _Plan(config=config, budget=budget, splits=splits, train_config=train_config,
                  resources=resources)
 
 
-def _search(plan: _Plan, storage: optuna.storages.RDBStorage, out: TextIO,
-            start: float) -> SearchResult:
+def _search(plan: _Plan, study: optuna.Study, storage: optuna.storages.RDBStorage,
+            stop: StopSignals, out: TextIO, start: float) -> SearchResult:
     config, budget = plan.config, plan.budget
-    study = _open_study(config, storage, _study_attrs(plan))
+    _check_study(study, config, _study_attrs(plan))
     interrupted = fail_interrupted(study, storage)
     if interrupted:
         print(f"resuming: {interrupted} interrupted trial(s) marked FAIL", file=out)
     existing = len(study.trials)
-    if not existing:
-        _enqueue_presets(study, config.presets, plan.splits.info.shape.input_size,
-                         budget.trials, out)
     remaining = budget.trials - len(budget_trials(study))
+    _enqueue_presets(study, config.presets, plan.splits.info.shape.input_size, remaining, out)
     print(f"study {config.study}: {budget.trials - remaining}/{budget.trials} trials done; "
           f"{budget.epochs} epoch(s) on {budget.subset:g} of the training split, batch "
-          f"{budget.batch_size}, {plan.resources['cpu']:g} CPU / {plan.resources['gpu']:g} "
+          f"{budget.batch_size}, {plan.resources.cpu:g} CPU / {plan.resources.gpu:g} "
           f"GPU per trial, sampler {config.sampler}", file=out)
-    experiment_dir = _tune(plan, study, storage, remaining, out) if remaining > 0 else None
+    experiment_dir = None
+    if remaining > 0:
+        try:
+            with stop.deferred():
+                experiment_dir = _tune(plan, study, storage, remaining, stop, out)
+        except KeyboardInterrupt:  # Ray's C code re-raises our Interrupted as a plain one
+            if stop.signum is None:
+                raise
+            # SIGTERM or a second signal: Tune did not finish, but the study says enough.
+    if stop.signum is not None:
+        fail_interrupted(study, storage)  # the live trials Tune stopped: now, not next run
+        raise Interrupted(f"interrupted: {len(budget_trials(study))} of {budget.trials} "
+                          "trials; rerun the same command to resume", 128 + stop.signum)
     print(format_front(study), file=out)
     print(f"study:   {config.study} in {config.storage_url} "
           f"(optuna-dashboard {config.storage_url})", file=out)
@@ -286,22 +300,23 @@ def _search(plan: _Plan, storage: optuna.storages.RDBStorage, out: TextIO,
 
 
 def _tune(plan: _Plan, study: optuna.Study, storage: optuna.storages.RDBStorage,
-          remaining: int, out: TextIO) -> Path:
+          remaining: int, stop: StopSignals, out: TextIO) -> Path:
     config = plan.config
     # Offset the seed by the study's size so a resumed search does not replay the random
     # draws of the run before it.
     sampler = make_sampler(config.sampler, seed=config.seed + len(study.trials),
                            trials=plan.budget.trials)
+    reasons = FailureReasons()
     searcher = StudySearch(input_size=plan.splits.info.shape.input_size,
                            objectives=plan.objectives, study_name=config.study,
                            sampler=sampler, storage=storage,
-                           cache=EvaluationCache.from_trials(study.get_trials(deepcopy=False)))
-    # Splits go to the object store once (tune.with_parameters), so trials on other nodes
-    # need no copy of the dataset.
+                           cache=EvaluationCache.from_trials(study.get_trials(deepcopy=False)),
+                           stopping=stop.stop_all, failure_reason=reasons.reason)
+    # The splits go to the object store once; trials on any node read them from there.
     trainable = tune.with_resources(
-        tune.with_parameters(_run_trial, splits=plan.splits, train_config=plan.train_config,
+        tune.with_parameters(run_trial, splits=plan.splits, train_config=plan.train_config,
                              objectives=plan.objectives),
-        plan.resources,
+        plan.resources.placement,
     )
     experiment = f"run-{time.strftime('%Y%m%d-%H%M%S')}"
     storage_path = (config.results_dir / "ray" / config.study).resolve()
@@ -314,10 +329,11 @@ def _tune(plan: _Plan, study: optuna.Study, storage: optuna.storages.RDBStorage,
             reuse_actors=True,
         ),
         run_config=tune.RunConfig(
-            name=experiment, storage_path=str(storage_path), verbose=0,
+            name=experiment, storage_path=str(storage_path), verbose=0, stop=stop,
             failure_config=tune.FailureConfig(max_failures=0),
-            callbacks=[Progress(study, plan.budget.trials, out)],
+            callbacks=[reasons, Progress(study, plan.budget.trials, out)],
         ),
     )
+    survive_worker_deaths()
     tuner.fit()
     return storage_path / experiment

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, TypeVar
 
 from space.checks import positive_int
+from space.jsonfile import parse_json
 
 __all__ = [
     "ACTIVATIONS",
@@ -30,6 +31,7 @@ __all__ = [
     "OPS",
     "Arch",
     "Stage",
+    "attention_width",
     "block_output_size",
     "lookup",
     "stage_resolutions",
@@ -122,7 +124,7 @@ class Arch:
             raise ValueError(f"arch: expected a JSON object, got {type(data).__name__}")
         data = dict(data)
         version = data.pop("format", None)
-        if version != FORMAT_VERSION:
+        if type(version) is not int or version != FORMAT_VERSION:  # true == 1 in Python
             raise ValueError(f"arch: format must be {FORMAT_VERSION}, got {version!r}")
         _reject_unknown_keys("arch", data, {f.name for f in fields(cls)})
         if "stages" not in data or not isinstance(data["stages"], list):
@@ -144,11 +146,7 @@ class Arch:
 
     @classmethod
     def from_json(cls, text: str) -> Arch:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"arch: not valid JSON ({err.msg} at line {err.lineno})") from None
-        return cls.from_dict(data)
+        return cls.from_dict(parse_json(text, "arch"))
 
     def check_input_size(self, input_size: int) -> None:
         """Raise ``ValueError`` if the strides would shrink ``input_size`` below one pixel."""
@@ -167,6 +165,11 @@ def _reject_unknown_keys(owner: str, data: dict[str, Any], known: set[str]) -> N
     unknown = sorted(set(data) - known)
     if unknown:
         raise ValueError(f"{owner}: unknown key(s) {', '.join(map(repr, unknown))}")
+
+
+def attention_width(pixels: int, *, r: int, cap: int) -> int:
+    """Hidden width of the CSE attention MLP for a ``pixels``-long squeezed map."""
+    return max(1, min(cap, pixels // r))
 
 
 def block_output_size(op: str, stride: int, size: int) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from space.arch import Arch
+from space.jsonfile import read_json_file
 from space.presets import PRESETS, preset
 
 __all__ = ["load_arch"]
@@ -17,11 +18,8 @@ def load_arch(ref: str) -> Arch:
     path = Path(ref)
     if path.suffix != ".json" and not path.exists():
         return preset(ref)  # not a file either: let preset() list the valid names
+    data = read_json_file(path, "architecture file")
     try:
-        text = path.read_text()
-    except OSError as err:
-        raise ValueError(f"cannot read architecture file {ref}: {err.strerror}") from None
-    try:
-        return Arch.from_json(text)
+        return Arch.from_dict(data)
     except ValueError as err:
         raise ValueError(f"{ref}: {err}") from None

@@ -62,6 +62,15 @@ def _break(folder: Path, case: str) -> Path:
         _edit_model_json(folder, format=99)
     if case == "arch does not fit the input":
         _edit_model_json(folder, input_size=1)
+    if case == "model.json input 100000":
+        _edit_model_json(folder, input_size=100_000)
+    if case == "model.json format true":
+        _edit_model_json(folder, format=True)
+    if case == "arch.json nested 200,000 deep":
+        (folder / "arch.json").write_text("[" * 200_000 + "]" * 200_000)
+    if case == "model.json is /dev/zero":
+        (folder / "model.json").unlink()
+        (folder / "model.json").symlink_to("/dev/zero")
     if case == "no weights":
         (folder / "weights.pt").unlink()
     if case == "weights not a checkpoint":
@@ -85,6 +94,10 @@ def _break(folder: Path, case: str) -> Path:
     ("model.json bad shape", "positive integers"),
     ("model.json other format", "format 1"),
     ("arch does not fit the input", "does not fit"),
+    ("model.json input 100000", "estimate"),
+    ("model.json format true", "format 1"),
+    ("arch.json nested 200,000 deep", "nested too deeply"),
+    ("model.json is /dev/zero", "larger than 1 MiB"),
     ("no weights", "no weights.pt"),
     ("weights not a checkpoint", "not a readable state_dict"),
     ("weights not a state_dict", "not a state_dict"),

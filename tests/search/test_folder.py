@@ -373,13 +373,16 @@ def test_mem_available_reads_proc_meminfo():
 # --- names --------------------------------------------------------------------------------
 
 
-def test_dataset_names_and_slugs():
+def test_dataset_names_and_slugs(tmp_path):
     assert is_dataset("cifar10") and is_dataset("folder:/data/pets")
     assert not is_dataset("folder:") and not is_dataset("mnist")
     assert dataset_slug("cifar10") == "cifar10"
     assert dataset_slug("folder:/data/My Pets/") == "folder-My-Pets"
     assert dataset_slug("folder:/") == "folder"
-    SearchConfig(dataset="folder:/data/pets", study_name="pets")
+    pets = make_image_folder(tmp_path / "My Pets", per_class=2)
+    assert SearchConfig(dataset=f"folder:{pets}").study == "folder-My-Pets-standard"
+    with pytest.raises(DatasetError, match="does not exist"):  # checked before Ray starts
+        SearchConfig(dataset="folder:/data/pets", study_name="pets")
     with pytest.raises(ValueError, match=r"unknown dataset 'mnist'.*folder:PATH"):
         SearchConfig(dataset="mnist")
     with pytest.raises(DatasetError, match=r"unknown dataset 'folder:'.*folder:PATH"):

@@ -255,3 +255,103 @@ def test_resources_the_cluster_lacks_are_bad_input(tmp_path: Path) -> None:
     assert run.returncode == 2
     assert run.stderr.startswith("error: a trial asks for 1000 CPU(s)")
     assert run.stderr.count("\n") == 1
+
+
+def _start(results: Path, ray_tmp: Path, *flags: str,
+           env: dict[str, str] | None = None) -> subprocess.Popen:
+    """A search in its own process group (a terminal's Ctrl-C reaches the whole group)."""
+    return subprocess.Popen([*SEARCH, "--results-dir", str(results), *flags],
+                            env=env or _env(ray_tmp), start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_running(results: Path, search: subprocess.Popen, preset_name: str | None = None,
+                      ) -> None:
+    """Until a trial (of ``preset_name``, if given) is RUNNING in the study."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and search.poll() is None:
+        with contextlib.suppress(KeyError, optuna.exceptions.StorageInternalError):
+            running = _study(results).get_trials(states=(TrialState.RUNNING,))
+            if any(preset_name in (None, t.user_attrs.get("preset")) for t in running):
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"no running trial (search exit status {search.poll()})")
+
+
+def test_a_second_driver_on_the_study_is_refused_and_the_first_finishes(tmp_path: Path) -> None:
+    with _own_ray_tmp() as ray_tmp:
+        first = _start(tmp_path, ray_tmp, "--trials", "3", "--max-concurrent", "1")
+        try:
+            _wait_for_running(tmp_path, first)
+            second = _search(tmp_path, ray_tmp, "--trials", "3", "--max-concurrent", "1")
+            _, err = first.communicate(timeout=600)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(first.pid, signal.SIGKILL)
+    assert second.returncode == 2
+    assert second.stderr.startswith(f"error: study '{STUDY}' is being run by another search")
+    assert f"pid {first.pid}, since " in second.stderr and second.stderr.count("\n") == 1
+    assert first.returncode == 0, err
+    assert [t.state for t in _study(tmp_path).trials] == [TrialState.COMPLETE] * 3
+
+
+def test_sigint_and_sigterm_stop_cleanly_and_the_rerun_redoes_the_presets(
+        tmp_path: Path) -> None:
+    flags = ("--trials", "3", "--max-concurrent", "1")
+    with _own_ray_tmp() as ray_tmp:
+        # Ctrl-C in a terminal: SIGINT to the whole process group, Ray's workers included.
+        search = _start(tmp_path, ray_tmp, *flags)
+        _wait_for_running(tmp_path, search, "paper-mix")
+        os.killpg(search.pid, signal.SIGINT)
+        _, on_sigint = search.communicate(timeout=120)
+        sigint_status = search.returncode
+        # `kill PID`, `timeout`: SIGTERM to the driver, here while the rerun redoes paper-mix.
+        search = _start(tmp_path, ray_tmp, *flags)
+        _wait_for_running(tmp_path, search, "paper-mix")
+        search.terminate()
+        _, on_sigterm = search.communicate(timeout=120)
+        sigterm_status = search.returncode
+        after_term = [t.state for t in _study(tmp_path).trials]
+        rerun = _search(tmp_path, ray_tmp, *flags)
+    assert (sigint_status, sigterm_status) == (130, 143)
+    assert on_sigint == "interrupted: 0 of 3 trials; rerun the same command to resume\n"
+    # mobilenetv2, still queued from the first run, ran before paper-mix's new turn.
+    done = after_term.count(TrialState.COMPLETE)
+    assert on_sigterm == f"interrupted: {done} of 3 trials; rerun the same command to resume\n"
+    assert TrialState.RUNNING not in after_term  # marked at once, not by the next run
+    assert after_term.count(TrialState.FAIL) == 2
+    assert rerun.returncode == 0, rerun.stderr
+    study = _study(tmp_path)
+    failed = study.get_trials(states=(TrialState.FAIL,))
+    assert all(t.user_attrs[INTERRUPTED] for t in failed) and len(failed) == 2
+    complete = _complete(study)
+    assert len(complete) == 3
+    assert sorted(t.user_attrs["preset"] for t in complete if "preset" in t.user_attrs) == [
+        "mobilenetv2", "paper-mix"]
+
+
+def _memory_in_use() -> float:
+    """The node's used share of memory, as Ray's memory monitor computes it."""
+    info = dict(line.split(":") for line in Path("/proc/meminfo").read_text().splitlines())
+    kib = {key: int(value.split()[0]) for key, value in info.items()}
+    return 1 - kib["MemAvailable"] / kib["MemTotal"]
+
+
+def test_a_trial_killed_by_rays_memory_monitor_fails_and_the_search_goes_on(
+        tmp_path: Path) -> None:
+    with _own_ray_tmp() as ray_tmp:
+        # The kill threshold just above what the machine uses now: the trial's worker
+        # (MobileNetV2, batch 128 at 32x32: about 3 GB) crosses it in its first steps.
+        env = {**_env(ray_tmp), "RAY_memory_usage_threshold": f"{_memory_in_use() + 0.02:.3f}"}
+        run = subprocess.run(
+            [*SEARCH, "--results-dir", str(tmp_path), "--trials", "1", "--presets",
+             "mobilenetv2", "--input-size", "32", "--subset", "1", "--batch-size", "128",
+             "--max-concurrent", "1"],
+            env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert run.returncode == 0, run.stderr
+    assert "Traceback" not in run.stderr
+    (trial,) = _study(tmp_path).trials
+    assert trial.state == TrialState.FAIL
+    assert trial.user_attrs["fail_reason"].startswith("killed by Ray's memory monitor"), \
+        trial.user_attrs["fail_reason"]
+    assert "[1/1] trials done (1 failed)" in run.stdout

@@ -1,0 +1,157 @@
+"""How much memory a network or a dataset needs, estimated from sizes alone (no torch).
+
+Cheap enough to run before anything is allocated, so a size that could never fit (a
+stage with 10^9 channels, a 99999x99999 input, a dataset resized to 100000 pixels) is
+refused with the estimate instead of exhausting the machine; the search also declares
+each trial's memory to Ray from it (:func:`training_bytes`).
+
+Counts follow ``cse_nets``' blocks: parameters of every conv, linear and norm layer, and
+activations as the elements of every feature map one image produces in a forward pass
+(conv, norm and activation outputs, residual sums), which is what training keeps for
+the backward pass.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from space.arch import Arch, attention_width, block_output_size, stage_resolutions
+from space.inputs import InputShape
+
+__all__ = [
+    "DATASET_IMAGES",
+    "Footprint",
+    "check_dataset_fits",
+    "check_network_fits",
+    "format_bytes",
+    "network_footprint",
+    "physical_memory",
+]
+
+FLOAT_BYTES = 4
+MODULE_BYTES_PER_BLOCK = 16 << 10  # Python objects of one block's modules, measured ~10 KiB
+# Images in the training plus test split of each dataset (search.data makes the synthetic
+# one: 2,000 + 500).
+DATASET_IMAGES = {"cifar10": 60_000, "cifar100": 60_000, "imagenette": 13_394,
+                  "fashion-mnist": 70_000, "synthetic": 2_500}
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """Sizes of one network on one input."""
+
+    params: int  # weights, biases and norm parameters
+    activations: int  # feature-map elements of one image's forward pass
+    blocks: int
+
+    @property
+    def weight_bytes(self) -> int:
+        return self.params * FLOAT_BYTES + self.blocks * MODULE_BYTES_PER_BLOCK
+
+    @property
+    def image_bytes(self) -> int:
+        """One image's activations in float32."""
+        return self.activations * FLOAT_BYTES
+
+
+def _stem(c_in: int, width: int, pixels: int) -> tuple[int, int]:
+    return c_in * width * 9 + 2 * width, 3 * width * pixels
+
+
+def _btn(c_in: int, c_out: int, stride: int, t: int, size: int) -> tuple[int, int]:
+    hidden = c_in * t
+    out = block_output_size("btn", stride, size) ** 2
+    params = c_in * hidden + 9 * hidden + hidden * c_out + 2 * (2 * hidden + c_out)
+    activations = 3 * hidden * size * size + 3 * hidden * out + 3 * c_out * out
+    if stride == 1 and c_in != c_out:  # 1x1 conv shortcut
+        params += c_in * c_out + 2 * c_out
+        activations += 2 * c_out * out
+    return params, activations
+
+
+def _cse(c_in: int, c_out: int, stride: int, size: int, r: int, cap: int) -> tuple[int, int]:
+    pixels = size * size
+    params = c_in * c_out + 9 * c_out + 4 * c_out + 2 + 2 * pixels * attention_width(
+        pixels, r=r, cap=cap)
+    activations = 8 * c_out * pixels
+    if c_in != c_out:
+        params += c_in * c_out + 2 * c_out
+        activations += 2 * c_out * pixels
+    if stride == 2:
+        params += 4 * c_out
+        activations += c_out * block_output_size("cse", 2, size) ** 2
+    return params, activations
+
+
+def _block(op: str, c_in: int, c_out: int, stride: int, size: int, t: int, r: int,
+           cap: int) -> tuple[int, int]:
+    if op == "btn":
+        return _btn(c_in, c_out, stride, t, size)
+    return _cse(c_in, c_out, stride, size, r, cap)
+
+
+def network_footprint(arch: Arch, shape: InputShape) -> Footprint:
+    """Parameters and one image's activations of ``arch`` built for ``shape``.
+
+    Time is proportional to the number of stages, not blocks: a stage's blocks after the
+    first are all alike.
+    """
+    resolutions = stage_resolutions(arch, shape.input_size)
+    params, activations = _stem(shape.in_channels, arch.stem, shape.input_size ** 2)
+    c_in, size = arch.stem, shape.input_size
+    for stage, sizes in zip(arch.stages, resolutions, strict=True):
+        first = _block(stage.op, c_in, stage.c, stage.s, sizes[0], stage.t, stage.r, stage.cap)
+        rest = (0, 0)
+        if stage.n > 1:
+            rest = _block(stage.op, stage.c, stage.c, 1, sizes[1], stage.t, stage.r, stage.cap)
+        params += first[0] + (stage.n - 1) * rest[0]
+        activations += first[1] + (stage.n - 1) * rest[1]
+        c_in = stage.c
+        size = block_output_size(stage.op, 1 if stage.n > 1 else stage.s, sizes[-1])
+    groups = c_in if arch.head_op == "grouped" else 1
+    params += c_in * arch.head // groups + 2 * arch.head + arch.head * shape.num_classes \
+        + shape.num_classes + (2 if arch.act == "prelu" else 0)  # stem's and head's slopes
+    activations += 3 * arch.head * size * size + arch.head + shape.num_classes
+    return Footprint(params=params, activations=activations,
+                     blocks=sum(stage.n for stage in arch.stages))
+
+
+def physical_memory() -> int:
+    """Bytes of RAM on this machine."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def format_bytes(count: float) -> str:
+    """``1.5 GB``, ``340 MB``: decimal units, as memory figures are quoted."""
+    for unit, scale in (("PB", 1e15), ("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if count >= scale:
+            return f"{count / scale:.3g} {unit}"
+    return f"{count / 1e3:.3g} kB"
+
+
+def check_network_fits(arch: Arch, shape: InputShape) -> Footprint:
+    """The footprint, or ``ValueError`` naming the estimate when the weights and one image's
+    activations alone would exceed this machine's memory."""
+    footprint = network_footprint(arch, shape)
+    needed = footprint.weight_bytes + footprint.image_bytes
+    memory = physical_memory()
+    if needed > memory:
+        raise ValueError(
+            f"the network for a {'x'.join(map(str, shape.chw))} input would need about "
+            f"{format_bytes(needed)} (estimate: {footprint.params:,} parameters, "
+            f"{footprint.activations:,} activations per image, {footprint.blocks:,} blocks), "
+            f"more than this machine's {format_bytes(memory)} of memory")
+    return footprint
+
+
+def check_dataset_fits(name: str, shape: InputShape) -> None:
+    """``ValueError`` naming the estimate if ``name``'s images at ``shape`` cannot fit."""
+    needed = DATASET_IMAGES.get(name, 0) * shape.in_channels * shape.input_size ** 2
+    memory = physical_memory()
+    if needed > memory:
+        raise ValueError(
+            f"{name} at {shape.input_size}x{shape.input_size} pixels would take about "
+            f"{format_bytes(needed)} (estimate: {DATASET_IMAGES[name]:,} images of "
+            f"{'x'.join(map(str, shape.chw))} bytes), more than this machine's "
+            f"{format_bytes(memory)} of memory")
