@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import argparse
 import io
+import itertools
+import statistics
 import sys
 import tempfile
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 import optuna
@@ -42,9 +45,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             input_size=args.input_size, sampler="random", results_dir=Path(folder),
             max_concurrent=args.max_concurrent,
         )
+        started = datetime.now()
         result = run_search(config, out=io.StringIO())
         study = optuna.load_study(study_name=result.study_name, storage=result.storage_url)
-        trials = study.get_trials(states=(TrialState.COMPLETE,))
+        trials = sorted(study.get_trials(states=(TrialState.COMPLETE,)),
+                        key=lambda t: t.datetime_start)
     train = sum(t.user_attrs["train_seconds"] for t in trials)
     objective = sum(t.user_attrs["wall_seconds"] for t in trials)
     print(f"{len(trials)} complete trials, {args.max_concurrent} at a time, synthetic "
@@ -55,7 +60,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"overhead (wall / train)   {result.wall_seconds / train:8.2f}")
     print(f"  of which per trial      {(result.wall_seconds - train) / len(trials):8.2f} s "
           "(wall - train, spread over the trials)")
+    if args.max_concurrent == 1 and len(trials) > 1:
+        _print_breakdown(started, trials)
     return 0
+
+
+def _print_breakdown(started: datetime, trials: list[optuna.trial.FrozenTrial]) -> None:
+    """Where the overhead goes, from the study's own time stamps (one trial at a time):
+    before the first trial, the first trial's worker start, and each later trial's cost
+    beyond its objective (sampling and writing it, Tune, reporting, the gap before it)."""
+    def beyond_objective(trial: optuna.trial.FrozenTrial) -> float:
+        span = (trial.datetime_complete - trial.datetime_start).total_seconds()
+        return span - trial.user_attrs["wall_seconds"]
+
+    # each later trial with the driver's gap before it
+    later = [beyond_objective(b) + (b.datetime_start - a.datetime_complete).total_seconds()
+             for a, b in itertools.pairwise(trials)]
+    building = statistics.median(t.user_attrs["wall_seconds"] - t.user_attrs["train_seconds"]
+                                 for t in trials[1:])
+    print(f"before the first trial    {(trials[0].datetime_start - started).total_seconds():8.2f}"
+          " s (Ray start, dataset, study)")
+    print(f"first trial's worker      {beyond_objective(trials[0]):8.2f} s (process start, "
+          "imports, data to the worker)")
+    print(f"each later trial          {statistics.median(later):8.2f} s (median: sampling, "
+          f"Tune, reporting) + {building:.2f} s building and counting")
 
 
 if __name__ == "__main__":

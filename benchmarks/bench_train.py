@@ -77,7 +77,7 @@ def _ours(model: nn.Module, splits: Splits, config: TrainConfig, count: int) -> 
     return count // config.batch_size * config.batch_size / (time.perf_counter() - started)
 
 
-def _plain(model: nn.Module, info: DatasetInfo, images: Tensor, labels: Tensor,
+def plain_loop(model: nn.Module, info: DatasetInfo, images: Tensor, labels: Tensor,
            config: TrainConfig, count: int, *, workers: int, channels_last: bool) -> float:
     """Images per second of a textbook DataLoader loop over ``count`` images."""
     device = torch.device(config.device)
@@ -142,7 +142,7 @@ def main() -> None:
             return build_network(preset(args.arch), info.shape)
 
     def plain(count: int) -> float:
-        return _plain(model(), info, images, labels, config, count, workers=args.workers,
+        return plain_loop(model(), info, images, labels, config, count, workers=args.workers,
                       channels_last=args.plain_channels_last)
 
     threads = f", {torch.get_num_threads()} threads" if device.type == "cpu" else ""

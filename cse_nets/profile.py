@@ -1,18 +1,21 @@
 """What a network costs: trainable parameters and multiply-accumulates, per stage.
 
-MACs come from ``torch.utils.flop_counter`` (convolutions and matrix products, two FLOPs
-per MAC); elementwise work such as BatchNorm, activations and the attention's rescale is
-not counted, as is usual for MobileNet-style MAC figures.
+MACs are those of the convolutions and linear layers, the only layers here that
+multiply-accumulate, read off their output shapes in one forward pass (the same figures as
+``torch.utils.flop_counter``, tested, without its cost: it imports TorchDynamo, seconds per
+process, and traces every operation); elementwise work such as BatchNorm, activations and
+the attention's rescale is not counted, as is usual for MobileNet-style MAC figures.
 """
 
 from __future__ import annotations
 
+import math
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
+from torch import Tensor, nn
 
 from cse_nets.blocks import SpatialAttention
 from cse_nets.network import build_network
@@ -39,16 +42,37 @@ def _attention_parameters(module: nn.Module) -> int:
 
 
 def _module_macs(module: nn.Module, input_shape: Sequence[int]) -> dict[str, int]:
-    """MACs of one forward pass on a single image, keyed by the counter's module path."""
+    """MACs of one forward pass on a single image: ``"Global"``, and per module path
+    (``"<class of module>.stages.0"`` and every other ancestor of a counted layer)."""
+    root = type(module).__name__
+    macs: dict[str, int] = defaultdict(int)
+
+    def counter(path: str):
+        ancestors = ["Global", root] + [f"{root}.{'.'.join(path.split('.')[:depth])}"
+                                        for depth in range(1, path.count(".") + 2)]
+
+        def count(layer: nn.Module, _inputs: object, output: Tensor) -> None:
+            if isinstance(layer, nn.Conv2d):
+                per_output = layer.in_channels // layer.groups * math.prod(layer.kernel_size)
+            else:
+                per_output = layer.in_features
+            for name in ancestors:
+                macs[name] += output.numel() * per_output
+        return count
+
+    hooks = [layer.register_forward_hook(counter(path))
+             for path, layer in module.named_modules() if isinstance(layer, nn.Conv2d | nn.Linear)]
     was_training = module.training
     module.eval()
     try:
         device = next(module.parameters()).device
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        with torch.no_grad():
             module(torch.zeros(1, *input_shape, device=device))
     finally:
         module.train(was_training)
-    return {name: sum(ops.values()) // 2 for name, ops in counter.get_flop_counts().items()}
+        for hook in hooks:
+            hook.remove()
+    return dict(macs)
 
 
 def count_macs(module: nn.Module, input_shape: Sequence[int]) -> int:

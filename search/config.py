@@ -26,6 +26,7 @@ from search.objectives import (
     objectives_from_names,
 )
 from search.samplers import DEFAULT_SAMPLER, SAMPLERS
+from search.step import Speedups
 from search.storage import (
     DEFAULT_RESULTS_DIR,
     check_storage_url,
@@ -108,7 +109,14 @@ class SearchConfig:
     storage: str | None = None  # Optuna RDB URL (None: SQLite file in results_dir)
     results_dir: Path = DEFAULT_RESULTS_DIR
     cpus_per_trial: float = 1.0
-    gpus_per_trial: float | None = None  # None: 1 if the cluster has GPUs, else 0
+    # None ("auto"): trials packed several to a GPU (search.packing) if the cluster has GPUs,
+    # else 0.
+    gpus_per_trial: float | None = None
+    # GPU speed-ups of the training step (search.step), each off until a GPU run measures it.
+    cuda_graphs: bool = False
+    compile_min_epochs: int = 0
+    batch_scale: int = 1
+    gpu_speedups: bool = True  # False: none of the above, and one trial per GPU (debugging)
     max_concurrent: int | None = None  # None: as many as the resources allow
     address: str | None = None  # an existing Ray cluster (None: start one here)
 
@@ -128,7 +136,8 @@ class SearchConfig:
         for name in ("trials", "epochs", "batch_size", "input_size", "max_concurrent"):
             if getattr(self, name) is not None:
                 positive_int(getattr(self, name), name.replace("_", "-"))
-        if self.input_size is not None:  # refused here, before Ray starts, not in a trial
+        if self.input_size is not None and self.dataset in DATASET_SHAPES:
+            # Refused here, before Ray starts, not in a trial (folders: their own memory rule).
             check_dataset_fits(self.dataset, replace(DATASET_SHAPES[self.dataset],
                                                      input_size=self.input_size))
         non_negative_int(self.seed, "seed")
@@ -141,6 +150,7 @@ class SearchConfig:
         if self.gpus_per_trial is not None and not (
                 math.isfinite(self.gpus_per_trial) and self.gpus_per_trial >= 0):
             raise ValueError(f"gpus-per-trial must be >= 0, got {self.gpus_per_trial!r}")
+        self.speedups  # noqa: B018 (validates the speed-up fields)
         check_study_name(self.study)
         check_storage_url(self.storage_url)
         if self.address is not None and not self.address.strip():
@@ -158,6 +168,13 @@ class SearchConfig:
         if self.storage is None:  # "" is a malformed URL, not the default
             return default_storage(self.results_dir, self.study)
         return self.storage
+
+    @property
+    def speedups(self) -> Speedups:
+        """The training-step speed-ups GPU trials use (none with ``gpu_speedups`` off)."""
+        chosen = Speedups(cuda_graphs=self.cuda_graphs,
+                          compile_min_epochs=self.compile_min_epochs, batch_scale=self.batch_scale)
+        return chosen if self.gpu_speedups else Speedups()
 
     @property
     def ordered_objectives(self) -> tuple[Objective, ...]:
@@ -211,11 +228,25 @@ def build_parser() -> argparse.ArgumentParser:
     add("--storage", help="Optuna RDB URL (default: sqlite:///<results-dir>/<study>.db)")
     add("--results-dir", type=Path, default=DEFAULT_RESULTS_DIR)
     add("--cpus-per-trial", type=float, default=1.0)
-    add("--gpus-per-trial", type=float, help="fractions allowed (default: 1 if there are GPUs)")
+    add("--gpus-per-trial", type=_gpus_per_trial, default=None,
+        help="a number (fractions allowed) or auto (default): several trials per GPU, as many "
+             "as fit in its memory (search.packing), 0 without GPUs")
+    add("--cuda-graphs", action="store_true",
+        help="GPU trials: capture each training step as one CUDA graph (unmeasured: off)")
+    add("--compile-min-epochs", type=int, default=0,
+        help="GPU trials of at least this many epochs use torch.compile (default 0: never)")
+    add("--batch-scale", type=int, default=1,
+        help="GPU trials: batch size and learning rate times this (default 1)")
+    add("--no-gpu-speedups", dest="gpu_speedups", action="store_false",
+        help="debugging: no GPU speed-ups and one trial per GPU with --gpus-per-trial auto")
     add("--max-concurrent", type=int, help="default: as many trials as resources allow")
     add("--address", default=os.environ.get("RAY_ADDRESS") or None,
         help="join this Ray cluster (default: $RAY_ADDRESS, else start Ray here)")
     return parser
+
+
+def _gpus_per_trial(text: str) -> float | None:
+    return None if text == "auto" else float(text)
 
 
 def _names(text: str) -> tuple[str, ...]:

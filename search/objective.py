@@ -20,6 +20,7 @@ from typing import Any
 from cse_nets import build_network
 from search.data import Splits
 from search.objectives import ACCURACY, Objective, measure_costs
+from search.step import NO_SPEEDUPS, Speedups
 from search.train import EpochStats, TrainConfig, train_model, versions
 from space import Arch
 
@@ -38,6 +39,7 @@ class Evaluation:
     wall_seconds: float  # build + count + train + score
     device: str
     seed: int
+    peak_gpu_bytes: int | None = None  # CUDA trials: most memory allocated at once
 
     @property
     def params(self) -> int:
@@ -53,7 +55,8 @@ class Evaluation:
                 for o in objectives]
 
     def user_attrs(self) -> dict[str, Any]:
-        """The trial user attributes the README lists, all JSON-serialisable."""
+        """The trial user attributes the README lists, all JSON-serialisable (``peak_gpu_bytes``
+        on CUDA only)."""
         return {
             "arch": self.arch.to_json(indent=None),
             "arch_str": str(self.arch),
@@ -64,12 +67,14 @@ class Evaluation:
             "device": self.device,
             "seed": self.seed,
             "versions": versions(),
+            **({} if self.peak_gpu_bytes is None else {"peak_gpu_bytes": self.peak_gpu_bytes}),
         }
 
 
 def train_and_score(arch: Arch, splits: Splits, config: TrainConfig,
                     objectives: Sequence[Objective] = (), *,
-                    on_epoch: Callable[[EpochStats], None] | None = None) -> Evaluation:
+                    on_epoch: Callable[[EpochStats], None] | None = None,
+                    speedups: Speedups = NO_SPEEDUPS) -> Evaluation:
     """Build ``arch`` for the dataset, cost it, train it, score it on the validation split.
 
     Raises whatever training raises; ``ValueError`` if ``splits`` has no validation images
@@ -81,7 +86,7 @@ def train_and_score(arch: Arch, splits: Splits, config: TrainConfig,
     shape = splits.info.shape
     model = build_network(arch, shape, seed=config.seed)
     costs = measure_costs(arch, model, shape, objectives)
-    result = train_model(model, splits, config, on_epoch=on_epoch)
+    result = train_model(model, splits, config, on_epoch=on_epoch, speedups=speedups)
     return Evaluation(
         arch=arch,
         val_accuracy=float(result.val_accuracy),
@@ -91,4 +96,5 @@ def train_and_score(arch: Arch, splits: Splits, config: TrainConfig,
         wall_seconds=time.perf_counter() - start,
         device=str(result.device),
         seed=config.seed,
+        peak_gpu_bytes=result.peak_gpu_bytes,
     )

@@ -75,8 +75,8 @@ class Progress(tune.Callback):
         failed = sum(t.state == TrialState.FAIL for t in counted)
         last = max(counted, key=lambda t: t.datetime_complete or t.datetime_start, default=None)
         duplicates = sum(map(is_cached, self._study.get_trials(deepcopy=False)))
-        line = (f"[{len(counted)}/{self._total}] trials done ({failed} failed, {duplicates} "
-                f"duplicate(s) served from the cache), "
+        line = (f"[{len(counted)}/{self._total}] trials done ({failed} failed), {duplicates} "
+                f"duplicate(s) served from the cache, "
                 f"Pareto front: {len(pareto_front(self._study))}")
         if last is not None:
             line += f" | last #{last.number}: " + _describe(last)

@@ -16,6 +16,7 @@ from urllib.parse import quote, unquote
 
 import optuna
 import sqlalchemy.exc
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from cse_nets.cli import first_line
@@ -112,9 +113,28 @@ def open_rdb_storage(url: str, results_dir: Path | None = None) -> optuna.storag
     if results_dir is not None:
         _check_writable(results_dir)
     try:
-        return optuna.storages.RDBStorage(url)
+        storage = optuna.storages.RDBStorage(url)
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError, RuntimeError) as err:
         raise _storage_error(url, err) from None
+    if storage.engine.dialect.name == "sqlite":
+        event.listen(storage.engine, "connect", _fast_sqlite_commits)
+        storage.engine.dispose()  # the connections opened so far lack the pragmas
+    return storage
+
+
+def _fast_sqlite_commits(connection: object, _record: object) -> None:
+    """Commit to SQLite without waiting for the disk: a write-ahead log, synced at its
+    checkpoints only.
+
+    Sampling one trial writes its 53 parameters in 53 commits, and each commit waited for
+    an fsync (~9 ms here: 0.7 s per trial, the largest per-trial cost of a search). With
+    WAL and ``synchronous=NORMAL`` a killed search loses nothing, and a power cut at most
+    the last commits, never the database's consistency. (WAL needs a local disk, not NFS.)
+    """
+    cursor = connection.cursor()  # type: ignore[attr-defined]
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
 
 
 def open_study(name: str, storage: str) -> optuna.Study:

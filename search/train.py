@@ -42,6 +42,7 @@ from search.data import (
     load_dataset,
     stratified_split,
 )
+from search.step import NO_SPEEDUPS, Speedups, TrainStep, make_step
 from space import PRESETS, load_arch
 from space.checks import non_negative_int, positive_int
 
@@ -164,6 +165,7 @@ class TrainResult:
     best_val_accuracy: float | None  # over all epochs
     train_seconds: float  # wall time of the whole run, evaluation included
     device: str
+    peak_gpu_bytes: int | None = None  # most CUDA memory allocated at once (None: CPU)
 
 
 _PACKAGES = ("torch", "torchvision", "optuna", "ray", "cse-nas")
@@ -209,7 +211,9 @@ def resolve_precision(spec: str, device: torch.device) -> str:
 
 def _autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
     if resolve_precision(precision, device) == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
+        # No cast cache: CUDA-graph capture forbids it, and each weight is cast once per
+        # forward pass anyway, so it saves nothing here.
+        return torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=False)
     return contextlib.nullcontext()
 
 
@@ -228,7 +232,10 @@ def learning_rate(config: TrainConfig, step: int, steps_per_epoch: int) -> float
     return config.lr * factor
 
 
-def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+def _optimizer(model: nn.Module, config: TrainConfig, *,
+               graph_safe: bool = False) -> torch.optim.Optimizer:
+    """SGD or AdamW; ``graph_safe`` (CUDA only) keeps each group's lr as a device tensor and
+    picks the fused SGD / capturable AdamW kernels, which read it without a host sync."""
     params = [p for p in model.parameters() if p.requires_grad]
     # Weight decay is meant for conv and linear weights; on the 1-D tensors (BatchNorm
     # scales, biases, PReLU slopes) it only pulls them towards 0, so they get none.
@@ -236,10 +243,14 @@ def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
         {"params": [p for p in params if p.ndim > 1], "weight_decay": config.weight_decay},
         {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
     ]
+    if graph_safe:
+        for group in groups:
+            group["lr"] = torch.tensor(config.lr, device=params[0].device)
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=config.lr, betas=(config.momentum, 0.999))
+        return torch.optim.AdamW(groups, lr=config.lr, betas=(config.momentum, 0.999),
+                                 capturable=graph_safe)
     return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum,
-                           nesterov=config.nesterov)
+                           nesterov=config.nesterov, fused=graph_safe or None)
 
 
 def _finite_mean(loss_sum: Tensor, steps: int, epoch: int, config: TrainConfig) -> float:
@@ -268,31 +279,39 @@ class _Run:
     """What every epoch of one training run shares."""
 
     model: nn.Module
-    optimizer: torch.optim.Optimizer
+    step: TrainStep  # one optimiser step on a uint8 batch (search.step)
     config: TrainConfig
     device: torch.device
-    normalize: Normalize
     generator: torch.Generator
     steps: int  # optimiser steps per epoch
+
+
+def _new_run(model: nn.Module, info: DatasetInfo, config: TrainConfig, device: torch.device,
+             steps: int, speedups: Speedups) -> _Run:
+    normalize = Normalize(info.mean, info.std, device)
+
+    def loss(net: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+        with _autocast(config.precision, device):
+            logits = net(normalize(x))
+        return F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
+
+    optimizer = _optimizer(model, config,
+                           graph_safe=speedups.captures(device, config.epochs))
+    step = make_step(model, optimizer, loss, device=device, epochs=config.epochs,
+                     speedups=speedups)
+    return _Run(model=model, step=step, config=config, device=device,
+                generator=torch.Generator(device=device).manual_seed(config.seed), steps=steps)
 
 
 def train_epoch(run: _Run, batches: Iterable[tuple[Tensor, Tensor]], epoch: int, *,
                 on_batch: Callable[[int], object] | None = None) -> float:
     """One pass over ``batches``; the epoch's mean training loss, checked to be finite."""
-    model, optimizer, config = run.model, run.optimizer, run.config
-    model.train()
+    config = run.config
+    run.model.train()
     loss_sum = torch.zeros((), device=run.device)
     for index, (x, y) in enumerate(batches):
         lr = learning_rate(config, (epoch - 1) * run.steps + index, run.steps)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        with _autocast(config.precision, run.device):
-            logits = model(run.normalize(x))
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        loss_sum += loss.detach()
+        loss_sum += run.step(x, y, lr)
         if (index + 1) % FINITE_CHECK_STEPS == 0:
             _finite_mean(loss_sum, index + 1, epoch, config)
         if on_batch is not None:
@@ -307,22 +326,24 @@ def train_model(
     *,
     on_epoch: Callable[[EpochStats], None] | None = None,
     progress: bool = False,
+    speedups: Speedups = NO_SPEEDUPS,
 ) -> TrainResult:
     """Train ``model`` in place on ``splits.train``; validate on ``splits.val`` every epoch.
 
-    ``on_epoch`` is called after each epoch; ``progress`` shows a tqdm bar. Raises
+    ``on_epoch`` is called after each epoch; ``progress`` shows a tqdm bar; ``speedups``
+    change only how a CUDA step runs (:mod:`search.step`). Raises
     :class:`NonFiniteLossError` if the loss becomes NaN or infinite.
     """
     started = time.perf_counter()
     device = resolve_device(config.device)
+    if device.type == "cuda":  # a reused worker's previous trials are not this one's peak
+        torch.cuda.reset_peak_memory_stats(device)
     info = splits.info
     images, labels = (t.to(device) for t in _training_pair(splits, config))
     val_images, val_labels = (t.to(device) for t in splits.val)
     model.to(device=device, memory_format=torch.channels_last)
-    run = _Run(model=model, optimizer=_optimizer(model, config), config=config, device=device,
-               normalize=Normalize(info.mean, info.std, device),
-               generator=torch.Generator(device=device).manual_seed(config.seed),
-               steps=max(1, len(labels) // config.batch_size))
+    run = _new_run(model, info, config, device, max(1, len(labels) // config.batch_size),
+                   speedups)
     history: list[EpochStats] = []
     for epoch in range(1, config.epochs + 1):
         epoch_started = time.perf_counter()
@@ -352,6 +373,7 @@ def train_model(
         best_val_accuracy=max(accuracies) if accuracies else None,
         train_seconds=time.perf_counter() - started,
         device=str(device),
+        peak_gpu_bytes=torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
     )
 
 

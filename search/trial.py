@@ -24,17 +24,20 @@ from pathlib import Path
 from typing import Any
 
 import ray.exceptions
+import torch
 from ray import cloudpickle, tune
 from ray.air.execution._internal.actor_manager import RayActorManager
 from ray.tune.execution.placement_groups import PlacementGroupFactory
 
 from cse_nets.cli import first_line
-from search.data import Splits
 from search.memory import TrialMemory
 from search.objective import train_and_score
 from search.objectives import Objective
+from search.packing import limit_process_memory
 from search.searcher import ARCH_KEY, ATTRS_KEY, CRASH_REASON, FAIL_KEY
+from search.step import Speedups
 from search.train import TrainConfig
+from search.trial_data import SharedData, splits_on
 from space import Arch
 
 __all__ = ["FailureReasons", "TrialResources", "WorkerDied", "run_trial",
@@ -63,16 +66,24 @@ class TrialResources:
         return PlacementGroupFactory([{"CPU": self.cpu, "GPU": self.gpu, "memory": memory}])
 
 
-def run_trial(config: dict[str, Any], *, splits: Splits, train_config: TrainConfig,
-              objectives: Sequence[Objective]) -> None:
-    """The Tune trainable: one candidate, reported once, never raising for its own failure."""
+def run_trial(config: dict[str, Any], *, data: SharedData, train_config: TrainConfig,
+              objectives: Sequence[Objective], speedups: Speedups,
+              memory_fraction: float | None) -> None:
+    """The Tune trainable: one candidate, reported once, never raising for its own failure.
+
+    ``memory_fraction`` is the trial's share of a GPU it shares with others
+    (:mod:`search.packing`); PyTorch's allocator is capped at it."""
     names = [o.metric for o in objectives]
     try:
+        limit_process_memory(memory_fraction)
+        splits = splits_on(data, train_config.device)
         evaluation = train_and_score(Arch.from_json(config[ARCH_KEY]), splits, train_config,
-                                     objectives)
+                                     objectives, speedups=speedups)
     except Exception as err:  # NaN loss, out of memory, unbuildable: the trial's FAIL
         # Tune insists on the metrics in every result; StudySearch tells Optuna FAIL.
         reason = f"{type(err).__name__}: {first_line(err)}"
+        if memory_fraction is not None and isinstance(err, torch.OutOfMemoryError):
+            reason = f"out of memory in its own {memory_fraction:.1%} of the GPU: {reason}"
         tune.report({**dict.fromkeys(names, math.nan), FAIL_KEY: reason})
         return
     metrics = dict(zip(names, evaluation.values(objectives), strict=True))

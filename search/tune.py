@@ -36,13 +36,16 @@ from search.data import Splits, load_dataset
 from search.lease import driver_lease
 from search.memory import TrialMemory
 from search.objectives import Objective
+from search.packing import Packing, plan_gpu_packing
 from search.progress import Progress, budget_trials, format_front
 from search.samplers import make_sampler
 from search.searcher import INTERRUPTED, INTERRUPTED_REASON, StudySearch
+from search.step import Speedups
 from search.stopping import StopSignals
 from search.storage import open_rdb_storage, writing_to_storage
 from search.train import RECIPES, TrainConfig
 from search.trial import FailureReasons, TrialResources, run_trial, survive_worker_deaths
+from search.trial_data import SharedData
 from space import preset, preset_params
 
 __all__ = ["SearchError", "SearchResult", "fail_interrupted", "run_search"]
@@ -73,6 +76,8 @@ class _Plan:
     splits: Splits
     train_config: TrainConfig
     resources: TrialResources
+    packing: Packing | None  # GPU trials only
+    speedups: Speedups
 
     @property
     def objectives(self) -> tuple[Objective, ...]:
@@ -104,13 +109,10 @@ def _start_ray(address: str | None) -> None:
         raise SearchError(f"cannot join Ray cluster at {address}: {first_line(err)}") from None
 
 
-def _cpus_and_gpus(config: SearchConfig) -> tuple[float, float]:
-    """CPUs and GPUs per trial; :class:`SearchError` if the cluster can never grant them
+def _cpus_and_gpus(config: SearchConfig, gpus: float) -> tuple[float, float]:
+    """CPUs and ``gpus`` per trial; :class:`SearchError` if the cluster can never grant them
     (Tune would wait for them for ever)."""
     cluster = ray.cluster_resources()
-    gpus = config.gpus_per_trial
-    if gpus is None:
-        gpus = 1.0 if cluster.get("GPU", 0) > 0 else 0.0
     wanted = {"CPU": config.cpus_per_trial, "GPU": gpus}
     for name, amount in wanted.items():
         if amount > cluster.get(name, 0):
@@ -237,8 +239,9 @@ def run_search(config: SearchConfig, *, out: TextIO = sys.stdout) -> SearchResul
 
 
 def _plan(config: SearchConfig) -> _Plan:
-    cpus, gpus = _cpus_and_gpus(config)
-    budget = config.resolve_budget(gpu=gpus > 0)
+    cluster_gpus = ray.cluster_resources().get("GPU", 0)
+    gpu = cluster_gpus > 0 if config.gpus_per_trial is None else config.gpus_per_trial > 0
+    budget = config.resolve_budget(gpu=gpu)
     # A missing dataset raises DatasetError, a ValueError: the CLI's one-line bad input.
     splits = load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed,
                           val_fraction=budget.val_fraction, input_size=config.input_size,
@@ -249,15 +252,22 @@ def _plan(config: SearchConfig) -> _Plan:
     budget = replace(budget, batch_size=min(budget.batch_size, per_trial))
     train_config = replace(
         RECIPES["default"], epochs=budget.epochs, batch_size=budget.batch_size,
-        subset=budget.subset, seed=config.seed, device="cuda" if gpus > 0 else "cpu",
+        subset=budget.subset, seed=config.seed, device="cuda" if gpu else "cpu",
         lr=config.lr or RECIPES["default"].lr,
     )
     splits = splits.for_trials()
+    packing = None
+    if gpu and cluster_gpus > 0:  # else _cpus_and_gpus refuses the GPUs asked for
+        train_config = config.speedups.scale_batch(train_config)
+        packing = plan_gpu_packing(splits, train_config, gpus_per_trial=config.gpus_per_trial,
+                                   pack=config.gpu_speedups)
+    cpus, gpus = _cpus_and_gpus(
+        config, packing.gpus_per_trial if packing else config.gpus_per_trial or 0.0)
     resources = TrialResources(cpu=cpus, gpu=gpus,
                                memory=TrialMemory.for_search(splits, train_config),
                                max_memory=_largest_node_memory())
     return _Plan(config=config, budget=budget, splits=splits, train_config=train_config,
-                 resources=resources)
+                 resources=resources, packing=packing, speedups=config.speedups)
 
 
 def _search(plan: _Plan, study: optuna.Study, storage: optuna.storages.RDBStorage,
@@ -312,10 +322,13 @@ def _tune(plan: _Plan, study: optuna.Study, storage: optuna.storages.RDBStorage,
                            sampler=sampler, storage=storage,
                            cache=EvaluationCache.from_trials(study.get_trials(deepcopy=False)),
                            stopping=stop.stop_all, failure_reason=reasons.reason)
-    # The splits go to the object store once; trials on any node read them from there.
+    # The splits go to the object store once, and to each worker's device once
+    # (search.trial_data); trials on any node read them from there.
     trainable = tune.with_resources(
-        tune.with_parameters(run_trial, splits=plan.splits, train_config=plan.train_config,
-                             objectives=plan.objectives),
+        tune.with_parameters(run_trial, data=SharedData.put(plan.splits),
+                             train_config=plan.train_config, objectives=plan.objectives,
+                             speedups=plan.speedups,
+                             memory_fraction=plan.packing and plan.packing.memory_fraction),
         plan.resources.placement,
     )
     experiment = f"run-{time.strftime('%Y%m%d-%H%M%S')}"

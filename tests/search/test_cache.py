@@ -140,7 +140,7 @@ def test_the_search_serves_a_duplicate_without_a_ray_trial(tmp_path: Path) -> No
     # Ray ran two trials: the duplicate never reached a worker.
     (experiment,) = (tmp_path / "ray" / "synthetic-smoke").iterdir()
     assert len([p for p in experiment.iterdir() if p.is_dir()]) == 2
-    assert "[2/2] trials done (0 failed, 1 duplicate(s) served from the cache)" in run.stdout
+    assert "[2/2] trials done (0 failed), 1 duplicate(s) served from the cache" in run.stdout
 
 
 def test_served_attrs_keep_what_describes_the_architecture() -> None:

@@ -1,4 +1,5 @@
-"""Storage URLs: any results folder is taken literally; in-memory databases are refused."""
+"""Storage URLs: any results folder is taken literally; in-memory databases are refused;
+SQLite commits without an fsync per write."""
 
 from __future__ import annotations
 
@@ -31,3 +32,11 @@ def test_the_default_database_lands_in_the_folder_named(tmp_path: Path, folder: 
 def test_in_memory_sqlite_is_refused(url: str) -> None:
     with pytest.raises(StudyError, match="in-memory"):
         check_storage_url(url)
+
+
+def test_sqlite_storage_commits_through_a_write_ahead_log(tmp_path: Path) -> None:
+    storage = open_rdb_storage(f"sqlite:///{tmp_path / 's.db'}", tmp_path)
+    with storage.engine.connect() as connection:
+        mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar()
+        sync = connection.exec_driver_sql("PRAGMA synchronous").scalar()
+    assert (mode, sync) == ("wal", 1)  # 1: NORMAL
