@@ -25,6 +25,7 @@ from search.objectives import (
     Objective,
     objectives_from_names,
 )
+from search.samplers import DEFAULT_SAMPLER, SAMPLERS
 from search.step import Speedups
 from search.storage import (
     DEFAULT_RESULTS_DIR,
@@ -39,14 +40,12 @@ from space.footprint import check_dataset_fits
 __all__ = [
     "BUDGETS",
     "DEFAULT_PRESETS",
-    "SAMPLERS",
     "Budget",
     "SearchConfig",
     "build_parser",
     "parse_config",
 ]
 
-SAMPLERS = ("nsga2", "tpe", "random")
 DEFAULT_PRESETS = ("paper-mix", "mobilenetv2")
 
 
@@ -103,7 +102,7 @@ class SearchConfig:
     strict_images: bool = False  # folder datasets: an undecodable image is an error
     objectives: tuple[str, ...] = ("accuracy", "params")
     latency_target: str = DEFAULT_LATENCY_TARGET  # where a latency objective is measured
-    sampler: str = "nsga2"
+    sampler: str = DEFAULT_SAMPLER
     seed: int = 0
     presets: tuple[str, ...] = DEFAULT_PRESETS
     study_name: str | None = None
@@ -129,7 +128,7 @@ class SearchConfig:
             # The folder's layout is checked now, before Ray starts; decoding comes later.
             scan_folder(self.dataset.removeprefix(FOLDER_PREFIX))
         for kind, value, names in (("budget", self.budget, tuple(BUDGETS)),
-                                   ("sampler", self.sampler, SAMPLERS),
+                                   ("sampler", self.sampler, tuple(SAMPLERS)),
                                    *(("preset", name, tuple(PRESETS)) for name in self.presets)):
             if value not in names:
                 raise ValueError(f"unknown {kind} {value!r}; choose one of {', '.join(names)}")
@@ -218,7 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--latency-target", default=DEFAULT_LATENCY_TARGET,
         help=f"with a latency objective, where it is measured: {', '.join(TARGETS)} "
              "(default: %(default)s)")
-    add("--sampler", default="nsga2", help=f"{', '.join(SAMPLERS)} (default: %(default)s)")
+    add("--sampler", default=DEFAULT_SAMPLER,
+        help=f"{', '.join(SAMPLERS)} (default: %(default)s)")
     add("--seed", type=int, default=0, help="sampler, data split and training seed")
     add("--presets", default=",".join(DEFAULT_PRESETS),
         help="architectures enqueued as the first trials of a new study "

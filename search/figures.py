@@ -18,7 +18,7 @@ from search.objectives import ACCURACY, Objective
 from search.paper_points import PaperPoint
 from search.results import StudyResults
 
-__all__ = ["REFERENCE_OPS", "cse_share_figure", "front_figure", "hypervolume_figure",
+__all__ = ["REFERENCE_OPS", "cse_flags", "cse_share_figure", "front_figure", "hypervolume_figure",
            "latency_front_figure", "op_latency_figure", "parallel_figure", "report_figures"]
 
 REFERENCE_OPS = "paper-mix"  # whose stages the op-latency figure compares
@@ -168,9 +168,10 @@ def hypervolume_figure(results: StudyResults) -> go.Figure:
     return fig
 
 
-def _cse_flags(results: StudyResults, trials: pd.DataFrame) -> pd.DataFrame:
-    """One row per trial with an architecture, one column per stage: 1.0 for a CSE block."""
-    ops = trials[[f"stage{i}_op" for i in range(1, results.stages + 1)]].dropna(how="all")
+def cse_flags(trials: pd.DataFrame, stages: int) -> pd.DataFrame:
+    """One row per trial of a trials table (:class:`StudyResults`) with an architecture,
+    one column per stage: 1.0 for a CSE block, 0.0 for BTN."""
+    ops = trials[[f"stage{i}_op" for i in range(1, stages + 1)]].dropna(how="all")
     flags = (ops == "cse").astype(float).where(ops.notna())
     return flags.rename(columns=lambda c: c.removesuffix("_op").replace("stage", "stage "))
 
@@ -183,7 +184,7 @@ def cse_share_figure(results: StudyResults) -> go.Figure:
     fig = go.Figure()
     for label, trials, colour in (("front", complete[on_front], _FRONT),
                                   ("dominated", complete[~on_front], _GREY)):
-        ops = _cse_flags(results, trials)
+        ops = cse_flags(trials, results.stages)
         if len(ops):
             share = ops.mean()  # skips the NaN of trials with fewer stages
             fig.add_bar(x=share.index, y=share.values, name=f"{label} ({len(ops)} trials)",

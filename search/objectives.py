@@ -40,6 +40,7 @@ __all__ = [
     "objectives_from_metrics",
     "objectives_from_names",
     "preset_costs",
+    "reference_costs",
 ]
 
 # The preset whose costs set the hypervolume reference point.
@@ -144,12 +145,18 @@ def preset_costs(shape: InputShape, objectives: Iterable[Objective] = ()) -> pd.
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("preset")
 
 
+def reference_costs(presets: pd.DataFrame, objectives: Iterable[Objective]) -> dict[str, float]:
+    """The baseline's value of every log-scaled objective, from :func:`preset_costs`."""
+    return {o.metric: float(presets.loc[REFERENCE_PRESET, o.metric]) for o in objectives
+            if o.log_scale}
+
+
 def hypervolume_space(values: np.ndarray, objectives: Sequence[Objective],
                       reference_costs: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
     """Points and reference, minimised, in which hypervolume is measured (module docstring).
 
     ``values`` are raw objective values in ``objectives`` order; ``reference_costs`` gives
-    the baseline's value per log-scaled metric.
+    the baseline's value per log-scaled metric (:func:`reference_costs`).
     """
     values = np.asarray(values, dtype=float).reshape(-1, len(objectives))
     columns, reference = [], []

@@ -12,16 +12,18 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from ray import tune
 
+from search.cache import is_cached
 from search.searcher import INTERRUPTED
 
 __all__ = ["Progress", "budget_trials", "format_front", "pareto_front"]
 
 
 def budget_trials(study: optuna.Study) -> list[FrozenTrial]:
-    """Trials that count towards ``--trials``: complete, or failed on their own account."""
+    """Trials that count towards ``--trials``: trained and complete, or failed on their own
+    account. Duplicates served from the cache cost no training and do not count."""
     return [
         t for t in study.get_trials(deepcopy=False)
-        if t.state == TrialState.COMPLETE
+        if (t.state == TrialState.COMPLETE and not is_cached(t))
         or (t.state == TrialState.FAIL and not t.user_attrs.get(INTERRUPTED))
     ]
 
@@ -72,7 +74,9 @@ class Progress(tune.Callback):
         counted = budget_trials(self._study)
         failed = sum(t.state == TrialState.FAIL for t in counted)
         last = max(counted, key=lambda t: t.datetime_complete or t.datetime_start, default=None)
-        line = (f"[{len(counted)}/{self._total}] trials done ({failed} failed), "
+        duplicates = sum(map(is_cached, self._study.get_trials(deepcopy=False)))
+        line = (f"[{len(counted)}/{self._total}] trials done ({failed} failed), {duplicates} "
+                f"duplicate(s) served from the cache, "
                 f"Pareto front: {len(pareto_front(self._study))}")
         if last is not None:
             line += f" | last #{last.number}: " + _describe(last)

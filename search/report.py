@@ -32,7 +32,7 @@ from search.results import StudyResults, load_results
 from search.storage import output_dir, writing_to_storage
 from space import PRESETS, stage_resolutions
 
-__all__ = ["main", "op_latency_lines", "summary_lines", "trial_note", "write_html"]
+__all__ = ["html_head", "main", "op_latency_lines", "summary_lines", "trial_note", "write_html"]
 
 _FRONT_COLUMNS = ["number", "arch", "preset", "params", "macs", ACCURACY.metric, "test_accuracy",
                   "hv_contribution"]
@@ -111,6 +111,20 @@ def trial_note(results: StudyResults, number: int) -> str:
     return "\n".join(lines)
 
 
+def html_head(title: str) -> list[str]:
+    """The start of a self-contained page, up to ``<body>``: plotly's JavaScript inlined
+    once, so figures added with ``include_plotlyjs=False`` work offline."""
+    return [
+        "<!doctype html>", "<html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title>",
+        f"<script>{get_plotlyjs()}</script>",
+        "<style>body{font-family:sans-serif;margin:2em;max-width:1100px}"
+        "table{border-collapse:collapse;font-size:13px}td,th{padding:2px 8px;"
+        "border-bottom:1px solid #ddd;text-align:left}pre{background:#f6f6f6;"
+        "padding:1em;white-space:pre-wrap}</style></head><body>",
+    ]
+
+
 def write_html(path: Path, results: StudyResults, figures: dict[str, go.Figure],
                lines: list[str]) -> None:
     """One page, plotly's JavaScript inlined once, so it opens offline and can be mailed."""
@@ -126,13 +140,7 @@ def write_html(path: Path, results: StudyResults, figures: dict[str, go.Figure],
     columns = _FRONT_COLUMNS + [m for m in info.metric_names if m not in _FRONT_COLUMNS]
     front = results.front.sort_values("params")[columns]
     parts = [
-        "<!doctype html>", "<html><head><meta charset='utf-8'>",
-        f"<title>{html.escape(info.name)}: search report</title>",
-        f"<script>{get_plotlyjs()}</script>",
-        "<style>body{font-family:sans-serif;margin:2em;max-width:1100px}"
-        "table{border-collapse:collapse;font-size:13px}td,th{padding:2px 8px;"
-        "border-bottom:1px solid #ddd;text-align:left}pre{background:#f6f6f6;"
-        "padding:1em;white-space:pre-wrap}</style></head><body>",
+        *html_head(f"{info.name}: search report"),
         f"<h1>Study {html.escape(info.name)}</h1>",
         f"<p>dataset {html.escape(info.dataset)}, input "
         f"{'x'.join(map(str, info.shape.chw))}, {info.shape.num_classes} classes; "

@@ -19,6 +19,7 @@ import pandas as pd
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from search.cache import CACHED_FROM
 from search.objectives import (
     ACCURACY,
     REFERENCE_PRESET,
@@ -26,6 +27,7 @@ from search.objectives import (
     hypervolume_space,
     objectives_from_metrics,
     preset_costs,
+    reference_costs,
 )
 from search.pareto import (
     hypervolume,
@@ -103,9 +105,9 @@ class StudyResults:
     """A study as tables: ``trials`` has one row per trial, indexed by trial number.
 
     Columns: number, state, arch (string form), preset, stage<i>_op / _c / _n, stem, head,
-    every
-    objective's metric and every always-measured cost (params, macs), test_accuracy,
-    export_dir, train_seconds, wall_seconds, device, seed, fail_reason, and for complete
+    every objective's metric and every always-measured cost (params, macs), test_accuracy,
+    export_dir, train_seconds, wall_seconds, device, seed, cached_from (for a duplicate
+    served from the cache, the trial that was trained), fail_reason, and for complete
     trials on_front and hv_contribution. ``hypervolume_history`` follows the complete
     trials in number order.
     """
@@ -142,8 +144,7 @@ class StudyResults:
         return complete[mask]
 
     def reference_text(self) -> str:
-        values = {o.metric: float(self.presets.loc[REFERENCE_PRESET, o.metric])
-                  for o in self.info.objectives if o.log_scale}
+        values = reference_costs(self.presets, self.info.objectives)
         counts = ", ".join(f"{metric} {value:,.0f}" if value >= 1000 else f"{metric} {value:.4g}"
                            for metric, value in values.items())
         return f"accuracy 0; {counts} ({REFERENCE_PRESET} on this input), log10 scale"
@@ -179,6 +180,7 @@ def _trial_row(trial: FrozenTrial, info: StudyInfo, arch: Arch | None,
         "wall_seconds": attrs.get("wall_seconds"),
         "device": attrs.get("device", ""),
         "seed": attrs.get("seed"),
+        CACHED_FROM: attrs.get(CACHED_FROM),
         "fail_reason": attrs.get("fail_reason", ""),
     })
     return row
@@ -193,7 +195,7 @@ def _trials_frame(trials: list[FrozenTrial], info: StudyInfo, archs: dict[int, A
     frame = frame.reindex(columns=[*frame.columns.drop(["stem", "head"], errors="ignore"),
                                    "stem", "head"])
     # None (absent) becomes a missing value, so counts stay integers and blanks in the CSV.
-    counts = ["seed", "stem", "head",
+    counts = ["seed", CACHED_FROM, "stem", "head",
               *(c for c in frame.columns if c.startswith("stage") and not c.endswith("_op"))]
     for column in (c for c in counts if c in frame.columns):
         frame[column] = pd.to_numeric(frame[column]).astype("Int64")
@@ -232,11 +234,8 @@ def load_results(study: optuna.Study) -> StudyResults:
                          "non-positive objective value")
     numbers = [t.number for t in complete]
     presets = preset_costs(info.shape, info.objectives)
-    points, reference = hypervolume_space(
-        values, info.objectives,
-        {o.metric: presets.loc[REFERENCE_PRESET, o.metric] for o in info.objectives
-         if o.log_scale},
-    )
+    points, reference = hypervolume_space(values, info.objectives,
+                                          reference_costs(presets, info.objectives))
     frame["on_front"] = False
     frame.loc[numbers, "on_front"] = pareto_mask(
         to_minimisation(values, [o.direction for o in info.objectives]))

@@ -1,23 +1,28 @@
-"""Optuna proposes the trials Ray Tune runs: samplers, and the searcher that records them.
+"""Optuna proposes the trials Ray Tune runs; the searcher records them in the study.
 
 :class:`StudySearch` is Ray Tune's ``OptunaSearch`` over the architecture space; it also
 writes each trial's user attributes and failure reason into the study before telling
-Optuna the outcome (a told trial's attributes are frozen). It runs in the driver, the
-study's only writer.
+Optuna the outcome (a told trial's attributes are frozen), and serves proposals of
+architectures the study has already trained from :class:`search.cache.EvaluationCache`
+instead of handing them to Tune. It runs in the driver, the study's only writer.
 """
 
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
+from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
+from search.cache import CachedEvaluation, EvaluationCache
 from search.objectives import Objective
-from space import sample_arch
+from space import Arch, sample_arch
 
 __all__ = [
     "ARCH_KEY",
@@ -26,8 +31,8 @@ __all__ = [
     "FAIL_KEY",
     "INTERRUPTED",
     "INTERRUPTED_REASON",
+    "MAX_CACHE_HITS_IN_A_ROW",
     "StudySearch",
-    "make_sampler",
 ]
 
 ARCH_KEY = "arch"  # in a trial's config: the sampled Arch as JSON
@@ -41,18 +46,18 @@ CRASH_REASON = ("the trial's Ray worker failed outside the objective (see error.
                 "its trial directory)")
 
 
-def make_sampler(name: str, *, seed: int, trials: int) -> optuna.samplers.BaseSampler:
-    """``nsga2`` (population sized to the budget: a few generations), ``tpe`` or ``random``."""
-    if name == "nsga2":
-        # About four generations within the budget, but never a population so small that
-        # crossover has nothing to mix (4) nor so large that a long search never evolves.
-        population = max(4, min(50, trials // 4))
-        return optuna.samplers.NSGAIISampler(population_size=population, seed=seed)
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed)
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    raise ValueError(f"unknown sampler {name!r}")
+# A sampler that proposes only trained architectures this many times running has converged:
+# the search stops rather than ask for ever (each ask writes 53 parameters, ~0.5 s).
+MAX_CACHE_HITS_IN_A_ROW = 100
+
+
+@dataclass(frozen=True)
+class _Running:
+    """A trial handed to Tune: OptunaSearch's key for it, the Optuna trial, its arch."""
+
+    key: str
+    trial: optuna.Trial
+    arch: Arch
 
 
 class StudySearch(OptunaSearch):
@@ -64,21 +69,26 @@ class StudySearch(OptunaSearch):
     the search is being stopped: a trial that errs then (its worker got the same Ctrl-C) is
     interrupted, not failed. ``failure_reason`` names the cause of a trial that erred
     outside the objective (its worker died), given its Tune trial id.
+    A proposal that the ``cache`` holds is told COMPLETE at once and the sampler is asked
+    again, so no Ray trial is spent on it: one Tune trial is one training.
     """
 
     def __init__(self, *, input_size: int, objectives: Sequence[Objective], study_name: str,
                  sampler: optuna.samplers.BaseSampler,
                  storage: optuna.storages.BaseStorage | None = None,
+                 cache: EvaluationCache | None = None,
                  stopping: Callable[[], bool] = lambda: False,
                  failure_reason: Callable[[str], str] = lambda trial_id: CRASH_REASON) -> None:
         self._input_size = input_size
+        self._metrics = [o.metric for o in objectives]
+        self._cache = cache if cache is not None else EvaluationCache()
         self._stopping = stopping
         self._failure_reason = failure_reason
-        self._asked: optuna.Trial | None = None
-        self._running: dict[str, optuna.Trial] = {}
+        self._asked: tuple[optuna.Trial, Arch] | None = None
+        self._running: dict[str, _Running] = {}
         super().__init__(
             self._define_by_run,
-            metric=[o.metric for o in objectives],
+            metric=self._metrics,
             mode=[o.ray_mode for o in objectives],
             sampler=sampler, study_name=study_name, storage=storage,
         )
@@ -89,25 +99,58 @@ class StudySearch(OptunaSearch):
         text = arch.to_json(indent=None)
         trial.set_user_attr("arch", text)
         trial.set_user_attr("arch_str", str(arch))
-        self._asked = trial
+        self._asked = (trial, arch)
         return {ARCH_KEY: text}
 
-    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+    def _ask(self, key: str) -> dict[str, Any] | None:
         self._asked = None
         with warnings.catch_warnings():
             # Writing 53 parameters to SQLite takes ~1 s, which OptunaSearch warns about.
             warnings.filterwarnings("ignore", message="Define-by-run function")
-            config = super().suggest(trial_id)
-        if self._asked is not None:
-            self._running[trial_id] = self._asked
-        return config
+            return super().suggest(key)
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        """The next architecture to train; duplicates on the way are served from the cache.
+
+        Each Optuna trial needs a key of its own in ``OptunaSearch``, so the asks after a
+        duplicate go under ``<trial_id>:<attempt>``; Tune only ever sees ``trial_id``.
+        """
+        for attempt in range(MAX_CACHE_HITS_IN_A_ROW + 1):
+            key = f"{trial_id}:{attempt}" if attempt else trial_id
+            config = self._ask(key)
+            if self._asked is None:
+                return config
+            trial, arch = self._asked
+            hit = self._cache.lookup(arch)
+            if hit is None:
+                self._running[trial_id] = _Running(key, trial, arch)
+                return config
+            self._serve(key, trial, hit)
+        warnings.warn(f"the sampler proposed {MAX_CACHE_HITS_IN_A_ROW + 1} trained "
+                      "architectures in a row; the search stops early", stacklevel=2)
+        return Searcher.FINISHED
+
+    def _serve(self, key: str, trial: optuna.Trial, hit: CachedEvaluation) -> None:
+        """Record ``trial`` as a duplicate of ``hit`` and tell it COMPLETE."""
+        start = time.perf_counter()
+        for name, value in hit.served_attrs().items():
+            trial.set_user_attr(name, value)
+        trial.set_user_attr("wall_seconds", time.perf_counter() - start)
+        super().on_trial_complete(key, result=dict(zip(self._metrics, hit.values, strict=True)))
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
                           error: bool = False) -> None:
-        trial = self._running.pop(trial_id, None)
-        if trial is not None and not self._record(trial_id, trial, result or {}, error):
+        running = self._running.pop(trial_id, None)
+        if running is None:  # not handed out by this searcher: nothing to record
+            super().on_trial_complete(trial_id, result=result, error=error)
+            return
+        trained = self._record(trial_id, running.trial, result or {}, error)
+        if not trained:
             result, error = None, True  # OptunaSearch tells FAIL for "no values, error"
-        super().on_trial_complete(trial_id, result=result, error=error)
+        super().on_trial_complete(running.key, result=result, error=error)
+        if trained:
+            self._cache.add(running.arch, running.trial.number,
+                            [result[m] for m in self._metrics], json.loads(result[ATTRS_KEY]))
 
     def _record(self, trial_id: str, trial: optuna.Trial, result: dict[str, Any],
                 error: bool) -> bool:

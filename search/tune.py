@@ -30,6 +30,7 @@ from ray import tune
 
 from cse_nets.cli import Interrupted, first_line
 from search.address import check_ray_address
+from search.cache import EvaluationCache
 from search.config import Budget, SearchConfig
 from search.data import Splits, load_dataset
 from search.lease import driver_lease
@@ -37,7 +38,8 @@ from search.memory import TrialMemory
 from search.objectives import Objective
 from search.packing import Packing, plan_gpu_packing
 from search.progress import Progress, budget_trials, format_front
-from search.searcher import INTERRUPTED, INTERRUPTED_REASON, StudySearch, make_sampler
+from search.samplers import make_sampler
+from search.searcher import INTERRUPTED, INTERRUPTED_REASON, StudySearch
 from search.step import Speedups
 from search.stopping import StopSignals
 from search.storage import open_rdb_storage, writing_to_storage
@@ -321,6 +323,7 @@ def _tune(plan: _Plan, study: optuna.Study, storage: optuna.storages.RDBStorage,
     searcher = StudySearch(input_size=plan.splits.info.shape.input_size,
                            objectives=plan.objectives, study_name=config.study,
                            sampler=sampler, storage=storage,
+                           cache=EvaluationCache.from_trials(study.get_trials(deepcopy=False)),
                            stopping=stop.stop_all, failure_reason=reasons.reason)
     # The splits go to the object store once, and to each worker's device once
     # (search.trial_data); trials on any node read them from there.

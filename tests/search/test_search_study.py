@@ -12,6 +12,7 @@ from optuna.trial import TrialState
 
 from search.objectives import objectives_from_names
 from search.progress import budget_trials, format_front, pareto_front
+from search.samplers import make_sampler
 from search.searcher import (
     ATTRS_KEY,
     CRASH_REASON,
@@ -19,7 +20,6 @@ from search.searcher import (
     INTERRUPTED,
     INTERRUPTED_REASON,
     StudySearch,
-    make_sampler,
 )
 from search.tune import fail_interrupted
 from space import Arch, preset, preset_params

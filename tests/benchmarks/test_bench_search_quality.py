@@ -1,0 +1,49 @@
+"""The search-quality benchmark's ``--preset ci`` run: real Ray searches, synthetic data."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from search.quality import CURVE_COLUMNS
+from tests.search.test_search_e2e import _env, _own_ray_tmp
+
+pytestmark = pytest.mark.slow
+BENCHMARK = Path(__file__).parents[2] / "benchmarks" / "bench_search_quality.py"
+
+
+def test_ci_preset_writes_one_row_per_sampler_seed_and_trial(tmp_path: Path) -> None:
+    with _own_ray_tmp() as ray_tmp:
+        run = subprocess.run([sys.executable, str(BENCHMARK), "--preset", "ci",
+                              "--out", str(tmp_path), "--run", "ci"],
+                             env=_env(ray_tmp), capture_output=True, text=True, timeout=600,
+                             check=False)
+    assert run.returncode == 0, run.stderr
+    out = tmp_path / "ci"
+    curves = pd.read_csv(out / "curves.csv")
+    assert tuple(curves.columns) == CURVE_COLUMNS
+    # ci: samplers random and tpe, seeds 0 and 1, 3 trials each, no duplicates expected.
+    assert len(curves) == 2 * 2 * 3
+    assert not curves.duplicated(["sampler", "seed", "trial"]).any()
+    assert set(curves["sampler"]) == {"random", "tpe"} and set(curves["seed"]) == {0, 1}
+    for _, run_curve in curves.groupby(["sampler", "seed"]):
+        assert sorted(run_curve["trial"]) == [0, 1, 2]
+        assert run_curve["hypervolume"].is_monotonic_increasing
+        assert run_curve["wall_seconds"].is_monotonic_increasing
+        assert run_curve["trained"].iat[-1] == 3
+    assert curves["duplicate"].dtype == bool
+    page = (out / "report.html").read_text()
+    assert page.count("Plotly.newPlot") == 4 and "<script src=" not in page
+    assert "random/sampler" in run.stdout and (out / "summary.txt").is_file()
+
+
+def test_bad_sampler_is_one_error_line(tmp_path: Path) -> None:
+    run = subprocess.run([sys.executable, str(BENCHMARK), "--samplers", "cmaes",
+                          "--out", str(tmp_path)], capture_output=True, text=True, check=False)
+    assert run.returncode == 2
+    assert run.stderr.startswith("error: unknown sampler(s) cmaes")
+    assert not any(tmp_path.iterdir())
