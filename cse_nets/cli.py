@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from functools import wraps
 
+from space import Arch, InputShape, dataset_shape, load_arch, parse_input_shape
 from space.checks import positive_int
 
 __all__ = ["BAD_INPUT", "Interrupted", "OneLineParser", "exits_on_bad_input", "first_line",
@@ -51,6 +52,27 @@ def positive_int_arg(text: str) -> int:
         return positive_int(int(text), "value")
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+
+
+def add_network_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--arch`` and the input it is built for: ``--dataset``, or ``--input`` and
+    ``--classes``."""
+    parser.add_argument("--arch", required=True, help="preset name or architecture JSON file")
+    parser.add_argument("--dataset", help="dataset whose input shape and classes to use")
+    parser.add_argument("--input", help="input shape CxHxW instead of --dataset, e.g. 3x32x32")
+    parser.add_argument("--classes", type=positive_int_arg, default=10,
+                        help="classes, with --input")
+
+
+def network_from_args(args: argparse.Namespace) -> tuple[Arch, InputShape]:
+    """The architecture and input shape :func:`add_network_arguments` asked for, checked."""
+    if (args.dataset is None) == (args.input is None):
+        raise ValueError("give exactly one of --dataset or --input")
+    shape = (dataset_shape(args.dataset) if args.dataset
+             else parse_input_shape(args.input, args.classes))
+    arch = load_arch(args.arch)
+    arch.check_input_size(shape.input_size)
+    return arch, shape
 
 
 def exits_on_bad_input(main: Main) -> Callable[[Sequence[str] | None], int]:

@@ -14,7 +14,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from cse_nets.cli import OneLineParser, exits_on_bad_input, positive_int_arg
+from cse_nets.cli import (
+    OneLineParser,
+    add_network_arguments,
+    exits_on_bad_input,
+    network_from_args,
+    positive_int_arg,
+)
 from cse_nets.latency_table import (
     LatencyTable,
     OpComparison,
@@ -31,7 +37,7 @@ from cse_nets.measure import (
     measure_onnx,
 )
 from cse_nets.timing import Protocol, Timing
-from space import Arch, InputShape, dataset_shape, load_arch, parse_input_shape
+from space import Arch, InputShape
 
 __all__ = [
     "TARGETS",
@@ -95,13 +101,6 @@ def format_comparison(rows: list[OpComparison]) -> str:
     return "\n".join(_table(table, left=2))
 
 
-def _shape(args) -> InputShape:
-    if (args.dataset is None) == (args.input is None):
-        raise ValueError("give exactly one of --dataset or --input")
-    return (dataset_shape(args.dataset) if args.dataset
-            else parse_input_shape(args.input, args.classes))
-
-
 def _report(arch: Arch, shape: InputShape, target: str, batch: int, args) -> None:
     table = LatencyTable(target, batch=batch, directory=args.cache_dir)
     prediction = predict_latency(arch, shape, target, table=table, batch=batch)
@@ -119,11 +118,7 @@ def _report(arch: Arch, shape: InputShape, target: str, batch: int, args) -> Non
 def main(argv: Sequence[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m cse_nets.latency",
                            description=__doc__.splitlines()[0])
-    parser.add_argument("--arch", required=True, help="preset name or architecture JSON file")
-    parser.add_argument("--dataset", help="dataset whose input shape and classes to use")
-    parser.add_argument("--input", help="input shape CxHxW instead of --dataset, e.g. 3x32x32")
-    parser.add_argument("--classes", type=positive_int_arg, default=10,
-                        help="classes, with --input")
+    add_network_arguments(parser)
     parser.add_argument("--target", default="cpu-onnxruntime",
                         help=f"one of {', '.join(TARGETS)} (default cpu-onnxruntime)")
     parser.add_argument("--batch", type=positive_int_arg,
@@ -137,9 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="print the table's prediction only, skip the whole-network run")
     args = parser.parse_args(argv)
     target = check_target(args.target)
-    shape = _shape(args)
-    arch = load_arch(args.arch)
-    arch.check_input_size(shape.input_size)
+    arch, shape = network_from_args(args)
     batches = [args.batch] if args.batch else list(CUDA_BATCHES if target == "cuda" else [1])
     for i, batch in enumerate(batches):
         if i:

@@ -9,9 +9,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from cse_nets.cli import OneLineParser, exits_on_bad_input, positive_int_arg
+from cse_nets.cli import (
+    OneLineParser,
+    add_network_arguments,
+    exits_on_bad_input,
+    network_from_args,
+)
 from cse_nets.profile import StageProfile, profile_network
-from space import Arch, InputShape, dataset_shape, load_arch, parse_input_shape
+from space import Arch, InputShape
 
 __all__ = ["format_profile", "main"]
 
@@ -53,18 +58,8 @@ def format_profile(arch: Arch, shape: InputShape) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m cse_nets.summary",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("--arch", required=True, help="preset name or architecture JSON file")
-    parser.add_argument("--dataset", help="dataset whose input shape and classes to use")
-    parser.add_argument("--input", help="input shape CxHxW instead of --dataset, e.g. 3x32x32")
-    parser.add_argument("--classes", type=positive_int_arg, default=10,
-                        help="classes, with --input")
-    args = parser.parse_args(argv)
-    if (args.dataset is None) == (args.input is None):
-        raise ValueError("give exactly one of --dataset or --input")
-    shape = (dataset_shape(args.dataset) if args.dataset
-             else parse_input_shape(args.input, args.classes))
-    arch = load_arch(args.arch)
-    print(format_profile(arch, shape))
+    add_network_arguments(parser)
+    print(format_profile(*network_from_args(parser.parse_args(argv))))
     return 0
 
 
