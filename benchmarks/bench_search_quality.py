@@ -1,8 +1,9 @@
-"""Search quality: samplers compared at the same trial budget on real data.
+"""Search quality: samplers, or schedulers, compared on real data.
 
     python benchmarks/bench_search_quality.py                  # the default task below
     python benchmarks/bench_search_quality.py --preset ci      # a mini-run on synthetic data
     python benchmarks/bench_search_quality.py --samplers random,tpe --trials 32 --seeds 2
+    python benchmarks/bench_search_quality.py --preset mo-asha # fifo against mo-asha
 
 Default task: Fashion-MNIST resized to 16x16; each trial trains 1 epoch on 1.5% of the
 training split (882 images, 28 steps of 32) and is scored on a 2% validation split (1,200
@@ -12,6 +13,12 @@ Each (sampler, seed) is one search through ``search.tune.run_search`` (Ray Tune,
 SQLite), 2 trials at a time on 2 cores; the seed also fixes the data split and the training
 seed, so all samplers face the same task, and an architecture scores the same whichever
 sampler proposes it.
+
+Preset ``mo-asha``: TPE under ``--scheduler fifo`` and ``mo-asha`` on the same task with
+9-epoch trials (rungs at epochs 1 and 3, eta 3); a mo-asha search gets
+``--asha-trials-factor`` (3) times the trials, since most of its trials stop after one or
+three epochs. The summary compares hypervolume against training epochs and wall time:
+the epochs and minutes at which mo-asha's mean curve reaches fifo's final mean.
 
 Writes ``results/bench-search-quality/<run>/``: one study per search (``<sampler>-seed<k>.db``;
 rerunning with the same ``--run`` resumes them), ``curves.csv`` (one row per sampler, seed
@@ -35,7 +42,17 @@ import plotly.graph_objects as go
 
 from cse_nets.cli import OneLineParser, exits_on_bad_input
 from search.config import SearchConfig
-from search.quality import BASELINE, by_time, by_trials, format_summary, search_curve, summarise
+from search.quality import (
+    BASELINE,
+    by_epochs,
+    by_time,
+    by_trials,
+    format_scheduler_summary,
+    format_summary,
+    scheduler_summary,
+    search_curve,
+    summarise,
+)
 from search.quality_figures import (
     cse_share_by_sampler_figure,
     fronts_figure,
@@ -45,6 +62,7 @@ from search.quality_figures import (
 from search.report import html_head
 from search.results import StudyResults, load_results
 from search.samplers import SAMPLERS
+from search.scheduler import SCHEDULERS
 from search.tune import run_search
 
 PRESETS: dict[str, dict[str, object]] = {
@@ -54,7 +72,15 @@ PRESETS: dict[str, dict[str, object]] = {
     "ci": {"dataset": "synthetic", "input_size": 16, "trials": 3, "seeds": 2,
            "samplers": "random,tpe", "epochs": 1, "subset": 0.1, "val_fraction": 0.1,
            "batch_size": 32},
+    "mo-asha": {"dataset": "fashion-mnist", "input_size": 16, "trials": 24, "seeds": 2,
+                "samplers": "tpe", "schedulers": "fifo,mo-asha", "epochs": 9, "subset": 0.015,
+                "val_fraction": 0.02, "batch_size": 32},
+    "ci-mo-asha": {"dataset": "synthetic", "input_size": 16, "trials": 3, "seeds": 1,
+                   "samplers": "tpe", "schedulers": "fifo,mo-asha", "epochs": 3,
+                   "subset": 0.1, "val_fraction": 0.1, "batch_size": 32},
 }
+SCHEDULER_DEFAULTS = {"schedulers": "fifo", "min_epochs": 1, "reduction_factor": 3,
+                      "asha_trials_factor": 3}
 DEFAULT_OUT = Path("results/bench-search-quality")
 
 
@@ -73,32 +99,59 @@ def _parser() -> argparse.ArgumentParser:
     add("--subset", type=float, help="fraction of the training split per trial")
     add("--val-fraction", type=float)
     add("--batch-size", type=int)
+    add("--schedulers", help=f"comma-separated, from {', '.join(SCHEDULERS)} (default: fifo); "
+                             "with mo-asha, fifo is the baseline")
+    add("--min-epochs", type=int, help="mo-asha's first rung (default 1)")
+    add("--reduction-factor", type=int, help="mo-asha's eta (default 3)")
+    add("--asha-trials-factor", type=int,
+        help="a mo-asha search runs this many times the trials (default 3)")
     add("--max-concurrent", type=int, help="trials at a time (default: one per CPU)")
     add("--out", type=Path, default=DEFAULT_OUT, help="default: %(default)s")
     add("--run", help="the run's folder under --out (default: <preset>-<date>-<time>)")
     return parser
 
 
-def _settings(args: argparse.Namespace) -> dict[str, object]:
-    settings = {k: v if getattr(args, k) is None else getattr(args, k)
-                for k, v in PRESETS[args.preset].items()}
-    samplers = [s.strip() for s in str(settings["samplers"]).split(",") if s.strip()]
-    unknown = [s for s in samplers if s not in SAMPLERS]
+def _names(text: object, known: Sequence[str], kind: str) -> list[str]:
+    names = [s.strip() for s in str(text).split(",") if s.strip()]
+    unknown = [s for s in names if s not in known]
     if unknown:
-        raise ValueError(f"unknown sampler(s) {', '.join(unknown)}; choose from "
-                         f"{', '.join(SAMPLERS)}")
-    settings["samplers"] = [BASELINE] * (BASELINE not in samplers) + samplers
+        raise ValueError(f"unknown {kind}(s) {', '.join(unknown)}; choose from "
+                         f"{', '.join(known)}")
+    return names
+
+
+def _settings(args: argparse.Namespace) -> dict[str, object]:
+    preset = {**SCHEDULER_DEFAULTS, **PRESETS[args.preset]}
+    settings = {k: v if getattr(args, k) is None else getattr(args, k)
+                for k, v in preset.items()}
+    samplers = _names(settings["samplers"], tuple(SAMPLERS), "sampler")
+    schedulers = _names(settings["schedulers"], SCHEDULERS, "scheduler")
+    if schedulers == ["fifo"]:  # comparing samplers: against random search
+        samplers = [BASELINE] * (BASELINE not in samplers) + samplers
+    else:  # comparing schedulers: against fifo
+        schedulers = ["fifo"] * ("fifo" not in schedulers) + schedulers
+    settings["samplers"], settings["schedulers"] = samplers, schedulers
     return settings
 
 
-def _search(settings: dict[str, object], sampler: str, seed: int, run_dir: Path,
-            max_concurrent: int | None) -> tuple[optuna.Study, StudyResults]:
+def _label(sampler: str, scheduler: str) -> str:
+    """A run's name in the tables: the sampler, and the scheduler unless it is fifo."""
+    return sampler if scheduler == "fifo" else f"{sampler}_{scheduler}"
+
+
+def _search(settings: dict[str, object], sampler: str, scheduler: str, seed: int,
+            run_dir: Path, max_concurrent: int | None) -> tuple[optuna.Study, StudyResults]:
+    trials = int(settings["trials"])
+    if scheduler != "fifo":
+        trials *= int(settings["asha_trials_factor"])
     config = SearchConfig(
-        dataset=str(settings["dataset"]), budget="smoke", trials=settings["trials"],
+        dataset=str(settings["dataset"]), budget="smoke", trials=trials,
         epochs=settings["epochs"], subset=settings["subset"],
         val_fraction=settings["val_fraction"], batch_size=settings["batch_size"],
-        input_size=settings["input_size"], sampler=sampler, seed=seed, presets=(),
-        study_name=f"{sampler}-seed{seed}", results_dir=run_dir, max_concurrent=max_concurrent,
+        input_size=settings["input_size"], sampler=sampler, scheduler=scheduler,
+        min_epochs=settings["min_epochs"], reduction_factor=settings["reduction_factor"],
+        seed=seed, presets=(), study_name=f"{_label(sampler, scheduler)}-seed{seed}",
+        results_dir=run_dir, max_concurrent=max_concurrent,
     )
     log = io.StringIO()  # Tune pickles the progress callback: no open files in it
     try:
@@ -118,9 +171,13 @@ def _write_page(path: Path, settings: dict[str, object], command: str, summary: 
             f"split, batch {settings['batch_size']}, scored on a {settings['val_fraction']:g} "
             f"validation split; {settings['trials']} trained trials per search, seeds "
             f"0..{int(settings['seeds']) - 1}")
+    if settings["schedulers"] != ["fifo"]:
+        task += (f"; schedulers {', '.join(settings['schedulers'])} (mo-asha: rungs from epoch "
+                 f"{settings['min_epochs']}, eta {settings['reduction_factor']}, "
+                 f"{settings['asha_trials_factor']}x the trials)")
     parts = [
-        *html_head("Search quality: samplers compared"),
-        "<h1>Search quality: samplers at the same trial budget</h1>",
+        *html_head("Search quality compared"),
+        "<h1>Search quality: samplers and schedulers compared</h1>",
         f"<p>{html.escape(task)}. Hypervolume as in <code>search.report</code>: validation "
         "accuracy from 0 times decades of parameters below MobileNetV2 on this input. "
         "Trials are trained trials; duplicates served from the cache are free.</p>",
@@ -137,27 +194,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = _settings(args)
     run_dir = args.out / (args.run or f"{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}")
-    trials, samplers = int(settings["trials"]), list(settings["samplers"])
+    trials = int(settings["trials"])
+    schedulers = list(settings["schedulers"])
+    methods = [(sampler, scheduler) for sampler in settings["samplers"]
+               for scheduler in schedulers]
+    labels = [_label(*method) for method in methods]
     start = time.perf_counter()
     curves, runs = [], {}
     for seed in range(int(settings["seeds"])):
-        for sampler in samplers:  # seeds outermost: a cut-short run still compares samplers
-            study, results = _search(settings, sampler, seed, run_dir, args.max_concurrent)
-            curve = search_curve(study, results, sampler, seed)
+        for sampler, scheduler in methods:  # seeds outermost: a cut-short run still compares
+            study, results = _search(settings, sampler, scheduler, seed, run_dir,
+                                     args.max_concurrent)
+            label = _label(sampler, scheduler)
+            curve = search_curve(study, results, label, seed)
             curves.append(curve)
-            runs[(sampler, seed)] = results
-            print(f"{sampler} seed {seed}: {curve['trained'].iat[-1]} trained, "
-                  f"{curve['duplicate'].sum()} duplicate(s), hypervolume "
+            runs[(label, seed)] = results
+            print(f"{label} seed {seed}: {curve['trained'].iat[-1]} trained, "
+                  f"{(curve['state'] == 'PRUNED').sum()} pruned, {curve['epochs'].iat[-1]} "
+                  f"epochs, {curve['duplicate'].sum()} duplicate(s), hypervolume "
                   f"{curve['hypervolume'].iat[-1]:.4f}, {curve['wall_seconds'].max() / 60:.1f} "
                   f"min", flush=True)
     table = pd.concat(curves, ignore_index=True)
     table.to_csv(run_dir / "curves.csv", index=False)
-    summary = format_summary(summarise(table, trials), trials)
+    if schedulers == ["fifo"]:
+        summary = format_summary(summarise(table, trials), trials)
+    else:
+        baseline = _label(methods[0][0], "fifo")
+        summary = format_scheduler_summary(scheduler_summary(table, baseline), baseline)
     minutes = (time.perf_counter() - start) / 60
     command = "python benchmarks/bench_search_quality.py " + " ".join(
         sys.argv[1:] if argv is None else argv)
     summary += f"\n\nwall time of the whole benchmark: {minutes:.1f} min"
-    colours = sampler_colours(samplers)
+    colours = sampler_colours(labels)
     figures = {
         "hypervolume-trials": hypervolume_band_figure(
             by_trials(table, trials), "trials", "trained trials",
@@ -165,6 +233,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "hypervolume-time": hypervolume_band_figure(
             by_time(table), "wall_seconds", "wall seconds since the search's first trial",
             "Hypervolume against wall time", colours),
+        "hypervolume-epochs": hypervolume_band_figure(
+            by_epochs(table), "epochs", "training epochs spent by the search",
+            "Hypervolume against training epochs", colours),
         "fronts": fronts_figure(runs, colours),
         "cse-share": cse_share_by_sampler_figure(runs, colours),
     }

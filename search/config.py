@@ -26,6 +26,7 @@ from search.objectives import (
     objectives_from_names,
 )
 from search.samplers import DEFAULT_SAMPLER, SAMPLERS
+from search.scheduler import SCHEDULERS, SchedulerSpec
 from search.step import Speedups
 from search.storage import (
     DEFAULT_RESULTS_DIR,
@@ -58,6 +59,15 @@ class Budget:
     subset: float  # fraction of the training split a trial trains on
     batch_size: int
     val_fraction: float  # of the training set, held out to score trials on
+    scheduler: str = "fifo"  # search.scheduler: fifo, or mo-asha to stop poor trials early
+    min_epochs: int = 1  # mo-asha's first rung
+    reduction_factor: int = 3  # mo-asha's eta
+
+    @property
+    def scheduler_spec(self) -> SchedulerSpec:
+        spec = SchedulerSpec(self.scheduler, self.min_epochs, self.reduction_factor)
+        spec.check(self.epochs)
+        return spec
 
 
 # Measured figures for each budget are in the README ("Budgets", "Measured"); the GPU rows
@@ -73,8 +83,10 @@ BUDGETS: dict[str, dict[str, Budget]] = {
         "gpu": Budget(trials=64, epochs=5, subset=0.25, batch_size=128, val_fraction=0.1),
     },
     "standard": {
-        "cpu": Budget(trials=64, epochs=5, subset=0.25, batch_size=128, val_fraction=0.1),
-        "gpu": Budget(trials=200, epochs=15, subset=0.5, batch_size=128, val_fraction=0.1),
+        "cpu": Budget(trials=64, epochs=5, subset=0.25, batch_size=128, val_fraction=0.1,
+                      scheduler="mo-asha", min_epochs=1, reduction_factor=3),
+        "gpu": Budget(trials=200, epochs=15, subset=0.5, batch_size=128, val_fraction=0.1,
+                      scheduler="mo-asha", min_epochs=1, reduction_factor=3),
     },
 }
 
@@ -103,6 +115,9 @@ class SearchConfig:
     objectives: tuple[str, ...] = ("accuracy", "params")
     latency_target: str = DEFAULT_LATENCY_TARGET  # where a latency objective is measured
     sampler: str = DEFAULT_SAMPLER
+    scheduler: str | None = None  # fifo or mo-asha (None: the budget's)
+    min_epochs: int | None = None
+    reduction_factor: int | None = None
     seed: int = 0
     presets: tuple[str, ...] = DEFAULT_PRESETS
     study_name: str | None = None
@@ -133,7 +148,13 @@ class SearchConfig:
             if value not in names:
                 raise ValueError(f"unknown {kind} {value!r}; choose one of {', '.join(names)}")
         objectives_from_names(self.objectives, latency_target=self.latency_target)
-        for name in ("trials", "epochs", "batch_size", "input_size", "max_concurrent"):
+        if self.scheduler is not None and self.scheduler not in SCHEDULERS:
+            raise ValueError(f"unknown scheduler {self.scheduler!r}; choose one of "
+                             f"{', '.join(SCHEDULERS)}")
+        if self.reduction_factor is not None:
+            SchedulerSpec(reduction_factor=self.reduction_factor)  # >= 2
+        for name in ("trials", "epochs", "batch_size", "input_size", "max_concurrent",
+                     "min_epochs", "reduction_factor"):
             if getattr(self, name) is not None:
                 positive_int(getattr(self, name), name.replace("_", "-"))
         if self.input_size is not None and self.dataset in DATASET_SHAPES:
@@ -219,6 +240,13 @@ def build_parser() -> argparse.ArgumentParser:
              "(default: %(default)s)")
     add("--sampler", default=DEFAULT_SAMPLER,
         help=f"{', '.join(SAMPLERS)} (default: %(default)s)")
+    add("--scheduler", help=f"{', '.join(SCHEDULERS)}: every trial trains all its epochs, or "
+                            "multi-objective ASHA stops those that rank poorly at a rung "
+                            "(default: the budget's)")
+    add("--min-epochs", type=int,
+        help="mo-asha: the first rung, in epochs; rungs at min-epochs * reduction-factor^k")
+    add("--reduction-factor", type=int,
+        help="mo-asha: eta, the top 1/eta of a rung go on (default: the budget's, 3)")
     add("--seed", type=int, default=0, help="sampler, data split and training seed")
     add("--presets", default=",".join(DEFAULT_PRESETS),
         help="architectures enqueued as the first trials of a new study "

@@ -21,7 +21,7 @@ from cse_nets import build_network
 from search.data import Splits
 from search.objectives import ACCURACY, Objective, measure_costs
 from search.step import NO_SPEEDUPS, Speedups
-from search.train import EpochStats, TrainConfig, train_model, versions
+from search.train import EpochStats, TrainConfig, resolve_device, train_model, versions
 from space import Arch
 
 __all__ = ["Evaluation", "train_and_score"]
@@ -73,12 +73,13 @@ class Evaluation:
 
 def train_and_score(arch: Arch, splits: Splits, config: TrainConfig,
                     objectives: Sequence[Objective] = (), *,
-                    on_epoch: Callable[[EpochStats], None] | None = None,
+                    on_epoch: Callable[[Evaluation], None] | None = None,
                     speedups: Speedups = NO_SPEEDUPS) -> Evaluation:
     """Build ``arch`` for the dataset, cost it, train it, score it on the validation split.
 
-    Raises whatever training raises; ``ValueError`` if ``splits`` has no validation images
-    (accuracy would be undefined).
+    ``on_epoch`` gets the evaluation so far after every epoch (the last one included), so a
+    scheduler can stop the candidate early. Raises whatever training raises; ``ValueError``
+    if ``splits`` has no validation images (accuracy would be undefined).
     """
     if len(splits.val[1]) == 0:
         raise ValueError("the validation split is empty: the search scores on it")
@@ -86,15 +87,26 @@ def train_and_score(arch: Arch, splits: Splits, config: TrainConfig,
     shape = splits.info.shape
     model = build_network(arch, shape, seed=config.seed)
     costs = measure_costs(arch, model, shape, objectives)
-    result = train_model(model, splits, config, on_epoch=on_epoch, speedups=speedups)
-    return Evaluation(
-        arch=arch,
-        val_accuracy=float(result.val_accuracy),
-        costs=costs,
-        val_accuracy_per_epoch=tuple(float(e.val_accuracy) for e in result.history),
-        train_seconds=float(result.train_seconds),
-        wall_seconds=time.perf_counter() - start,
-        device=str(result.device),
-        seed=config.seed,
-        peak_gpu_bytes=result.peak_gpu_bytes,
-    )
+    device = str(resolve_device(config.device))
+    history: list[EpochStats] = []
+
+    def so_far(train_seconds: float, peak_gpu_bytes: int | None = None) -> Evaluation:
+        return Evaluation(
+            arch=arch,
+            val_accuracy=float(history[-1].val_accuracy),
+            costs=costs,
+            val_accuracy_per_epoch=tuple(float(e.val_accuracy) for e in history),
+            train_seconds=train_seconds,
+            wall_seconds=time.perf_counter() - start,
+            device=device,
+            seed=config.seed,
+            peak_gpu_bytes=peak_gpu_bytes,
+        )
+
+    def epoch_done(stats: EpochStats) -> None:
+        history.append(stats)
+        if on_epoch is not None:
+            on_epoch(so_far(sum(e.seconds for e in history)))
+
+    result = train_model(model, splits, config, on_epoch=epoch_done, speedups=speedups)
+    return so_far(float(result.train_seconds), result.peak_gpu_bytes)

@@ -1,4 +1,5 @@
-"""What a running search prints: one progress line per finished trial, the front at the end.
+"""What a running search prints: trials starting, their epochs with the time left, a line per
+finished trial, the front at the end.
 
 Both read the Optuna study (the driver's record of every trial), not Ray's results, so a
 resumed search counts the trials of earlier runs too.
@@ -6,6 +7,9 @@ resumed search counts the trials of earlier runs too.
 
 from __future__ import annotations
 
+import math
+import time
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 import optuna
@@ -13,17 +17,30 @@ from optuna.trial import FrozenTrial, TrialState
 from ray import tune
 
 from search.cache import is_cached
-from search.searcher import INTERRUPTED
+from search.objectives import ACCURACY
+from search.searcher import (
+    ARCH_KEY,
+    EPOCH_KEY,
+    INTERRUPTED,
+    NUMBER_KEY,
+    PARTIAL_ACCURACY,
+    PARTIAL_KEY,
+    PRUNED_EPOCH,
+)
+from space import Arch
 
 __all__ = ["Progress", "budget_trials", "format_front", "pareto_front"]
 
 
 def budget_trials(study: optuna.Study) -> list[FrozenTrial]:
-    """Trials that count towards ``--trials``: trained and complete, or failed on their own
-    account. Duplicates served from the cache cost no training and do not count."""
+    """Trials that count towards ``--trials``: trained and complete, stopped early at a rung
+    (PRUNED: as with ``study.optimize(n_trials=...)`` and Optuna's pruners), or failed on
+    their own account. Duplicates served from the cache cost no training and do not
+    count, nor do trials the search's own stopping interrupted."""
     return [
         t for t in study.get_trials(deepcopy=False)
         if (t.state == TrialState.COMPLETE and not is_cached(t))
+        or t.state == TrialState.PRUNED
         or (t.state == TrialState.FAIL and not t.user_attrs.get(INTERRUPTED))
     ]
 
@@ -54,38 +71,121 @@ def format_front(study: optuna.Study) -> str:
     return "\n".join(lines)
 
 
-class Progress(tune.Callback):
-    """A Tune callback printing ``[done/total]`` and the front size as trials finish."""
+@dataclass
+class _Live:
+    """A trial Tune is running: its study number and the epochs it has reported."""
 
-    def __init__(self, study: optuna.Study, total: int, out: TextIO) -> None:
+    number: int | None
+    epoch: int = 0
+
+
+class Progress(tune.Callback):
+    """A Tune callback printing what the search is doing, from the trials' own reports.
+
+    A line when a trial starts; after an epoch, the running trials with the epoch each has
+    reached and an estimate of the time left (at most one such line per ``interval``
+    seconds); and ``[done/total]`` with the front size when a trial ends.
+    """
+
+    def __init__(self, study: optuna.Study, total: int, out: TextIO, *, epochs: int,
+                 interval: float = 10.0) -> None:
         self._study = study
         self._total = total
         self._out = out
+        self._epochs = epochs
+        self._interval = interval
+        self._live: dict[str, _Live] = {}
+        self._first_start: float | None = None
+        self._epochs_done = 0  # by this run's trials, since _first_start
+        self._last_line = -math.inf
+
+    def _print(self, line: str) -> None:
+        print(line, file=self._out, flush=True)
+
+    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any,
+                       **info: Any) -> None:
+        now = time.monotonic()
+        if self._first_start is None:
+            self._first_start = now
+        number = trial.config.get(NUMBER_KEY)
+        self._live[trial.trial_id] = _Live(number)
+        try:
+            arch = str(Arch.from_json(trial.config[ARCH_KEY]))
+        except (KeyError, ValueError):
+            arch = "?"
+        self._print(f"trial #{number} started ({len(self._live)} running): {arch}")
+
+    def on_trial_result(self, iteration: int, trials: list[Any], trial: Any,
+                        result: dict[str, Any], **info: Any) -> None:
+        live = self._live.get(trial.trial_id)
+        if live is None or EPOCH_KEY not in result:
+            return
+        self._epochs_done += result[EPOCH_KEY] - live.epoch
+        live.epoch = result[EPOCH_KEY]
+        now = time.monotonic()
+        if PARTIAL_KEY in result and now - self._last_line >= self._interval:
+            self._last_line = now
+            accuracy = result.get(ACCURACY.metric, math.nan)
+            self._print(f"  #{live.number} epoch {live.epoch}/{self._epochs}: val_acc "
+                        f"{accuracy:.4f} | running {self._running_text()}{self._eta_text()}")
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any,
                           **info: Any) -> None:
-        self._report()
+        self._end(trial)
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any,
                        **info: Any) -> None:
-        self._report()
+        self._end(trial)
 
-    def _report(self) -> None:
+    def _running_text(self) -> str:
+        return ", ".join(f"#{live.number} {live.epoch}/{self._epochs}"
+                         for live in self._live.values())
+
+    def _eta_text(self) -> str:
+        """`` | about N min left`` once this run has trained an epoch, else ``""``."""
+        if self._first_start is None or self._epochs_done == 0:
+            return ""
+        rate = self._epochs_done / max(time.monotonic() - self._first_start, 1e-9)
+        counted = budget_trials(self._study)
+        # Under a scheduler that stops trials early a trial trains fewer epochs than the
+        # budget's: expect as many as the trials trained so far did on average.
+        trained = [len(t.user_attrs.get("val_accuracy_per_epoch") or ())
+                   for t in counted if t.state != TrialState.FAIL]
+        expected = sum(trained) / len(trained) if trained else self._epochs
+        waiting = max(0, self._total - len(counted) - len(self._live))
+        left = (sum(max(0.0, expected - live.epoch) for live in self._live.values())
+                + waiting * expected)
+        return f" | about {_duration(left / rate)} left"
+
+    def _end(self, trial: Any) -> None:
+        self._live.pop(trial.trial_id, None)
         counted = budget_trials(self._study)
         failed = sum(t.state == TrialState.FAIL for t in counted)
+        pruned = sum(t.state == TrialState.PRUNED for t in counted)
         last = max(counted, key=lambda t: t.datetime_complete or t.datetime_start, default=None)
         duplicates = sum(map(is_cached, self._study.get_trials(deepcopy=False)))
-        line = (f"[{len(counted)}/{self._total}] trials done ({failed} failed), {duplicates} "
-                f"duplicate(s) served from the cache, "
+        line = (f"[{len(counted)}/{self._total}] trials done ({failed} failed"
+                + (f", {pruned} pruned" if pruned else "")
+                + f"), {duplicates} duplicate(s) served from the cache, "
                 f"Pareto front: {len(pareto_front(self._study))}")
         if last is not None:
             line += f" | last #{last.number}: " + _describe(last)
-        print(line, file=self._out, flush=True)
+        if self._live:
+            line += f" | running {self._running_text()}"
+        self._print(line + self._eta_text())
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 def _describe(trial: FrozenTrial) -> str:
-    if trial.state == TrialState.FAIL:
-        return f"FAIL ({trial.user_attrs.get('fail_reason', 'no reason recorded')})"
     attrs = trial.user_attrs
+    if trial.state == TrialState.FAIL:
+        return f"FAIL ({attrs.get('fail_reason', 'no reason recorded')})"
+    if trial.state == TrialState.PRUNED:
+        return (f"pruned at epoch {attrs.get(PRUNED_EPOCH, '?')} (partial acc "
+                f"{attrs.get(PARTIAL_ACCURACY, math.nan):.4f}), {attrs.get('params', 0):,} "
+                f"params, {attrs.get('arch_str', '?')}")
     return (f"acc {trial.values[0]:.4f}, {attrs.get('params', 0):,} params, "
             f"{attrs.get('wall_seconds', 0):.0f} s, {attrs.get('arch_str', '?')}")

@@ -15,17 +15,20 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
+from search.cache import is_cached
 from search.objectives import hypervolume_space, reference_costs
 from search.pareto import hypervolume_history
 from search.progress import budget_trials
 from search.results import StudyResults
 
-__all__ = ["BASELINE", "CURVE_COLUMNS", "by_time", "by_trials", "format_summary",
-           "search_curve", "summarise"]
+__all__ = ["BASELINE", "CURVE_COLUMNS", "by_epochs", "by_time", "by_trials",
+           "format_scheduler_summary", "format_summary", "scheduler_summary", "search_curve",
+           "summarise"]
 
 BASELINE = "random"
 CURVE_COLUMNS = ("sampler", "seed", "trial", "state", "duplicate", "cached_from", "trained",
-                 "hypervolume", "wall_seconds", "trial_seconds", "val_accuracy", "params", "arch")
+                 "epochs", "hypervolume", "wall_seconds", "trial_seconds", "val_accuracy",
+                 "params", "arch")
 _RUN = ["sampler", "seed"]
 
 
@@ -34,7 +37,9 @@ def search_curve(study: optuna.Study, results: StudyResults, sampler: str,
     """One row per finished trial of one search, in the order the trials finished.
 
     ``hypervolume``: of the complete trials finished so far; ``trained``: trials so far that
-    count towards the budget; ``wall_seconds``: since the search's first trial started;
+    count towards the budget; ``epochs``: training epochs spent so far (a pruned trial's
+    count only as far as it went; a duplicate's none); ``wall_seconds``: since the
+    search's first trial started;
     ``trial_seconds``: the trial's own, from its ask to its outcome.
     """
     finished = sorted((t for t in study.get_trials(deepcopy=False) if t.state.is_finished()),
@@ -57,6 +62,9 @@ def search_curve(study: optuna.Study, results: StudyResults, sampler: str,
         "duplicate": frame["cached_from"].notna().to_numpy(),
         "cached_from": frame["cached_from"].to_numpy(),
         "trained": np.cumsum([n in counted for n in numbers]),
+        "epochs": np.cumsum([0 if is_cached(t) else
+                             len(t.user_attrs.get("val_accuracy_per_epoch") or ())
+                             for t in finished]),
         "hypervolume": pd.Series(hypervolume).ffill().fillna(0.0).to_numpy(),
         "wall_seconds": [(t.datetime_complete - first_start).total_seconds() for t in finished],
         "trial_seconds": [t.duration.total_seconds() for t in finished],
@@ -86,20 +94,32 @@ def by_trials(curves: pd.DataFrame, trials: int) -> pd.DataFrame:
     return _band(per_run, "trials")
 
 
-def by_time(curves: pd.DataFrame, points: int = 200) -> pd.DataFrame:
-    """Per sampler on a common grid of wall seconds: mean, min and max hypervolume over the
-    seeds (0 before a search's first trial, its final value after its last)."""
-    grid = np.linspace(0.0, curves["wall_seconds"].max(), points)
+def _on_grid(curves: pd.DataFrame, x: str, points: int) -> pd.DataFrame:
+    """Each run's hypervolume on a common grid of ``x`` (a column that grows along a run):
+    0 before the run's first trial, its final value after its last."""
+    grid = np.linspace(0.0, curves[x].max(), points)
 
     def one_run(run: pd.DataFrame) -> pd.Series:
-        done = np.searchsorted(run["wall_seconds"].to_numpy(), grid, side="right")
+        done = np.searchsorted(run[x].to_numpy(), grid, side="right")
         values = np.concatenate([[0.0], run["hypervolume"].to_numpy()])
-        return pd.Series(values[done], index=pd.Index(grid, name="wall_seconds"))
+        return pd.Series(values[done], index=pd.Index(grid, name=x))
 
-    per_run = (curves.groupby(_RUN)[["wall_seconds", "hypervolume"]].apply(one_run)
+    per_run = (curves.groupby(_RUN)[[x, "hypervolume"]].apply(one_run)
                .stack().rename("hypervolume").reset_index())
-    per_run.columns = [*_RUN, "wall_seconds", "hypervolume"]
-    return _band(per_run, "wall_seconds")
+    per_run.columns = [*_RUN, x, "hypervolume"]
+    return per_run
+
+
+def by_time(curves: pd.DataFrame, points: int = 200) -> pd.DataFrame:
+    """Per sampler on a common grid of wall seconds: mean, min and max hypervolume over the
+    seeds."""
+    return _band(_on_grid(curves, "wall_seconds", points), "wall_seconds")
+
+
+def by_epochs(curves: pd.DataFrame, points: int = 200) -> pd.DataFrame:
+    """Per sampler on a common grid of training epochs spent: mean, min and max hypervolume
+    over the seeds."""
+    return _band(_on_grid(curves, "epochs", points), "epochs")
 
 
 def _first_reaching(mean: pd.Series, target: float) -> int | None:
@@ -145,4 +165,54 @@ def format_summary(table: pd.DataFrame, trials: int, baseline: str = BASELINE) -
             f"{row.duplicates:>9.1f}{row.wall_minutes:>9.1f}"
             f"{(f'{reach} of {trials}' if pd.notna(reach) else f'not in {trials}'):>24}"
             f"{(f'{row.ratio:.2f}x' if pd.notna(row.ratio) else '< 1x'):>16}")
+    return "\n".join(lines)
+
+
+def _first_x_reaching(band: pd.DataFrame, x: str, target: float) -> float:
+    """The smallest ``x`` at which the band's mean is at least ``target`` (NaN: never)."""
+    reached = band.loc[band["mean"].to_numpy() >= target - 1e-12, x]
+    return float(reached.iloc[0]) if len(reached) else np.nan
+
+
+def scheduler_summary(curves: pd.DataFrame, baseline: str, points: int = 400) -> pd.DataFrame:
+    """One row per run label (``sampler`` column): final hypervolume over the seeds, epochs
+    and wall minutes per search, and the epochs and wall seconds at which its mean curve
+    first reaches ``baseline``'s final mean; ``epoch_ratio`` = those epochs / the
+    baseline's mean epochs per search (below 1: cheaper), ``time_ratio`` likewise."""
+    finals = curves.groupby(_RUN).agg(hypervolume=("hypervolume", "last"),
+                                      epochs=("epochs", "last"),
+                                      wall_seconds=("wall_seconds", "max"),
+                                      trials=("trained", "last"))
+    table = finals.groupby("sampler").agg(
+        seeds=("hypervolume", "size"), hv_mean=("hypervolume", "mean"),
+        hv_sd=("hypervolume", "std"), trials=("trials", "mean"), epochs=("epochs", "mean"),
+        wall_minutes=("wall_seconds", lambda v: v.mean() / 60))
+    target = table.loc[baseline, "hv_mean"]
+    epochs_band, time_band = by_epochs(curves, points), by_time(curves, points)
+    for label in table.index:
+        table.loc[label, "epochs_to_baseline"] = _first_x_reaching(
+            epochs_band[epochs_band["sampler"] == label], "epochs", target)
+        table.loc[label, "seconds_to_baseline"] = _first_x_reaching(
+            time_band[time_band["sampler"] == label], "wall_seconds", target)
+    table["epoch_ratio"] = table["epochs_to_baseline"] / table.loc[baseline, "epochs"]
+    table["time_ratio"] = (table["seconds_to_baseline"]
+                           / (table.loc[baseline, "wall_minutes"] * 60))
+    return table
+
+
+def format_scheduler_summary(table: pd.DataFrame, baseline: str) -> str:
+    """The scheduler comparison as a terminal table."""
+    header = (f"{'run':<16}{'final hypervolume':>22}{'trials':>8}{'epochs':>8}{'min':>7}"
+              f"{f'epochs to {baseline} final':>26}{'ratio':>7}"
+              f"{f'min to {baseline} final':>24}{'ratio':>7}")
+    lines = [header, "-" * len(header)]
+    for label, row in table.iterrows():
+        reach_epochs = (f"{row.epochs_to_baseline:.0f}" if pd.notna(row.epochs_to_baseline)
+                        else "never")
+        reach_minutes = (f"{row.seconds_to_baseline / 60:.1f}"
+                         if pd.notna(row.seconds_to_baseline) else "never")
+        lines.append(
+            f"{label:<16}{f'{row.hv_mean:.4f} ± {row.hv_sd:.4f}':>22}{row.trials:>8.0f}"
+            f"{row.epochs:>8.0f}{row.wall_minutes:>7.1f}{reach_epochs:>26}"
+            f"{row.epoch_ratio:>7.2f}{reach_minutes:>24}{row.time_ratio:>7.2f}")
     return "\n".join(lines)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import optuna
+from optuna.trial import TrialState
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
@@ -28,20 +29,34 @@ __all__ = [
     "ARCH_KEY",
     "ATTRS_KEY",
     "CRASH_REASON",
+    "EPOCH_KEY",
     "FAIL_KEY",
     "INTERRUPTED",
     "INTERRUPTED_REASON",
     "MAX_CACHE_HITS_IN_A_ROW",
+    "NUMBER_KEY",
+    "PARTIAL_ACCURACY",
+    "PARTIAL_KEY",
+    "PRUNED_EPOCH",
+    "PRUNED_RUNG",
     "StudySearch",
 ]
 
 ARCH_KEY = "arch"  # in a trial's config: the sampled Arch as JSON
-ATTRS_KEY = "user_attrs"  # in a trial's result: JSON of its user attributes
+NUMBER_KEY = "number"  # in a trial's config: its number in the study, for progress lines
+ATTRS_KEY = "user_attrs"  # in a trial's final result: JSON of its user attributes
+PARTIAL_KEY = "partial_attrs"  # in a result after an epoch short of the last: the same so far
+EPOCH_KEY = "epoch"  # in every result: epochs trained so far
 FAIL_KEY = "fail_reason"  # in a trial's result: why the candidate failed
 # User attr marking a trial that was cut short by its search stopping: it failed for a
 # reason outside its architecture, so it does not count against the trial budget.
 INTERRUPTED = "interrupted"
 INTERRUPTED_REASON = "interrupted: the search stopped before this trial finished"
+# User attrs of a trial the scheduler stopped at a rung (search.scheduler): PRUNED, never
+# COMPLETE, so no sampler and no front takes its partial accuracy for a final one.
+PRUNED_EPOCH = "pruned_epoch"
+PRUNED_RUNG = "pruned_rung"
+PARTIAL_ACCURACY = "partial_val_accuracy"
 CRASH_REASON = ("the trial's Ray worker failed outside the objective (see error.txt in "
                 "its trial directory)")
 
@@ -69,6 +84,8 @@ class StudySearch(OptunaSearch):
     the search is being stopped: a trial that errs then (its worker got the same Ctrl-C) is
     interrupted, not failed. ``failure_reason`` names the cause of a trial that erred
     outside the objective (its worker died), given its Tune trial id.
+    ``stopped_at`` says where the scheduler stopped a trial (rung, epoch), given its Tune
+    trial id, or None: such a trial is PRUNED, with its partial record.
     A proposal that the ``cache`` holds is told COMPLETE at once and the sampler is asked
     again, so no Ray trial is spent on it: one Tune trial is one training.
     """
@@ -78,12 +95,14 @@ class StudySearch(OptunaSearch):
                  storage: optuna.storages.BaseStorage | None = None,
                  cache: EvaluationCache | None = None,
                  stopping: Callable[[], bool] = lambda: False,
-                 failure_reason: Callable[[str], str] = lambda trial_id: CRASH_REASON) -> None:
+                 failure_reason: Callable[[str], str] = lambda trial_id: CRASH_REASON,
+                 stopped_at: Callable[[str], Any] = lambda trial_id: None) -> None:
         self._input_size = input_size
         self._metrics = [o.metric for o in objectives]
         self._cache = cache if cache is not None else EvaluationCache()
         self._stopping = stopping
         self._failure_reason = failure_reason
+        self._stopped_at = stopped_at
         self._asked: tuple[optuna.Trial, Arch] | None = None
         self._running: dict[str, _Running] = {}
         super().__init__(
@@ -100,7 +119,7 @@ class StudySearch(OptunaSearch):
         trial.set_user_attr("arch", text)
         trial.set_user_attr("arch_str", str(arch))
         self._asked = (trial, arch)
-        return {ARCH_KEY: text}
+        return {ARCH_KEY: text, NUMBER_KEY: trial.number}
 
     def _ask(self, key: str) -> dict[str, Any] | None:
         self._asked = None
@@ -144,27 +163,41 @@ class StudySearch(OptunaSearch):
         if running is None:  # not handed out by this searcher: nothing to record
             super().on_trial_complete(trial_id, result=result, error=error)
             return
-        trained = self._record(trial_id, running.trial, result or {}, error)
+        outcome = self._record(trial_id, running.trial, result or {}, error)
+        trained = outcome == TrialState.COMPLETE
         if not trained:
-            result, error = None, True  # OptunaSearch tells FAIL for "no values, error"
+            # OptunaSearch tells FAIL for "no values, error" and PRUNED for "no values".
+            result, error = None, outcome == TrialState.FAIL
         super().on_trial_complete(running.key, result=result, error=error)
         if trained:
             self._cache.add(running.arch, running.trial.number,
                             [result[m] for m in self._metrics], json.loads(result[ATTRS_KEY]))
 
     def _record(self, trial_id: str, trial: optuna.Trial, result: dict[str, Any],
-                error: bool) -> bool:
-        """Write user attrs; ``False`` if the trial failed (with its ``fail_reason``)."""
+                error: bool) -> TrialState:
+        """Write user attrs; the state to tell: COMPLETE, PRUNED (stopped at a rung), or FAIL
+        (with its ``fail_reason``)."""
         if FAIL_KEY in result:
             trial.set_user_attr("fail_reason", str(result[FAIL_KEY]))
-            return False
+            return TrialState.FAIL
         if ATTRS_KEY in result:
-            for key, value in json.loads(result[ATTRS_KEY]).items():
-                trial.set_user_attr(key, value)
-            return True
+            _set_attrs(trial, json.loads(result[ATTRS_KEY]))
+            return TrialState.COMPLETE
+        stop = self._stopped_at(trial_id)
+        if stop is not None and PARTIAL_KEY in result and not error:
+            _set_attrs(trial, json.loads(result[PARTIAL_KEY]))
+            trial.set_user_attr(PRUNED_EPOCH, stop.epoch)
+            trial.set_user_attr(PRUNED_RUNG, stop.rung)
+            trial.set_user_attr(PARTIAL_ACCURACY, result[self._metrics[0]])
+            return TrialState.PRUNED
         if error and not self._stopping():
             trial.set_user_attr("fail_reason", self._failure_reason(trial_id))
-        else:  # Tune stopped it before it reported (the search was interrupted)
+        else:  # Tune stopped it before its last report (the search was interrupted)
             trial.set_user_attr("fail_reason", INTERRUPTED_REASON)
             trial.set_user_attr(INTERRUPTED, True)
-        return False
+        return TrialState.FAIL
+
+
+def _set_attrs(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
+    for key, value in attrs.items():
+        trial.set_user_attr(key, value)

@@ -31,10 +31,17 @@ from ray.tune.execution.placement_groups import PlacementGroupFactory
 
 from cse_nets.cli import first_line
 from search.memory import TrialMemory
-from search.objective import train_and_score
+from search.objective import Evaluation, train_and_score
 from search.objectives import Objective
 from search.packing import limit_process_memory
-from search.searcher import ARCH_KEY, ATTRS_KEY, CRASH_REASON, FAIL_KEY
+from search.searcher import (
+    ARCH_KEY,
+    ATTRS_KEY,
+    CRASH_REASON,
+    EPOCH_KEY,
+    FAIL_KEY,
+    PARTIAL_KEY,
+)
 from search.step import Speedups
 from search.train import TrainConfig
 from search.trial_data import SharedData, splits_on
@@ -69,16 +76,29 @@ class TrialResources:
 def run_trial(config: dict[str, Any], *, data: SharedData, train_config: TrainConfig,
               objectives: Sequence[Objective], speedups: Speedups,
               memory_fraction: float | None) -> None:
-    """The Tune trainable: one candidate, reported once, never raising for its own failure.
+    """The Tune trainable: one candidate, reported after every epoch, never raising for its
+    own failure.
 
+    Each epoch's report holds the objective values so far (a scheduler may stop the trial
+    there) and ``epoch``; the last also holds the user attrs, the others the same so far.
     ``memory_fraction`` is the trial's share of a GPU it shares with others
     (:mod:`search.packing`); PyTorch's allocator is capped at it."""
     names = [o.metric for o in objectives]
+
+    def report(evaluation: Evaluation, attrs_key: str) -> None:
+        tune.report({**dict(zip(names, evaluation.values(objectives), strict=True)),
+                     EPOCH_KEY: len(evaluation.val_accuracy_per_epoch),
+                     attrs_key: json.dumps(evaluation.user_attrs())})
+
+    def epoch_done(evaluation: Evaluation) -> None:
+        if len(evaluation.val_accuracy_per_epoch) < train_config.epochs:
+            report(evaluation, PARTIAL_KEY)
+
     try:
         limit_process_memory(memory_fraction)
         splits = splits_on(data, train_config.device)
         evaluation = train_and_score(Arch.from_json(config[ARCH_KEY]), splits, train_config,
-                                     objectives, speedups=speedups)
+                                     objectives, on_epoch=epoch_done, speedups=speedups)
     except Exception as err:  # NaN loss, out of memory, unbuildable: the trial's FAIL
         # Tune insists on the metrics in every result; StudySearch tells Optuna FAIL.
         reason = f"{type(err).__name__}: {first_line(err)}"
@@ -86,8 +106,7 @@ def run_trial(config: dict[str, Any], *, data: SharedData, train_config: TrainCo
             reason = f"out of memory in its own {memory_fraction:.1%} of the GPU: {reason}"
         tune.report({**dict.fromkeys(names, math.nan), FAIL_KEY: reason})
         return
-    metrics = dict(zip(names, evaluation.values(objectives), strict=True))
-    tune.report({**metrics, ATTRS_KEY: json.dumps(evaluation.user_attrs())})
+    report(evaluation, ATTRS_KEY)
 
 
 _OOM_KILL = "killed due to the node running low on memory"  # Ray's OutOfMemoryError text

@@ -39,6 +39,7 @@ from search.objectives import Objective
 from search.packing import Packing, plan_gpu_packing
 from search.progress import Progress, budget_trials, format_front
 from search.samplers import make_sampler
+from search.scheduler import SchedulerSpec, make_scheduler
 from search.searcher import INTERRUPTED, INTERRUPTED_REASON, StudySearch
 from search.step import Speedups
 from search.stopping import StopSignals
@@ -78,6 +79,7 @@ class _Plan:
     resources: TrialResources
     packing: Packing | None  # GPU trials only
     speedups: Speedups
+    scheduler: SchedulerSpec
 
     @property
     def objectives(self) -> tuple[Objective, ...]:
@@ -143,6 +145,9 @@ def _study_attrs(plan: _Plan) -> dict[str, Any]:
         "train_config": asdict(plan.train_config),
         "budget": config.budget,
         "val_fraction": plan.budget.val_fraction,  # the split's seed is train_config's seed
+        # The latest run's: a resume may change it, as every trial's per-epoch accuracies
+        # rebuild any rungs (search.scheduler).
+        "scheduler": plan.scheduler.record(plan.budget.epochs),
     }
 
 
@@ -173,6 +178,8 @@ def _check_study(study: optuna.Study, config: SearchConfig, attrs: dict[str, Any
         for key, value in attrs.items():
             study.set_user_attr(key, value)
         return
+    if study.user_attrs.get("scheduler") != attrs["scheduler"]:
+        study.set_user_attr("scheduler", attrs["scheduler"])
     recorded = {**study.user_attrs,
                 "train_config": _comparable(study.user_attrs.get("train_config"))}
     wanted = {**attrs, "train_config": _comparable(attrs["train_config"])}
@@ -198,9 +205,9 @@ def fail_interrupted(study: optuna.Study, storage: optuna.storages.BaseStorage) 
 
 
 def _missing_presets(study: optuna.Study, names: tuple[str, ...]) -> list[str]:
-    """Presets with no complete trial that are not already waiting in the queue."""
+    """Presets with no complete or pruned trial that are not already waiting in the queue."""
     have = {t.user_attrs.get("preset") for t in study.get_trials(
-        deepcopy=False, states=(TrialState.COMPLETE, TrialState.WAITING))}
+        deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.WAITING))}
     return [name for name in names if name not in have]
 
 
@@ -245,6 +252,7 @@ def _plan(config: SearchConfig) -> _Plan:
     cluster_gpus = ray.cluster_resources().get("GPU", 0)
     gpu = cluster_gpus > 0 if config.gpus_per_trial is None else config.gpus_per_trial > 0
     budget = config.resolve_budget(gpu=gpu)
+    scheduler = budget.scheduler_spec  # refuses mo-asha without a rung below the budget
     # A missing dataset raises DatasetError, a ValueError: the CLI's one-line bad input.
     splits = load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed,
                           val_fraction=budget.val_fraction, input_size=config.input_size,
@@ -270,7 +278,8 @@ def _plan(config: SearchConfig) -> _Plan:
                                memory=TrialMemory.for_search(splits, train_config),
                                max_memory=_largest_node_memory())
     return _Plan(config=config, budget=budget, splits=splits, train_config=train_config,
-                 resources=resources, packing=packing, speedups=config.speedups)
+                 resources=resources, packing=packing, speedups=config.speedups,
+                 scheduler=scheduler)
 
 
 def _search(plan: _Plan, study: optuna.Study, storage: optuna.storages.RDBStorage,
@@ -286,7 +295,8 @@ def _search(plan: _Plan, study: optuna.Study, storage: optuna.storages.RDBStorag
     print(f"study {config.study}: {budget.trials - remaining}/{budget.trials} trials done; "
           f"{budget.epochs} epoch(s) on {budget.subset:g} of the training split, batch "
           f"{budget.batch_size}, {plan.resources.cpu:g} CPU / {plan.resources.gpu:g} "
-          f"GPU per trial, sampler {config.sampler}", file=out)
+          f"GPU per trial, sampler {config.sampler}, scheduler "
+          f"{_describe_scheduler(plan)}", file=out)
     experiment_dir = None
     if remaining > 0:
         try:
@@ -312,6 +322,14 @@ def _search(plan: _Plan, study: optuna.Study, storage: optuna.storages.RDBStorag
     )
 
 
+def _describe_scheduler(plan: _Plan) -> str:
+    spec = plan.scheduler
+    if spec.name == "fifo":
+        return "fifo"
+    rungs = ", ".join(map(str, spec.rungs(plan.budget.epochs)))
+    return f"{spec.name} (rungs at epoch {rungs}, eta {spec.reduction_factor})"
+
+
 def _tune(plan: _Plan, study: optuna.Study, storage: optuna.storages.RDBStorage,
           remaining: int, stop: StopSignals, out: TextIO) -> Path:
     config = plan.config
@@ -320,11 +338,17 @@ def _tune(plan: _Plan, study: optuna.Study, storage: optuna.storages.RDBStorage,
     sampler = make_sampler(config.sampler, seed=config.seed + len(study.trials),
                            trials=plan.budget.trials)
     reasons = FailureReasons()
+    scheduler = make_scheduler(plan.scheduler, plan.objectives, plan.budget.epochs)
+    replayed = scheduler.replay(study.get_trials(deepcopy=False))
+    if replayed and plan.scheduler.name != "fifo":
+        print(f"{plan.scheduler.name}: rungs rebuilt from {replayed} earlier trial(s)",
+              file=out)
     searcher = StudySearch(input_size=plan.splits.info.shape.input_size,
                            objectives=plan.objectives, study_name=config.study,
                            sampler=sampler, storage=storage,
                            cache=EvaluationCache.from_trials(study.get_trials(deepcopy=False)),
-                           stopping=stop.stop_all, failure_reason=reasons.reason)
+                           stopping=stop.stop_all, failure_reason=reasons.reason,
+                           stopped_at=scheduler.stopped_at)
     # The splits go to the object store once, and to each worker's device once
     # (search.trial_data); trials on any node read them from there.
     trainable = tune.with_resources(
@@ -339,7 +363,7 @@ def _tune(plan: _Plan, study: optuna.Study, storage: optuna.storages.RDBStorage,
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=searcher, num_samples=remaining,
+            search_alg=searcher, scheduler=scheduler, num_samples=remaining,
             max_concurrent_trials=config.max_concurrent,
             trial_dirname_creator=_trial_dirname,
             reuse_actors=True,
@@ -347,7 +371,8 @@ def _tune(plan: _Plan, study: optuna.Study, storage: optuna.storages.RDBStorage,
         run_config=tune.RunConfig(
             name=experiment, storage_path=str(storage_path), verbose=0, stop=stop,
             failure_config=tune.FailureConfig(max_failures=0),
-            callbacks=[reasons, Progress(study, plan.budget.trials, out)],
+            callbacks=[reasons, Progress(study, plan.budget.trials, out,
+                                                  epochs=plan.budget.epochs)],
         ),
     )
     survive_worker_deaths()
