@@ -33,8 +33,30 @@ def _hover(frame: pd.DataFrame) -> list[str]:
                                      frame[ACCURACY.metric], strict=True)]
 
 
+def _drawable_pruned(results: StudyResults, x: str) -> pd.DataFrame:
+    return results.pruned.dropna(subset=[x, "partial_val_accuracy"])
+
+
+def _add_pruned(fig: go.Figure, results: StudyResults, x: str) -> None:
+    """Trials the scheduler stopped early, faded, at the accuracy of the epoch they reached:
+    that accuracy is not comparable with the full-budget ones the front is made of."""
+    pruned = _drawable_pruned(results, x)
+    if pruned.empty:
+        return
+    hover = [f"trial {n} pruned at epoch {e} (rung {k}), partial accuracy {a:.2%}<br>{arch}"
+             for n, e, k, a, arch in zip(pruned["number"], pruned["pruned_epoch"],
+                                         pruned["rung"], pruned["partial_val_accuracy"],
+                                         pruned["arch"], strict=True)]
+    fig.add_scatter(x=pruned[x], y=pruned["partial_val_accuracy"], mode="markers",
+                    name="pruned (partial accuracy at the epoch reached)", opacity=0.25,
+                    marker={"color": _GREY, "size": 7, "symbol": "x"},
+                    hovertext=hover, hoverinfo="text")
+
+
 def _add_trials(fig: go.Figure, results: StudyResults, x: str = "params") -> None:
-    """Dominated trials in grey, the front against ``x`` as a staircase, presets circled."""
+    """Pruned trials faded, dominated trials in grey, the front against ``x`` as a
+    staircase, presets circled."""
+    _add_pruned(fig, results, x)  # first, so that complete trials are drawn over them
     complete = results.complete.dropna(subset=[x])
     front = results.front_against(x).sort_values(x)
     dominated = complete[~complete.index.isin(front.index)]
@@ -103,11 +125,13 @@ def _add_preset_sizes(fig: go.Figure, results: StudyResults, x: str = "params") 
                            font={"size": 10, "color": "gray"})
 
 
-def _front_layout(fig: go.Figure, results: StudyResults, against: str, title: str, *,
+def _front_layout(fig: go.Figure, results: StudyResults, x: str, against: str, title: str, *,
                   tickformat: str) -> None:
-    unplotted = (results.trials["state"] != "COMPLETE").sum()
+    pruned = len(_drawable_pruned(results, x))
+    unplotted = (results.trials["state"] != "COMPLETE").sum() - pruned
     fig.update_layout(title=f"{results.info.name}: validation accuracy vs {against} "
                             f"({results.info.dataset}; {len(results.complete)} complete trials"
+                            + (f", {pruned} pruned (faded)" if pruned else "")
                             + (f", {unplotted} others not drawn" if unplotted else "") + ")",
                       xaxis={"title": title, "type": "log",
                              # 1-2-5 ticks on every decade
@@ -122,7 +146,7 @@ def front_figure(results: StudyResults, paper: tuple[PaperPoint, ...]) -> go.Fig
     for add in (_add_trials, _add_retrained, _add_preset_sizes):
         add(fig, results)
     _add_paper(fig, results, paper)
-    _front_layout(fig, results, "parameters", "trainable parameters",
+    _front_layout(fig, results, "params", "parameters", "trainable parameters",
                   tickformat="~s")  # SI suffixes: 200k, 1M
     return fig
 
@@ -133,7 +157,8 @@ def latency_front_figure(results: StudyResults, latency: Objective) -> go.Figure
     fig = go.Figure()
     _add_trials(fig, results, x=latency.metric)
     _add_preset_sizes(fig, results, x=latency.metric)
-    _front_layout(fig, results, "latency", f"{latency.unit} on {latency.target}",
+    _front_layout(fig, results, latency.metric, "latency",
+                  f"{latency.unit} on {latency.target}",
                   tickformat="~g")  # milliseconds as plain numbers: 0.5, 1, 2
     return fig
 

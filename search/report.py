@@ -39,11 +39,13 @@ _FRONT_COLUMNS = ["number", "arch", "preset", "params", "macs", ACCURACY.metric,
 
 
 def summary_lines(results: StudyResults) -> list[str]:
-    """Front size, hypervolume, and per preset the best accuracy at or below its size."""
+    """Trial counts (pruned ones by epoch), scheduler, front size, hypervolume, and per
+    preset the best accuracy at or below its size."""
     trials, complete = results.trials, results.complete
     states = ", ".join(f"{n} {s.lower()}" for s, n in trials["state"].value_counts().items())
     lines = [
         f"study {results.info.name} ({results.info.dataset}): {len(trials)} trials ({states})",
+        *_scheduler_lines(results),
         f"front: {len(results.front)} architectures; hypervolume {results.hypervolume:.4f} "
         f"(reference: {results.reference_text()})",
     ]
@@ -56,6 +58,24 @@ def summary_lines(results: StudyResults) -> list[str]:
     lines.extend(f"trial {n} retrained: test acc {a:.2%} ({d})"
                  for n, a, d in zip(tested["number"], tested["test_accuracy"],
                                     tested["export_dir"], strict=True))
+    return lines
+
+
+def _scheduler_lines(results: StudyResults) -> list[str]:
+    """The scheduler as the study recorded it, and how many trials it stopped at each epoch
+    (their accuracies are partial, so they are on neither the front nor the hypervolume)."""
+    lines = []
+    scheduler = results.info.scheduler
+    if scheduler is not None:
+        settings = ", ".join(f"{k} {v}" for k, v in scheduler.items() if k != "name")
+        lines.append(f"scheduler: {scheduler.get('name', 'unnamed')}"
+                     + (f" ({settings})" if settings else ""))
+    pruned = results.pruned
+    if len(pruned):
+        by_epoch = pruned["pruned_epoch"].value_counts(dropna=False).sort_index()
+        lines.append(f"pruned: {len(pruned)} (" + ", ".join(
+            f"{n} at epoch {e}" if pd.notna(e) else f"{n} at an unrecorded epoch"
+            for e, n in by_epoch.items()) + "); not on the front nor in the hypervolume")
     return lines
 
 
@@ -104,6 +124,9 @@ def trial_note(results: StudyResults, number: int) -> str:
     facts = [("params", row["params"], "{:,.0f}"), ("MACs", row["macs"], "{:,.0f}"),
              ("val accuracy", row[ACCURACY.metric], "{:.2%}"),
              ("test accuracy (retrained)", row["test_accuracy"], "{:.2%}"),
+             ("epochs trained", row["epochs"], "{}"),
+             ("pruned at epoch", row["pruned_epoch"], "{}"), ("rung", row["rung"], "{}"),
+             ("partial val accuracy (at that epoch)", row["partial_val_accuracy"], "{:.2%}"),
              ("export", row["export_dir"], "{}"), ("preset", row["preset"], "{}"),
              ("fail reason", row["fail_reason"], "{}")]
     lines += [f"- {key}: {fmt.format(value)}" for key, value, fmt in facts

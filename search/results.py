@@ -67,6 +67,7 @@ class StudyInfo:
     objectives: tuple[Objective, ...]
     train_config: dict[str, Any]
     class_names: tuple[str, ...] | None = None  # output index -> class, where known
+    scheduler: dict[str, Any] | None = None  # e.g. {"name": "mo-asha", "rungs": [1, 3]}
 
     @property
     def metric_names(self) -> tuple[str, ...]:
@@ -97,6 +98,7 @@ def read_study_info(study: optuna.Study) -> StudyInfo:
         objectives=objectives,
         train_config=dict(attrs.get("train_config", {})),
         class_names=tuple(attrs["class_names"]) if attrs.get("class_names") else None,
+        scheduler=dict(attrs["scheduler"]) if isinstance(attrs.get("scheduler"), dict) else None,
     )
 
 
@@ -105,11 +107,15 @@ class StudyResults:
     """A study as tables: ``trials`` has one row per trial, indexed by trial number.
 
     Columns: number, state, arch (string form), preset, stage<i>_op / _c / _n, stem, head,
-    every objective's metric and every always-measured cost (params, macs), test_accuracy,
+    every objective's metric and every always-measured cost (params, macs), epochs (epochs
+    trained, where recorded), pruned_epoch, rung and partial_val_accuracy (for a trial the
+    scheduler stopped early, state PRUNED: the epochs it trained, the 0-based rung it was
+    stopped at and its validation accuracy then, not a final one), test_accuracy,
     export_dir, train_seconds, wall_seconds, device, seed, cached_from (for a duplicate
     served from the cache, the trial that was trained), fail_reason, and for complete
-    trials on_front and hv_contribution. ``hypervolume_history`` follows the complete
-    trials in number order.
+    trials on_front and hv_contribution. A pruned trial has no val_accuracy and is never on
+    the front nor in the hypervolume. ``hypervolume_history`` follows the complete trials
+    in number order.
     """
 
     info: StudyInfo
@@ -123,6 +129,10 @@ class StudyResults:
     @property
     def complete(self) -> pd.DataFrame:
         return self.trials[self.trials["state"] == "COMPLETE"]
+
+    @property
+    def pruned(self) -> pd.DataFrame:
+        return self.trials[self.trials["state"] == "PRUNED"]
 
     @property
     def front(self) -> pd.DataFrame:
@@ -171,8 +181,19 @@ def _trial_row(trial: FrozenTrial, info: StudyInfo, arch: Arch | None,
         row.update({f"stage{i}_{field}": getattr(stage, field)
                     for i, stage in enumerate(arch.stages, start=1) for field in _STAGE_FIELDS})
         row.update(stem=arch.stem, head=arch.head)
-    row.update({metric: attrs.get(metric, values.get(metric))
+    # Accuracy comes from the trial's values only: a partial accuracy kept as an attribute
+    # must never pass for a final one.
+    row.update({metric: values.get(metric) if metric == ACCURACY.metric
+                else attrs.get(metric, values.get(metric))
                 for metric in ("params", "macs", *info.metric_names)})
+    per_epoch = attrs.get("val_accuracy_per_epoch")
+    pruned = trial.state == TrialState.PRUNED
+    row.update({
+        "epochs": len(per_epoch) if isinstance(per_epoch, list) else None,
+        "pruned_epoch": attrs.get("pruned_epoch") if pruned else None,
+        "rung": attrs.get("pruned_rung") if pruned else None,
+        "partial_val_accuracy": attrs.get("partial_val_accuracy") if pruned else None,
+    })
     row.update({
         "test_accuracy": export.get("test_accuracy"),
         "export_dir": export.get("export_dir", ""),
@@ -195,12 +216,12 @@ def _trials_frame(trials: list[FrozenTrial], info: StudyInfo, archs: dict[int, A
     frame = frame.reindex(columns=[*frame.columns.drop(["stem", "head"], errors="ignore"),
                                    "stem", "head"])
     # None (absent) becomes a missing value, so counts stay integers and blanks in the CSV.
-    counts = ["seed", CACHED_FROM, "stem", "head",
+    counts = ["seed", CACHED_FROM, "stem", "head", "epochs", "pruned_epoch", "rung",
               *(c for c in frame.columns if c.startswith("stage") and not c.endswith("_op"))]
     for column in (c for c in counts if c in frame.columns):
         frame[column] = pd.to_numeric(frame[column]).astype("Int64")
     for column in {"params", "macs", *info.metric_names, "test_accuracy", "train_seconds",
-                   "wall_seconds"}:
+                   "wall_seconds", "partial_val_accuracy"}:
         frame[column] = pd.to_numeric(frame[column]).astype(float)
     for column in ("params", "macs"):
         if frame[column].dropna().apply(float.is_integer).all():

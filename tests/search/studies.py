@@ -26,10 +26,18 @@ class Row:
     params: int
     macs: int = 1_000_000
     preset: str | None = None
+    pruned_epoch: int | None = None  # a pruned trial: the epochs it trained before it stopped
+    rung: int = 0  # a pruned trial's rung; its ``accuracy`` is then the partial one
 
     @property
     def latency_ms(self) -> float:
         return self.macs / 2e7  # any positive value; only the layout matters here
+
+    @property
+    def per_epoch(self) -> list[float]:
+        """Validation accuracy per epoch trained, rising to ``accuracy``."""
+        epochs = self.pruned_epoch or 1
+        return [(self.accuracy or 0.0) * (i + 1) / epochs for i in range(epochs)]
 
 
 ROWS = (
@@ -45,25 +53,32 @@ ROWS = (
 def make_study(storage: str, name: str = "demo", rows: tuple[Row, ...] = ROWS, *,
                dataset: str = "cifar10", input_shape: tuple[int, int, int] = (3, 32, 32),
                num_classes: int = 10, metrics: tuple[str, ...] = ("val_accuracy", "params"),
-               train_config: dict | None = None) -> optuna.Study:
-    """A study with the directions, metric names and attributes the search records."""
+               train_config: dict | None = None,
+               scheduler: dict | None = None) -> optuna.Study:
+    """A study with the directions, metric names and attributes the search records
+    (``scheduler`` too when given; studies from before schedulers lack it)."""
     study = optuna.create_study(study_name=name, storage=storage,
                                 directions=["maximize"] + ["minimize"] * (len(metrics) - 1))
     study.set_metric_names(list(metrics))
     attrs = {"dataset": dataset, "input_shape": list(input_shape), "num_classes": num_classes,
              "objectives": ["accuracy", *metrics[1:]], "train_config": train_config or {},
              "budget": "test",
-             "latency_target": "cpu-onnxruntime" if "latency_ms" in metrics else None}
+             "latency_target": "cpu-onnxruntime" if "latency_ms" in metrics else None,
+             **({"scheduler": scheduler} if scheduler else {})}
     for key, value in attrs.items():
         study.set_user_attr(key, value)
     for row in rows:
         user_attrs = {"arch": row.arch.to_json(indent=None), "arch_str": str(row.arch),
                       "params": row.params, "macs": row.macs, "device": "cpu", "seed": 0,
                       "train_seconds": 1.5, "wall_seconds": 2.0, "latency_ms": row.latency_ms,
-                      "val_accuracy_per_epoch": [row.accuracy or 0.0]}
+                      "val_accuracy_per_epoch": row.per_epoch}
         if row.preset:
             user_attrs["preset"] = row.preset
-        if row.accuracy is None:
+        if row.pruned_epoch is not None:
+            user_attrs.update(pruned_epoch=row.pruned_epoch, pruned_rung=row.rung,
+                              partial_val_accuracy=row.accuracy)
+            trial = create_trial(state=TrialState.PRUNED, user_attrs=user_attrs)
+        elif row.accuracy is None:
             user_attrs["fail_reason"] = "NonFiniteLossError: loss became nan"
             trial = create_trial(state=TrialState.FAIL, user_attrs=user_attrs)
         else:
