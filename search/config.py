@@ -151,8 +151,6 @@ class SearchConfig:
         if self.scheduler is not None and self.scheduler not in SCHEDULERS:
             raise ValueError(f"unknown scheduler {self.scheduler!r}; choose one of "
                              f"{', '.join(SCHEDULERS)}")
-        if self.reduction_factor is not None:
-            SchedulerSpec(reduction_factor=self.reduction_factor)  # >= 2
         for name in ("trials", "epochs", "batch_size", "input_size", "max_concurrent",
                      "min_epochs", "reduction_factor"):
             if getattr(self, name) is not None:
@@ -162,6 +160,7 @@ class SearchConfig:
             check_dataset_fits(self.dataset, replace(DATASET_SHAPES[self.dataset],
                                                      input_size=self.input_size))
         non_negative_int(self.seed, "seed")
+        self._check_scheduler()
         if self.subset is not None and not 0 < self.subset <= 1:
             raise ValueError(f"subset must be in (0, 1], got {self.subset!r}")
         if self.val_fraction is not None and not 0 < self.val_fraction < 1:
@@ -176,6 +175,18 @@ class SearchConfig:
         check_storage_url(self.storage_url)
         if self.address is not None and not self.address.strip():
             raise ValueError("address must not be empty")
+
+    def _check_scheduler(self) -> None:
+        """Refuse now, before Ray starts, a scheduler that neither device's budget can run
+        (the device is known only once Ray has started; then ``_plan`` checks again)."""
+        errors = []
+        for gpu in (False, True):
+            try:
+                self.resolve_budget(gpu=gpu).scheduler_spec  # noqa: B018 (validates)
+            except ValueError as err:
+                errors.append(err)
+        if len(errors) == 2:
+            raise errors[0]
 
     @property
     def study(self) -> str:

@@ -155,7 +155,7 @@ class Progress(tune.Callback):
         waiting = max(0, self._total - len(counted) - len(self._live))
         left = (sum(max(0.0, expected - live.epoch) for live in self._live.values())
                 + waiting * expected)
-        return f" | about {_duration(left / rate)} left"
+        return f" | about {_duration(left / rate)} left" if left > 0 else ""
 
     def _end(self, trial: Any) -> None:
         self._live.pop(trial.trial_id, None)
@@ -176,7 +176,9 @@ class Progress(tune.Callback):
 
 
 def _duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 600 else f"{seconds / 60:.0f} min"
 
 
 def _describe(trial: FrozenTrial) -> str:

@@ -5,7 +5,8 @@ Tune's own schedulers rank on one metric, and Tune validates a list given as its
 ``metric``; so this one is given none and keeps the search's objectives itself. Every epoch
 a trial reports its validation accuracy so far with its costs (which never change); at a
 rung the scheduler records the vector and stops the trial unless it ranks in the top
-``1/eta`` there. It remembers whom it stopped, at which rung, for
+``1/eta`` there (an enqueued preset, the study's reference, is never stopped). It
+remembers whom it stopped, at which rung, for
 :class:`search.searcher.StudySearch` to record those trials as PRUNED.
 
 The rungs are rebuilt from the study on a resume (:meth:`MoAshaScheduler.replay`): a
@@ -26,7 +27,7 @@ from search.cache import is_cached
 from search.mo_asha import continues, rung_epochs
 from search.objectives import ACCURACY, Objective
 from search.pareto import to_minimisation
-from search.searcher import EPOCH_KEY, FAIL_KEY
+from search.searcher import EPOCH_KEY, FAIL_KEY, PRESET_KEY
 from space.checks import positive_int
 
 __all__ = ["SCHEDULERS", "MoAshaScheduler", "SchedulerSpec", "Stop", "make_scheduler"]
@@ -144,7 +145,10 @@ class MoAshaScheduler(FIFOScheduler):
         epoch = result.get(EPOCH_KEY)
         if epoch not in self._recorded or FAIL_KEY in result:
             return TrialScheduler.CONTINUE
-        if self.record(epoch, [result[metric] for metric in self._metrics]):
+        goes_on = self.record(epoch, [result[metric] for metric in self._metrics])
+        # A preset is the study's reference point: it always trains the full budget (its
+        # vectors still rank the others).
+        if goes_on or trial.config.get(PRESET_KEY):
             return TrialScheduler.CONTINUE
         self._stopped[trial.trial_id] = Stop(rung=self._rungs.index(epoch), epoch=epoch)
         return TrialScheduler.STOP

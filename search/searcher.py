@@ -37,6 +37,7 @@ __all__ = [
     "NUMBER_KEY",
     "PARTIAL_ACCURACY",
     "PARTIAL_KEY",
+    "PRESET_KEY",
     "PRUNED_EPOCH",
     "PRUNED_RUNG",
     "StudySearch",
@@ -44,6 +45,7 @@ __all__ = [
 
 ARCH_KEY = "arch"  # in a trial's config: the sampled Arch as JSON
 NUMBER_KEY = "number"  # in a trial's config: its number in the study, for progress lines
+PRESET_KEY = "preset"  # in a trial's config: the enqueued preset it is, if any
 ATTRS_KEY = "user_attrs"  # in a trial's final result: JSON of its user attributes
 PARTIAL_KEY = "partial_attrs"  # in a result after an epoch short of the last: the same so far
 EPOCH_KEY = "epoch"  # in every result: epochs trained so far
@@ -119,7 +121,9 @@ class StudySearch(OptunaSearch):
         trial.set_user_attr("arch", text)
         trial.set_user_attr("arch_str", str(arch))
         self._asked = (trial, arch)
-        return {ARCH_KEY: text, NUMBER_KEY: trial.number}
+        preset = trial.user_attrs.get("preset")  # enqueued with it (search.tune)
+        return {ARCH_KEY: text, NUMBER_KEY: trial.number,
+                **({PRESET_KEY: preset} if preset else {})}
 
     def _ask(self, key: str) -> dict[str, Any] | None:
         self._asked = None

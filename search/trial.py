@@ -47,7 +47,7 @@ from search.train import TrainConfig
 from search.trial_data import SharedData, splits_on
 from space import Arch
 
-__all__ = ["FailureReasons", "TrialResources", "WorkerDied", "run_trial",
+__all__ = ["FailureReasons", "TrialResources", "WorkerDied", "report_evaluation", "run_trial",
            "survive_worker_deaths", "worker_death_reason"]
 
 WORKER_DEATHS = (ray.exceptions.OutOfMemoryError, ray.exceptions.WorkerCrashedError,
@@ -83,16 +83,9 @@ def run_trial(config: dict[str, Any], *, data: SharedData, train_config: TrainCo
     there) and ``epoch``; the last also holds the user attrs, the others the same so far.
     ``memory_fraction`` is the trial's share of a GPU it shares with others
     (:mod:`search.packing`); PyTorch's allocator is capped at it."""
-    names = [o.metric for o in objectives]
-
-    def report(evaluation: Evaluation, attrs_key: str) -> None:
-        tune.report({**dict(zip(names, evaluation.values(objectives), strict=True)),
-                     EPOCH_KEY: len(evaluation.val_accuracy_per_epoch),
-                     attrs_key: json.dumps(evaluation.user_attrs())})
-
     def epoch_done(evaluation: Evaluation) -> None:
         if len(evaluation.val_accuracy_per_epoch) < train_config.epochs:
-            report(evaluation, PARTIAL_KEY)
+            report_evaluation(evaluation, objectives, final=False)
 
     try:
         limit_process_memory(memory_fraction)
@@ -104,9 +97,21 @@ def run_trial(config: dict[str, Any], *, data: SharedData, train_config: TrainCo
         reason = f"{type(err).__name__}: {first_line(err)}"
         if memory_fraction is not None and isinstance(err, torch.OutOfMemoryError):
             reason = f"out of memory in its own {memory_fraction:.1%} of the GPU: {reason}"
-        tune.report({**dict.fromkeys(names, math.nan), FAIL_KEY: reason})
+        tune.report({**dict.fromkeys((o.metric for o in objectives), math.nan),
+                     FAIL_KEY: reason})
         return
-    report(evaluation, ATTRS_KEY)
+    report_evaluation(evaluation, objectives, final=True)
+
+
+def report_evaluation(evaluation: Evaluation, objectives: Sequence[Objective], *,
+                      final: bool) -> None:
+    """Report a candidate to Tune after an epoch: objective values so far, ``epoch``, and
+    the user attrs (``final``) or the same so far (:class:`search.searcher.StudySearch`
+    reads them). From inside a trainable only."""
+    tune.report({**dict(zip((o.metric for o in objectives), evaluation.values(objectives),
+                            strict=True)),
+                 EPOCH_KEY: len(evaluation.val_accuracy_per_epoch),
+                 ATTRS_KEY if final else PARTIAL_KEY: json.dumps(evaluation.user_attrs())})
 
 
 _OOM_KILL = "killed due to the node running low on memory"  # Ray's OutOfMemoryError text

@@ -7,7 +7,8 @@ refused (:mod:`search.lease`).
 
 Resume: the study is the state. A rerun of the same command loads it, marks trials left
 RUNNING by a killed search as FAIL (``interrupted``), enqueues every preset that has no
-complete trial yet, and runs only what the trial budget still lacks. SIGINT or SIGTERM
+complete or pruned trial yet, rebuilds the scheduler's rungs from the finished trials
+(:mod:`search.scheduler`), and runs only what the trial budget still lacks. SIGINT or SIGTERM
 stop the search cleanly (:mod:`search.stopping`): the live trials are marked interrupted
 at once and the exit status says which signal it was.
 """
@@ -19,6 +20,7 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
@@ -52,6 +54,11 @@ from space import preset, preset_params
 __all__ = ["SearchError", "SearchResult", "fail_interrupted", "run_search"]
 
 
+# One trial: (config, *, data, train_config, objectives, speedups, memory_fraction) -> None,
+# reporting to Tune as search.trial.run_trial does.
+Trainable = Callable[..., None]
+
+
 class SearchError(ValueError):
     """Bad input found while setting the search up; the message is one line."""
 
@@ -80,6 +87,7 @@ class _Plan:
     packing: Packing | None  # GPU trials only
     speedups: Speedups
     scheduler: SchedulerSpec
+    trainable: Trainable
 
     @property
     def objectives(self) -> tuple[Objective, ...]:
@@ -224,11 +232,14 @@ def _enqueue_presets(study: optuna.Study, names: tuple[str, ...], input_size: in
 
 # --- the search -----------------------------------------------------------------------------
 
-def run_search(config: SearchConfig, *, out: TextIO = sys.stdout) -> SearchResult:
+def run_search(config: SearchConfig, *, out: TextIO = sys.stdout,
+               trainable: Trainable = run_trial) -> SearchResult:
     """Run (or resume) the search of ``config`` until the study holds ``trials`` trials.
 
     :class:`SearchError` for input the search cannot use (dataset, storage, cluster, a
     study run with other settings); the trials' own failures are recorded, not raised.
+    ``trainable`` runs one trial (:func:`search.trial.run_trial`, the real training; tests
+    give one with known learning curves).
     """
     start = time.perf_counter()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -243,12 +254,12 @@ def run_search(config: SearchConfig, *, out: TextIO = sys.stdout) -> SearchResul
             _start_ray(config.address)
             stop.install()  # over the handlers ray.init installs
             try:
-                return _search(_plan(config), study, storage, stop, out, start)
+                return _search(_plan(config, trainable), study, storage, stop, out, start)
             finally:
                 ray.shutdown()
 
 
-def _plan(config: SearchConfig) -> _Plan:
+def _plan(config: SearchConfig, trainable: Trainable) -> _Plan:
     cluster_gpus = ray.cluster_resources().get("GPU", 0)
     gpu = cluster_gpus > 0 if config.gpus_per_trial is None else config.gpus_per_trial > 0
     budget = config.resolve_budget(gpu=gpu)
@@ -279,7 +290,7 @@ def _plan(config: SearchConfig) -> _Plan:
                                max_memory=_largest_node_memory())
     return _Plan(config=config, budget=budget, splits=splits, train_config=train_config,
                  resources=resources, packing=packing, speedups=config.speedups,
-                 scheduler=scheduler)
+                 scheduler=scheduler, trainable=trainable)
 
 
 def _search(plan: _Plan, study: optuna.Study, storage: optuna.storages.RDBStorage,
@@ -352,7 +363,7 @@ def _tune(plan: _Plan, study: optuna.Study, storage: optuna.storages.RDBStorage,
     # The splits go to the object store once, and to each worker's device once
     # (search.trial_data); trials on any node read them from there.
     trainable = tune.with_resources(
-        tune.with_parameters(run_trial, data=SharedData.put(plan.splits),
+        tune.with_parameters(plan.trainable, data=SharedData.put(plan.splits),
                              train_config=plan.train_config, objectives=plan.objectives,
                              speedups=plan.speedups,
                              memory_fraction=plan.packing and plan.packing.memory_fraction),

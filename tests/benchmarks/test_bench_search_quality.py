@@ -37,7 +37,9 @@ def test_ci_preset_writes_one_row_per_sampler_seed_and_trial(tmp_path: Path) -> 
         assert run_curve["trained"].iat[-1] == 3
     assert curves["duplicate"].dtype == bool
     page = (out / "report.html").read_text()
-    assert page.count("Plotly.newPlot") == 4 and "<script src=" not in page
+    # hypervolume against trials, wall time and epochs; the fronts; the CSE share
+    assert page.count("Plotly.newPlot") == 5 and "<script src=" not in page
+    assert (curves.groupby(["sampler", "seed"])["epochs"].last() == 3).all()  # 1 epoch each
     assert "random/sampler" in run.stdout and (out / "summary.txt").is_file()
 
 
@@ -47,3 +49,10 @@ def test_bad_sampler_is_one_error_line(tmp_path: Path) -> None:
     assert run.returncode == 2
     assert run.stderr.startswith("error: unknown sampler(s) cmaes")
     assert not any(tmp_path.iterdir())
+
+
+def test_bad_scheduler_is_one_error_line(tmp_path: Path) -> None:
+    run = subprocess.run([sys.executable, str(BENCHMARK), "--schedulers", "fifo,hyperband",
+                          "--out", str(tmp_path)], capture_output=True, text=True, check=False)
+    assert run.returncode == 2
+    assert run.stderr == "error: unknown scheduler(s) hyperband; choose from fifo, mo-asha\n"

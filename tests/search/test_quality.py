@@ -7,9 +7,17 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from search.quality import CURVE_COLUMNS, by_time, by_trials, search_curve, summarise
+from search.quality import (
+    CURVE_COLUMNS,
+    by_epochs,
+    by_time,
+    by_trials,
+    scheduler_summary,
+    search_curve,
+    summarise,
+)
 from search.results import load_results
-from tests.search.studies import ROWS, make_study
+from tests.search.studies import ROWS, SMALL, Row, make_study
 
 
 def _curves(runs: dict[tuple[str, int], list[float]]) -> pd.DataFrame:
@@ -64,3 +72,42 @@ def test_summary_counts_trials_to_random_final_mean() -> None:
     assert table.loc["random", "ratio"] == pytest.approx(1.0)
     assert pd.isna(table.loc["slow", "trials_to_baseline"])  # never reaches 0.4 in 4 trials
     assert pd.isna(table.loc["slow", "ratio"])
+
+
+def test_epochs_count_what_each_trial_trained(tmp_path: Path) -> None:
+    rows = (*ROWS[:5], Row(SMALL, 0.5, 90_000, pruned_epoch=1, rung=0),
+            Row(SMALL, 0.6, 80_000, pruned_epoch=3, rung=1))
+    study = make_study(f"sqlite:///{tmp_path / 's.db'}", rows=rows)
+    curve = search_curve(study, load_results(study), "tpe", 0)
+    trained = [len(t.user_attrs.get("val_accuracy_per_epoch") or ()) for t in study.trials]
+    assert trained[-2:] == [1, 3]
+    assert list(curve["epochs"]) == list(pd.Series(trained).cumsum())
+    assert list(curve["state"])[-2:] == ["PRUNED", "PRUNED"]
+    assert curve["hypervolume"].iat[-1] == curve["hypervolume"].iat[4]  # pruned add nothing
+
+
+def _epoch_curves(runs: dict[tuple[str, int], list[tuple[int, float]]]) -> pd.DataFrame:
+    """Curves from (epochs spent, hypervolume) per finished trial, a second per epoch."""
+    rows = [{"sampler": label, "seed": seed, "trial": k, "trained": k + 1, "duplicate": False,
+             "epochs": epochs, "hypervolume": hv, "wall_seconds": float(epochs)}
+            for (label, seed), curve in runs.items() for k, (epochs, hv) in enumerate(curve)]
+    return pd.DataFrame(rows)
+
+
+def test_scheduler_summary_finds_the_epochs_to_reach_fifos_final_mean() -> None:
+    curves = _epoch_curves({
+        ("fifo", 0): [(9, 0.2), (18, 0.3), (27, 0.4)],
+        ("fifo", 1): [(9, 0.2), (18, 0.4), (27, 0.4)],
+        ("asha", 0): [(1, 0.1), (2, 0.1), (5, 0.3), (6, 0.4), (15, 0.5)],
+        ("asha", 1): [(1, 0.1), (4, 0.3), (5, 0.4), (6, 0.4), (15, 0.45)],
+    })
+    band = by_epochs(curves, points=28)  # grid 0, 1, ..., 27
+    band = band[band["sampler"] == "asha"].set_index("epochs")
+    assert band.loc[6.0, "mean"] == pytest.approx(0.4)
+    assert band.loc[5.0, "mean"] == pytest.approx(0.35)
+    table = scheduler_summary(curves, "fifo", points=28)
+    assert table.loc["fifo", "epochs"] == 27 and table.loc["asha", "epochs"] == 15
+    assert table.loc["asha", "epochs_to_baseline"] == 6  # both seeds at 0.4 after 6 epochs
+    assert table.loc["asha", "epoch_ratio"] == pytest.approx(6 / 27)
+    assert table.loc["fifo", "epochs_to_baseline"] == 27  # its mean is 0.35 at 18, 0.4 at 27
+    assert table.loc["asha", "hv_mean"] == pytest.approx(0.475)

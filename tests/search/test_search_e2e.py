@@ -193,16 +193,50 @@ def test_sigkill_then_rerun_finishes_the_budget(tmp_path: Path) -> None:
 
 def _wait_until_running_after_complete(results: Path, count: int,
                                        search: subprocess.Popen) -> None:
-    """Until ``count`` trials are complete and another one is running."""
+    """Until ``count`` trials are complete (or pruned) and another one is running."""
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and search.poll() is None:
         with contextlib.suppress(KeyError, optuna.exceptions.StorageInternalError):
             states = [t.state for t in _study(results).trials]
-            if states.count(TrialState.COMPLETE) >= count and TrialState.RUNNING in states:
+            done = states.count(TrialState.COMPLETE) + states.count(TrialState.PRUNED)
+            if done >= count and TrialState.RUNNING in states:
                 return
         time.sleep(0.2)
     raise AssertionError(f"no {count} complete trials and a running one "
                          f"(search exit status {search.poll()})")
+
+
+def test_sigkill_during_mo_asha_then_rerun_reaches_the_budget_losing_nothing(
+        tmp_path: Path) -> None:
+    flags = ("--trials", "6", "--max-concurrent", "1", "--epochs", "3", "--scheduler",
+             "mo-asha", "--min-epochs", "1", "--reduction-factor", "3", "--no-presets")
+    finished = (TrialState.COMPLETE, TrialState.PRUNED)
+    with _own_ray_tmp() as ray_tmp:
+        search = _start(tmp_path, ray_tmp, *flags)
+        try:
+            _wait_until_running_after_complete(tmp_path, 3, search)
+        finally:
+            os.killpg(search.pid, signal.SIGKILL)
+            search.wait(timeout=60)
+    killed = _study(tmp_path)
+    before = {t.number: (t.state, t.values, t.user_attrs, t.datetime_complete)
+              for t in killed.get_trials(states=finished)}
+    running = [t.number for t in killed.get_trials(states=(TrialState.RUNNING,))]
+    assert running and 3 <= len(before) < 6
+
+    with _own_ray_tmp() as ray_tmp:
+        rerun = _search(tmp_path, ray_tmp, *flags)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"mo-asha: rungs rebuilt from {len(before)} earlier trial(s)" in rerun.stdout
+    study = _study(tmp_path)
+    after = study.get_trials(states=finished)
+    assert len(after) == 6  # the budget, pruned trials counted as Optuna's pruners count
+    assert {t.number: (t.state, t.values, t.user_attrs, t.datetime_complete)
+            for t in after if t.number in before} == before  # nothing lost or redone
+    new = [t for t in study.trials if t.number > max([*before, *running])]
+    assert len(new) == 6 - len(before)  # nothing repeated
+    assert all(t.user_attrs[INTERRUPTED] for t in study.get_trials(states=(TrialState.FAIL,)))
+    assert any(t.state == TrialState.PRUNED for t in after)
 
 
 def test_search_runs_on_a_ray_head_node(tmp_path: Path) -> None:
