@@ -15,7 +15,8 @@ seed, so all samplers face the same task, and an architecture scores the same wh
 sampler proposes it.
 
 Preset ``mo-asha``: TPE under ``--scheduler fifo`` and ``mo-asha`` on the same task with
-9-epoch trials (rungs at epochs 1 and 3, eta 3); a mo-asha search gets
+15-epoch trials (the standard GPU budget's: rungs at epochs 1, 3 and 9, eta 3), 24 trials,
+3 seeds; a mo-asha search gets
 ``--asha-trials-factor`` (3) times the trials, since most of its trials stop after one or
 three epochs. The summary compares hypervolume against training epochs and wall time:
 the epochs and minutes at which mo-asha's mean curve reaches fifo's final mean.
@@ -72,8 +73,8 @@ PRESETS: dict[str, dict[str, object]] = {
     "ci": {"dataset": "synthetic", "input_size": 16, "trials": 3, "seeds": 2,
            "samplers": "random,tpe", "epochs": 1, "subset": 0.1, "val_fraction": 0.1,
            "batch_size": 32},
-    "mo-asha": {"dataset": "fashion-mnist", "input_size": 16, "trials": 24, "seeds": 2,
-                "samplers": "tpe", "schedulers": "fifo,mo-asha", "epochs": 9, "subset": 0.015,
+    "mo-asha": {"dataset": "fashion-mnist", "input_size": 16, "trials": 24, "seeds": 3,
+                "samplers": "tpe", "schedulers": "fifo,mo-asha", "epochs": 15, "subset": 0.015,
                 "val_fraction": 0.02, "batch_size": 32},
     "ci-mo-asha": {"dataset": "synthetic", "input_size": 16, "trials": 3, "seeds": 1,
                    "samplers": "tpe", "schedulers": "fifo,mo-asha", "epochs": 3,
