@@ -142,15 +142,16 @@ def _label(sampler: str, scheduler: str) -> str:
 
 def _search(settings: dict[str, object], sampler: str, scheduler: str, seed: int,
             run_dir: Path, max_concurrent: int | None) -> tuple[optuna.Study, StudyResults]:
-    trials = int(settings["trials"])
+    trials, rungs = int(settings["trials"]), {}
     if scheduler != "fifo":
         trials *= int(settings["asha_trials_factor"])
+        rungs = {"min_epochs": settings["min_epochs"],
+                 "reduction_factor": settings["reduction_factor"]}
     config = SearchConfig(
         dataset=str(settings["dataset"]), budget="smoke", trials=trials,
         epochs=settings["epochs"], subset=settings["subset"],
         val_fraction=settings["val_fraction"], batch_size=settings["batch_size"],
-        input_size=settings["input_size"], sampler=sampler, scheduler=scheduler,
-        min_epochs=settings["min_epochs"], reduction_factor=settings["reduction_factor"],
+        input_size=settings["input_size"], sampler=sampler, scheduler=scheduler, **rungs,
         seed=seed, presets=(), study_name=f"{_label(sampler, scheduler)}-seed{seed}",
         results_dir=run_dir, max_concurrent=max_concurrent,
     )

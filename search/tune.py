@@ -263,7 +263,7 @@ def _plan(config: SearchConfig, trainable: Trainable) -> _Plan:
     cluster_gpus = ray.cluster_resources().get("GPU", 0)
     gpu = cluster_gpus > 0 if config.gpus_per_trial is None else config.gpus_per_trial > 0
     budget = config.resolve_budget(gpu=gpu)
-    scheduler = budget.scheduler_spec  # refuses mo-asha without a rung below the budget
+    scheduler = config.scheduler_spec(gpu=gpu)  # refuses mo-asha without a rung to stop at
     # A missing dataset raises DatasetError, a ValueError: the CLI's one-line bad input.
     splits = load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed,
                           val_fraction=budget.val_fraction, input_size=config.input_size,

@@ -56,3 +56,22 @@ def test_bad_scheduler_is_one_error_line(tmp_path: Path) -> None:
                           "--out", str(tmp_path)], capture_output=True, text=True, check=False)
     assert run.returncode == 2
     assert run.stderr == "error: unknown scheduler(s) hyperband; choose from fifo, mo-asha\n"
+
+
+def test_ci_mo_asha_preset_compares_schedulers_on_epochs(tmp_path: Path) -> None:
+    with _own_ray_tmp() as ray_tmp:
+        run = subprocess.run([sys.executable, str(BENCHMARK), "--preset", "ci-mo-asha",
+                              "--out", str(tmp_path), "--run", "ci"],
+                             env=_env(ray_tmp), capture_output=True, text=True, timeout=600,
+                             check=False)
+    assert run.returncode == 0, run.stderr
+    curves = pd.read_csv(tmp_path / "ci" / "curves.csv")
+    # ci-mo-asha: tpe under fifo (3 trials of 3 epochs) and mo-asha (3 x 3 trials).
+    last = curves.groupby("sampler").last()
+    assert last.loc["tpe", "trained"] == 3 and last.loc["tpe", "epochs"] == 9
+    assert last.loc["tpe_mo-asha", "trained"] == 9
+    pruned = curves[curves["state"] == "PRUNED"]
+    assert (pruned["sampler"] == "tpe_mo-asha").all()
+    assert last.loc["tpe_mo-asha", "epochs"] <= 9 * 3 - 2 * len(pruned)  # each saved >= 2
+    assert run.stdout.count("epochs to tpe final") == 1
+    assert "tpe_mo-asha" in (tmp_path / "ci" / "summary.txt").read_text()

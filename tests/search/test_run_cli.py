@@ -31,8 +31,9 @@ BAD_INPUT = {
     "zero min epochs": _on("--scheduler", "mo-asha", "--min-epochs", "0"),
     "reduction factor one": _on("--scheduler", "mo-asha", "--reduction-factor", "1"),
     "mo-asha with no rung below the budget": _on("--scheduler", "mo-asha", "--epochs", "1"),
-    "mo-asha with its first rung at the budget": _on("--budget", "standard", "--min-epochs",
+    "mo-asha with its first rung at the budget": _on("--scheduler", "mo-asha", "--min-epochs",
                                                     "5", "--epochs", "5"),
+    "mo-asha flags under fifo": _on("--budget", "quick", "--reduction-factor", "2"),
     "unknown preset": _on("--presets", "paper-mix,resnet50"),
     "zero trials": _on("--trials", "0"),
     "negative trials": _on("--trials", "-3"),
@@ -83,6 +84,12 @@ def test_defaults() -> None:
     assert tuple(o.name for o in config.ordered_objectives) == ("accuracy", "params")
     assert config.resolve_budget(gpu=True) == BUDGETS["standard"]["gpu"]
     assert config.resolve_budget(gpu=True).trials == 200
+    # The standard budget stops poor trials early: rungs at epochs 1, 3, 9 of 15 on a GPU.
+    assert config.resolve_budget(gpu=True).scheduler_spec.rungs(15) == (1, 3, 9)
+    assert parse_config(["--dataset", "cifar10", "--scheduler", "fifo"]).resolve_budget(
+        gpu=True).scheduler_spec.rungs(15) == ()
+    quick = parse_config(["--dataset", "cifar10", "--budget", "quick"])
+    assert quick.resolve_budget(gpu=False).scheduler == "fifo"  # 1 epoch: nothing to stop
 
 
 def test_flags_override_the_budget() -> None:
