@@ -16,13 +16,19 @@ pytestmark = pytest.mark.slow
 BENCHMARK = Path(__file__).parents[2] / "benchmarks" / "bench_search_quality.py"
 
 
-def test_ci_preset_writes_one_row_per_sampler_seed_and_trial(tmp_path: Path) -> None:
+def _run_preset(out: Path, preset: str) -> subprocess.CompletedProcess[str]:
+    """The benchmark's ``preset`` into ``out/ci``, with Ray of its own; it must succeed."""
     with _own_ray_tmp() as ray_tmp:
-        run = subprocess.run([sys.executable, str(BENCHMARK), "--preset", "ci",
-                              "--out", str(tmp_path), "--run", "ci"],
+        run = subprocess.run([sys.executable, str(BENCHMARK), "--preset", preset,
+                              "--out", str(out), "--run", "ci"],
                              env=_env(ray_tmp), capture_output=True, text=True, timeout=600,
                              check=False)
     assert run.returncode == 0, run.stderr
+    return run
+
+
+def test_ci_preset_writes_one_row_per_sampler_seed_and_trial(tmp_path: Path) -> None:
+    run = _run_preset(tmp_path, "ci")
     out = tmp_path / "ci"
     curves = pd.read_csv(out / "curves.csv")
     assert tuple(curves.columns) == CURVE_COLUMNS
@@ -59,12 +65,7 @@ def test_bad_scheduler_is_one_error_line(tmp_path: Path) -> None:
 
 
 def test_ci_mo_asha_preset_compares_schedulers_on_epochs(tmp_path: Path) -> None:
-    with _own_ray_tmp() as ray_tmp:
-        run = subprocess.run([sys.executable, str(BENCHMARK), "--preset", "ci-mo-asha",
-                              "--out", str(tmp_path), "--run", "ci"],
-                             env=_env(ray_tmp), capture_output=True, text=True, timeout=600,
-                             check=False)
-    assert run.returncode == 0, run.stderr
+    run = _run_preset(tmp_path, "ci-mo-asha")
     curves = pd.read_csv(tmp_path / "ci" / "curves.csv")
     # ci-mo-asha: tpe under fifo (3 trials of 3 epochs) and mo-asha (3 x 3 trials).
     last = curves.groupby("sampler").last()
