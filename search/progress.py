@@ -127,7 +127,8 @@ class Progress(tune.Callback):
             self._last_line = now
             accuracy = result.get(ACCURACY.metric, math.nan)
             self._print(f"  #{live.number} epoch {live.epoch}/{self._epochs}: val_acc "
-                        f"{accuracy:.4f} | running {self._running_text()}{self._eta_text()}")
+                        f"{accuracy:.4f} | running {self._running_text()}"
+                        f"{self._eta_text(budget_trials(self._study))}")
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any,
                           **info: Any) -> None:
@@ -141,12 +142,12 @@ class Progress(tune.Callback):
         return ", ".join(f"#{live.number} {live.epoch}/{self._epochs}"
                          for live in self._live.values())
 
-    def _eta_text(self) -> str:
-        """`` | about N min left`` once this run has trained an epoch, else ``""``."""
+    def _eta_text(self, counted: list[FrozenTrial]) -> str:
+        """`` | about N min left`` once this run has trained an epoch, else ``""``;
+        ``counted`` are the study's :func:`budget_trials`."""
         if self._first_start is None or self._epochs_done == 0:
             return ""
         rate = self._epochs_done / max(time.monotonic() - self._first_start, 1e-9)
-        counted = budget_trials(self._study)
         # Under a scheduler that stops trials early a trial trains fewer epochs than the
         # budget's: expect as many as the trials trained so far did on average.
         trained = [len(t.user_attrs.get("val_accuracy_per_epoch") or ())
@@ -172,7 +173,7 @@ class Progress(tune.Callback):
             line += f" | last #{last.number}: " + _describe(last)
         if self._live:
             line += f" | running {self._running_text()}"
-        self._print(line + self._eta_text())
+        self._print(line + self._eta_text(counted))
 
 
 def _duration(seconds: float) -> str:
