@@ -1,6 +1,6 @@
 """Decoding an image folder: serial against threads against processes, timed in one run.
 
-Each way decodes the same files with :mod:`search.image_folder`'s own per-image decoder
+Each way decodes the same files with :mod:`search.data.folder`'s own per-image decoder
 (open, JPEG draft, convert, shorter side resized, centre crop) and reports images per
 second and the ratio to serial. Threads and processes get ``--chunk`` images per task;
 processes start from a forkserver (forking after torch has started threads can hang), and
@@ -23,12 +23,12 @@ from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
-from search.image_folder import _decode_one, scan_folder
+from search.data.folder import decode_image, scan_folder
 from tests.search.folders import make_image_folder
 
 
 def _decode_chunk(paths: list[str], mode: str, size: int) -> int:
-    return sum(_decode_one(path, mode, size) is not None for path in paths)
+    return sum(decode_image(path, mode, size) is not None for path in paths)
 
 
 def _time(paths: list[str], size: int, chunk: int,

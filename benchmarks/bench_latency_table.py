@@ -3,7 +3,7 @@
 For the presets and ``--samples`` architectures drawn from the search space (seeded:
 uniform draws from ``space.CHOICES`` decoded by ``arch_from_params``) at CIFAR's 3x32x32
 input with 10 classes, it measures each whole network on the target and predicts it from
-the table (``cse_nets.latency_table.predict_latency``), then prints one row per
+the table (``cse_nets.latency.table.predict_latency``), then prints one row per
 architecture, the Spearman rank correlation between prediction and measurement, and the
 median absolute percentage error. Goal: Spearman >= 0.9, median error <= 15%.
 
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from cse_nets.latency_table import LatencyTable, predict_latency
-from cse_nets.measure import TARGETS, measure_network, target_fingerprint
+from cse_nets.latency.measure import TARGETS, measure_network, target_fingerprint
+from cse_nets.latency.table import LatencyTable, predict_latency
 from space import CHOICES, PRESETS, Arch, InputShape, arch_from_params, preset
 
 SHAPE = InputShape(3, 32, 10)

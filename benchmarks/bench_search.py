@@ -1,6 +1,6 @@
 """Orchestration overhead of the search: its wall time / the sum of its trials' training time.
 
-A small synthetic search run in-process through ``search.tune.run_search`` (Ray start,
+A small synthetic search run in-process through ``search.driver.tune.run_search`` (Ray start,
 Optuna sampling into SQLite, one Ray worker per trial, model building and MAC counting,
 shutdown excluded). With one trial at a time a ratio of 1.0 would mean no overhead at all;
 the rest is Ray start-up, worker start-up (a fresh process importing torch per trial), the
@@ -25,8 +25,8 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from search.config import SearchConfig
-from search.tune import run_search
+from search.driver.config import SearchConfig
+from search.driver.tune import run_search
 
 
 def main(argv: Sequence[str] | None = None) -> int:

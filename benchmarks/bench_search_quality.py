@@ -8,8 +8,8 @@
 Default task: Fashion-MNIST resized to 16x16; each trial trains 1 epoch on 1.5% of the
 training split (882 images, 28 steps of 32) and is scored on a 2% validation split (1,200
 images); no presets; 48 trials per search, 3 seeds; samplers random, tpe, tpe-multivariate
-and nsga2 (``--samplers`` adds the others of ``search.samplers``).
-Each (sampler, seed) is one search through ``search.tune.run_search`` (Ray Tune, Optuna
+and nsga2 (``--samplers`` adds the others of ``search.driver.samplers``).
+Each (sampler, seed) is one search through ``search.driver.tune.run_search`` (Ray Tune, Optuna
 SQLite), 2 trials at a time on 2 cores; the seed also fixes the data split and the training
 seed, so all samplers face the same task, and an architecture scores the same whichever
 sampler proposes it.
@@ -42,8 +42,12 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from cse_nets.cli import OneLineParser, exits_on_bad_input
-from search.config import SearchConfig
-from search.quality import (
+from search.driver.config import SearchConfig
+from search.driver.samplers import SAMPLERS
+from search.driver.scheduler import SCHEDULERS
+from search.driver.tune import run_search
+from search.report import html_head
+from search.reporting.quality import (
     BASELINE,
     by_epochs,
     by_time,
@@ -54,17 +58,13 @@ from search.quality import (
     search_curve,
     summarise,
 )
-from search.quality_figures import (
+from search.reporting.quality_figures import (
     cse_share_by_sampler_figure,
     fronts_figure,
     hypervolume_band_figure,
     sampler_colours,
 )
-from search.report import html_head
-from search.results import StudyResults, load_results
-from search.samplers import SAMPLERS
-from search.scheduler import SCHEDULERS
-from search.tune import run_search
+from search.study.results import StudyResults, load_results
 
 PRESETS: dict[str, dict[str, object]] = {
     "default": {"dataset": "fashion-mnist", "input_size": 16, "trials": 48, "seeds": 3,

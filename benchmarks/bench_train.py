@@ -4,7 +4,7 @@ Both train the same model (paper-mix by default, same initial weights) with SGD 
 momentum, weight decay, label smoothing; the plain loop keeps the lr constant), the same
 batch size and number of images, drawn from the same synthetic 32x32x3 uint8 images:
 
-* ours: ``search.train.train_model``, images on the device as uint8 tensors, batched
+* ours: ``search.training.train_model``, images on the device as uint8 tensors, batched
   crop/flip/normalise there, channels_last, ``--precision`` ("auto": bf16 on CUDA, fp32
   on the CPU);
 * plain: a torchvision ``DataLoader`` with PIL transforms (``RandomCrop(32, padding=4)``,
@@ -37,7 +37,7 @@ from torchvision import transforms
 
 from cse_nets import build_network
 from search.data import DatasetInfo, Splits, load_dataset, make_synthetic
-from search.train import (
+from search.training import (
     PRECISIONS,
     RECIPES,
     TrainConfig,

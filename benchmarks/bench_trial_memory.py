@@ -1,11 +1,11 @@
 """Peak resident memory of one search trial, before and after the memory fixes, same run.
 
-Each measurement runs one trial's work (``search.objective.train_and_score`` on the
+Each measurement runs one trial's work (``search.training.evaluate.train_and_score`` on the
 search's split of the dataset) in a fresh Python process and reads its peak resident
 set size (``VmHWM`` in ``/proc/self/status``), so nothing of an earlier measurement
 counts. "before" is the old trial: the 1,024-image evaluation batch and the whole dataset
 (test split included) in the trial; "after" is what the search runs now. The estimate the
-search declares to Ray for the trial (``search.memory``) is printed next to it, and with
+search declares to Ray for the trial (``search.trials.memory``) is printed next to it, and with
 ``--device cuda`` torch's peak GPU allocation.
 
 One epoch on ``--subset`` of the training split (the peak comes from the first batches and
@@ -41,9 +41,9 @@ def _child(args: argparse.Namespace) -> None:
     import torch
 
     from search.data import load_dataset
-    from search.memory import TrialMemory
-    from search.objective import train_and_score
-    from search.train import RECIPES
+    from search.training import RECIPES
+    from search.training.evaluate import train_and_score
+    from search.trials.memory import TrialMemory
     from space import preset
 
     imported = _vm("VmRSS")

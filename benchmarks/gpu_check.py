@@ -40,9 +40,9 @@ from bench_train import plain_loop
 
 from cse_nets import build_network
 from search.data import Splits, load_dataset, make_synthetic
-from search.packing import fixed_packing, limit_process_memory
-from search.step import NO_SPEEDUPS, Speedups
-from search.train import TrainConfig, train_model
+from search.training import TrainConfig, train_model
+from search.training.step import NO_SPEEDUPS, Speedups
+from search.trials.packing import fixed_packing, limit_process_memory
 from space import preset
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -197,8 +197,8 @@ def section_search(sizes: Sizes, smoke: bool) -> dict[str, Any]:
         import optuna
         from optuna.trial import TrialState
 
-        from search.config import SearchConfig
-        from search.tune import run_search
+        from search.driver.config import SearchConfig
+        from search.driver.tune import run_search
     except ImportError as err:
         raise Skip(f"{err.name} is not installed (carry wheels: scripts/gpu_wheels.sh)") from None
     with tempfile.TemporaryDirectory(prefix="gpu-check-search-") as folder:

@@ -71,7 +71,7 @@ def build_network(arch: Arch, shape: InputShape, *, seed: int | None = None) -> 
 
 
 # The pieces below are what build_network assembles; they are public so that one block can
-# be built (and timed, see cse_nets.latency_table) exactly as the network builds it.
+# be built (and timed, see cse_nets.latency.table) exactly as the network builds it.
 
 
 def build_stem(in_channels: int, width: int, *, act: str) -> nn.Sequential:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import optuna
 
-from search.storage import DEFAULT_RESULTS_DIR, default_storage, open_study
+from search.study.storage import DEFAULT_RESULTS_DIR, default_storage, open_study
 
 __all__ = ["add_study_arguments", "open_study_from_args"]
 

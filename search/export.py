@@ -33,13 +33,14 @@ from cse_nets.cli import OneLineParser, exits_on_bad_input, positive_int_arg
 from cse_nets.latency import measure_onnx, predict_latency
 from cse_nets.load import ONNX_FILE, save_weights, write_export
 from cse_nets.summary import format_profile
-from search.augment import Normalize
 from search.cli import add_study_arguments, open_study_from_args
 from search.data import Splits, load_dataset
-from search.objectives import ACCURACY
-from search.results import StudyInfo, StudyResults, export_attr, load_results
-from search.storage import StudyError, output_dir, writing_to_storage
-from search.train import (
+from search.data.augment import Normalize
+from search.study.objectives import ACCURACY
+from search.study.results import StudyInfo, StudyResults, load_results
+from search.study.schema import export_attr
+from search.study.storage import StudyError, output_dir, writing_to_storage
+from search.training import (
     EpochStats,
     NonFiniteLossError,
     TrainConfig,

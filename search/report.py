@@ -25,11 +25,11 @@ from plotly.offline import get_plotlyjs
 from cse_nets.cli import OneLineParser, exits_on_bad_input, first_line
 from cse_nets.latency import OpComparison, compare_ops
 from search.cli import add_study_arguments, open_study_from_args
-from search.figures import REFERENCE_OPS, report_figures
-from search.objectives import ACCURACY
-from search.paper_points import paper_points
-from search.results import StudyResults, load_results
-from search.storage import output_dir, writing_to_storage
+from search.reporting.figures import REFERENCE_OPS, report_figures
+from search.reporting.paper_points import paper_points
+from search.study.objectives import ACCURACY
+from search.study.results import StudyResults, load_results
+from search.study.storage import output_dir, writing_to_storage
 from space import PRESETS, stage_resolutions
 
 __all__ = ["html_head", "main", "op_latency_lines", "summary_lines", "trial_note", "write_html"]

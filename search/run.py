@@ -16,8 +16,8 @@ import sys
 from collections.abc import Sequence
 
 from cse_nets.cli import exits_on_bad_input
-from search.config import parse_config
-from search.tune import run_search
+from search.driver.config import parse_config
+from search.driver.tune import run_search
 
 __all__ = ["main"]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from search.quality import CURVE_COLUMNS
+from search.reporting.quality import CURVE_COLUMNS
 from tests.search.test_search_e2e import _env, _own_ray_tmp
 
 pytestmark = pytest.mark.slow

@@ -7,18 +7,18 @@ from dataclasses import replace
 import pytest
 import torch
 
-from cse_nets.latency import main
-from cse_nets.latency_table import (
+from cse_nets.latency.cli import main
+from cse_nets.latency.measure import check_target, measure_network
+from cse_nets.latency.table import (
     Entry,
     LatencyTable,
     compare_ops,
     network_entries,
     predict_latency,
 )
-from cse_nets.measure import check_target, measure_network
+from cse_nets.latency.timing import Protocol, Timing, time_calls, wall_timed
 from cse_nets.network import build_network
 from cse_nets.profile import profile_network
-from cse_nets.timing import Protocol, Timing, time_calls, wall_timed
 from space import Arch, InputShape, Stage, preset
 
 TINY = Arch(stages=(Stage("btn", c=8, n=2, s=1, t=3), Stage("cse", c=16, n=1, s=2)),

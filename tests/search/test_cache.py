@@ -10,12 +10,12 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search import searcher as searcher_module
-from search.cache import CACHED_FROM, EvaluationCache
-from search.objectives import objectives_from_names
-from search.progress import budget_trials
-from search.samplers import make_sampler
-from search.searcher import ATTRS_KEY, FAIL_KEY, StudySearch
+from search.driver import searcher as searcher_module
+from search.driver.samplers import make_sampler
+from search.driver.searcher import StudySearch
+from search.study.evaluation_cache import EvaluationCache
+from search.study.objectives import objectives_from_names
+from search.study.schema import ATTRS_KEY, CACHED_FROM, FAIL_KEY, budget_trials
 from space import Arch, preset, preset_params
 from tests.search.test_search_e2e import _own_ray_tmp, _search, _study
 

@@ -10,7 +10,6 @@ import pytest
 import torch
 import torchvision
 
-from search.augment import Augmentation, Normalize, random_crop_flip, shuffled_batches
 from search.data import (
     DATASETS,
     FASHION_MNIST_ENV,
@@ -20,6 +19,7 @@ from search.data import (
     make_synthetic,
     stratified_split,
 )
+from search.data.augment import Augmentation, Normalize, random_crop_flip, shuffled_batches
 
 # --- splits ------------------------------------------------------------------------------
 

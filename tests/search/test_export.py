@@ -13,10 +13,10 @@ import torch
 
 from cse_nets.load import load_model
 from search import export, report
-from search.augment import Normalize
 from search.data import load_dataset
-from search.results import export_attr
-from search.train import TrainConfig, measure_accuracy
+from search.data.augment import Normalize
+from search.study.schema import export_attr
+from search.training import TrainConfig, measure_accuracy
 from space import Arch, Stage
 from tests.search.studies import BAD_CASES, Row, bad_argv, make_study
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from search import image_folder
-from search.config import SearchConfig
 from search.data import DatasetError, dataset_slug, fit_square, is_dataset, load_dataset
+from search.data import folder as image_folder
+from search.driver.config import SearchConfig
 from tests.search.folders import CLASSES, make_image_folder, write_image
 
 
@@ -28,13 +28,13 @@ def _rows(images: torch.Tensor) -> set[bytes]:
 def decodes(monkeypatch):
     """How many images were decoded (headers read don't count)."""
     calls = []
-    decode = image_folder._decode_one
+    decode = image_folder.decode_image
 
     def counting(path, mode, size):
         calls.append(path)
         return decode(path, mode, size)
 
-    monkeypatch.setattr(image_folder, "_decode_one", counting)
+    monkeypatch.setattr(image_folder, "decode_image", counting)
     return calls
 
 

@@ -1,4 +1,4 @@
-"""One driver per study: the lease in the study's database (search.lease)."""
+"""One driver per study: the lease in the study's database (search.study.lease)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,14 @@ from pathlib import Path
 import optuna
 import pytest
 
-from search.lease import EXPIRY_S, LEASE_KEY, Lease, StudyBusyError, driver_lease, process_start
+from search.study.lease import (
+    EXPIRY_S,
+    LEASE_KEY,
+    Lease,
+    StudyBusyError,
+    driver_lease,
+    process_start,
+)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from cse_nets import build_network, count_parameters
-from search.memory import TrialMemory
-from search.train import TrainConfig
-from search.trial import TrialResources
+from search.training import TrainConfig
+from search.trials.memory import TrialMemory
+from search.trials.trainable import TrialResources
 from space import DATASET_SHAPES, PRESETS, preset
 from space.footprint import network_footprint
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from search.mo_asha import continues, front_ranks, rank_order, rung_epochs
+from search.driver.mo_asha import continues, front_ranks, rank_order, rung_epochs
 
 
 @pytest.mark.parametrize(("min_epochs", "eta", "max_epochs", "rungs"), [

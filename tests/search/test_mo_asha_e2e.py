@@ -24,11 +24,11 @@ import pytest
 from optuna.trial import TrialState
 from ray import cloudpickle
 
-from search.config import SearchConfig
-from search.objective import Evaluation
-from search.searcher import ARCH_KEY, PARTIAL_ACCURACY, PRUNED_EPOCH, PRUNED_RUNG
-from search.trial import report_evaluation
-from search.tune import run_search
+from search.driver.config import SearchConfig
+from search.driver.tune import run_search
+from search.study.schema import ARCH_KEY, PARTIAL_ACCURACY, PRUNED_EPOCH, PRUNED_RUNG
+from search.training.evaluate import Evaluation
+from search.trials.trainable import report_evaluation
 from space import Arch
 
 pytestmark = pytest.mark.slow

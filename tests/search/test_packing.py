@@ -7,9 +7,10 @@ import random
 import pytest
 import torch
 
-from search import packing
 from search.data import load_dataset
-from search.packing import (
+from search.training import TrainConfig
+from search.trials import packing
+from search.trials.packing import (
     CUDA_CONTEXT_BYTES,
     MAX_TRIALS_PER_GPU,
     activation_bytes,
@@ -20,7 +21,6 @@ from search.packing import (
     plan_packing,
     trial_memory,
 )
-from search.train import TrainConfig
 from space import dataset_shape, preset
 from space.sample import CHOICES, arch_from_params
 

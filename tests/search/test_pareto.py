@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from optuna.study import StudyDirection
 
-from search.pareto import (
+from search.study.pareto import (
     hypervolume,
     hypervolume_contributions,
     hypervolume_history,

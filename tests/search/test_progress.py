@@ -9,9 +9,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState, create_trial
 
-from search import progress
-from search.progress import Progress
-from search.searcher import ARCH_KEY, EPOCH_KEY, NUMBER_KEY, PARTIAL_KEY
+from search.driver import progress
+from search.driver.progress import Progress
+from search.study.schema import ARCH_KEY, EPOCH_KEY, NUMBER_KEY, PARTIAL_KEY
 from space import preset
 
 ARCH = preset("paper-mix")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from search.quality import (
+from search.reporting.quality import (
     CURVE_COLUMNS,
     by_epochs,
     by_time,
@@ -16,7 +16,7 @@ from search.quality import (
     search_curve,
     summarise,
 )
-from search.results import load_results
+from search.study.results import load_results
 from tests.search.studies import ROWS, SMALL, Row, make_study
 
 

@@ -10,7 +10,7 @@ from optuna_dashboard._note import get_note
 
 from cse_nets import build_network, count_parameters
 from search import report
-from search.results import export_attr
+from search.study.schema import export_attr
 from space import PRESETS, InputShape
 from tests.search.studies import BAD_CASES, MIX, ROWS, Row, bad_argv, make_study
 

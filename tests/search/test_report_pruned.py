@@ -13,10 +13,10 @@ from optuna.trial import TrialState, create_trial
 
 from search import report
 from search.export import choose
-from search.figures import front_figure, latency_front_figure
-from search.quality import search_curve
-from search.results import load_results
-from search.storage import StudyError
+from search.reporting.figures import front_figure, latency_front_figure
+from search.reporting.quality import search_curve
+from search.study.results import load_results
+from search.study.storage import StudyError
 from tests.search.studies import MIX, ROWS, SMALL, SMALLER, Row, make_study
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

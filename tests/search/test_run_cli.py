@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from search.config import BUDGETS, SearchConfig, parse_config
+from search.driver.config import BUDGETS, SearchConfig, parse_config
 from search.run import main
 
 

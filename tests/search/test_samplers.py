@@ -5,8 +5,8 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from search.config import SearchConfig
-from search.samplers import DEFAULT_SAMPLER, SAMPLERS, make_sampler, nsga2_population
+from search.driver.config import SearchConfig
+from search.driver.samplers import DEFAULT_SAMPLER, SAMPLERS, make_sampler, nsga2_population
 from space import Arch, sample_arch
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

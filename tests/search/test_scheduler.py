@@ -10,10 +10,9 @@ import pytest
 from optuna.trial import TrialState, create_trial
 from ray.tune.schedulers import TrialScheduler
 
-from search.cache import CACHED_FROM
-from search.objectives import objectives_from_names
-from search.scheduler import MoAshaScheduler, SchedulerSpec, Stop, make_scheduler
-from search.searcher import EPOCH_KEY, FAIL_KEY, PRESET_KEY
+from search.driver.scheduler import MoAshaScheduler, SchedulerSpec, Stop, make_scheduler
+from search.study.objectives import objectives_from_names
+from search.study.schema import CACHED_FROM, EPOCH_KEY, FAIL_KEY, PRESET_KEY
 
 OBJECTIVES = objectives_from_names(["accuracy", "params"])
 

@@ -25,7 +25,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search.searcher import INTERRUPTED
+from search.study.schema import INTERRUPTED
 from space import Arch, preset
 
 pytestmark = pytest.mark.slow

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from search.data import Splits, load_dataset
-from search.objective import Evaluation, train_and_score
-from search.objectives import objectives_from_names
-from search.train import RECIPES, NonFiniteLossError
+from search.study.objectives import objectives_from_names
+from search.training import RECIPES, NonFiniteLossError
+from search.training.evaluate import Evaluation, train_and_score
 from space import CHOICES, Arch, arch_from_params
 
 INPUT_SIZE = 8

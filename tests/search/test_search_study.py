@@ -10,18 +10,19 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search.objectives import objectives_from_names
-from search.progress import budget_trials, format_front, pareto_front
-from search.samplers import make_sampler
-from search.searcher import (
+from search.driver.progress import format_front, pareto_front
+from search.driver.samplers import make_sampler
+from search.driver.searcher import StudySearch
+from search.driver.tune import fail_interrupted
+from search.study.objectives import objectives_from_names
+from search.study.schema import (
     ATTRS_KEY,
     CRASH_REASON,
     FAIL_KEY,
     INTERRUPTED,
     INTERRUPTED_REASON,
-    StudySearch,
+    budget_trials,
 )
-from search.tune import fail_interrupted
 from space import Arch, preset, preset_params
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -11,9 +11,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from cse_nets import build_network
-from search.config import parse_config
 from search.data import load_dataset
-from search.step import (
+from search.driver.config import parse_config
+from search.training import TrainConfig, make_optimizer, train_model
+from search.training.step import (
     GRAPH_WARMUP_STEPS,
     NO_SPEEDUPS,
     GraphStep,
@@ -22,7 +23,6 @@ from search.step import (
     make_step,
     set_learning_rate,
 )
-from search.train import TrainConfig, _optimizer, train_model
 from space import preset
 
 NEEDS_CUDA = pytest.mark.skipif(not torch.cuda.is_available(),
@@ -137,8 +137,8 @@ def test_graph_step_trains_like_the_eager_step(precision: str, tolerance: float,
         return F.cross_entropy(logits.float(), y, label_smoothing=0.1)
 
     # the same graph-safe optimiser both ways: only capture and replay differ
-    eager = eager_step(eager_net, _optimizer(eager_net, config, graph_safe=True), loss)
-    graph = GraphStep(graph_net, _optimizer(graph_net, config, graph_safe=True), loss)
+    eager = eager_step(eager_net, make_optimizer(eager_net, config, graph_safe=True), loss)
+    graph = GraphStep(graph_net, make_optimizer(graph_net, config, graph_safe=True), loss)
     images, labels = (t.cuda() for t in splits.train)
     losses = []
     for index in range(GRAPH_WARMUP_STEPS + 4):  # warm-up, capture, then replays

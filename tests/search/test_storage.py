@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from search.storage import (
+from search.study.storage import (
     StudyError,
     check_storage_url,
     default_storage,

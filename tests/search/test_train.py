@@ -11,19 +11,19 @@ from torch import nn
 
 from cse_nets import build_network
 from search.data import FASHION_MNIST_ENV, Splits, load_dataset
-from search.train import (
-    FINITE_CHECK_STEPS,
+from search.train import main
+from search.training import (
     RECIPES,
     EpochStats,
     NonFiniteLossError,
     TrainConfig,
     learning_rate,
-    main,
     measure_accuracy,
     resolve_device,
     resolve_precision,
     train_model,
 )
+from search.training.loop import FINITE_CHECK_STEPS
 from space import Arch, InputShape, Stage
 
 TINY = Arch(stages=(Stage("btn", c=8, n=1, s=2, t=2), Stage("cse", c=16, n=1, s=2)),

@@ -9,9 +9,9 @@ import pytest
 import ray
 import torch
 
-from search import trial_data
 from search.data import load_dataset
-from search.trial_data import SharedData, splits_on
+from search.trials import shared_data as trial_data
+from search.trials.shared_data import SharedData, splits_on
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,58 @@
+"""The decoded-tensor cache: a dataset decoded once, then loaded from one ``.pt`` file."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from search.data.splits import DatasetError, DecodedArrays
+from space import InputShape
+
+__all__ = ["cached_arrays"]
+
+
+def cached_arrays(path: Path, shape: InputShape,
+                  read: Callable[[], DecodedArrays]) -> DecodedArrays:
+    """The arrays cached at ``path``, else ``read()`` checked against ``shape`` and cached."""
+    if path.is_file():
+        try:
+            arrays = DecodedArrays(**torch.load(path, weights_only=True))
+            _check(shape, arrays, str(path))
+            return arrays
+        except Exception:  # whatever the damage (pickle, zip, shapes): rebuild the file
+            warnings.warn(f"{path}: damaged cache file, decoding the dataset again", stacklevel=3)
+    arrays = read()
+    _check(shape, arrays, path.stem)
+    # Write then rename, so that parallel trials never read a half-written file.
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Only the fields that are set, so that built-in datasets' files stay readable by
+        # the versions before image folders (a data root may be shared).
+        torch.save({key: value for key, value in arrays._asdict().items()
+                    if isinstance(value, Tensor) or value}, partial)
+        partial.replace(path)
+    except OSError as err:
+        partial.unlink(missing_ok=True)  # a full disk must not keep half a file
+        warnings.warn(f"could not cache {path.stem} in {path.parent}: {err}", stacklevel=3)
+    return arrays
+
+
+def _check(shape: InputShape, arrays: DecodedArrays, where: str) -> None:
+    chw = shape.chw
+    pairs = [(arrays.train_images, arrays.train_labels), (arrays.test_images, arrays.test_labels)]
+    if arrays.val_images is not None and arrays.val_labels is not None:
+        pairs.append((arrays.val_images, arrays.val_labels))
+    for images, labels in pairs:
+        if images.dtype != torch.uint8 or tuple(images.shape[1:]) != chw:
+            raise DatasetError(f"{where}: images are {images.dtype} {tuple(images.shape)}, "
+                               f"expected uint8 (N, {', '.join(map(str, chw))})")
+        if labels.dtype != torch.int64 or labels.shape != images.shape[:1]:
+            raise DatasetError(f"{where}: {len(labels)} labels for {len(images)} images")
+        if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < shape.num_classes:
+            raise DatasetError(f"{where}: labels outside 0..{shape.num_classes - 1}")

@@ -1,0 +1,313 @@
+"""What one search is: command-line flags -> a validated, frozen :class:`SearchConfig`.
+
+Named budgets fix the training cost of a trial (epochs, the fraction of the training split,
+batch size) and a default trial count, separately for CPU and GPU trials; flags given
+explicitly override them. Every check of user input lives here, so ``python -m search.run``
+can reject bad input with one line before Ray starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+from cse_nets.cli import OneLineParser
+from cse_nets.latency.measure import TARGETS
+from search.data import DATASETS, FOLDER_PREFIX, dataset_slug, is_dataset
+from search.data.folder import scan_folder
+from search.driver.samplers import DEFAULT_SAMPLER, SAMPLERS
+from search.driver.scheduler import SCHEDULERS, SchedulerSpec
+from search.study.objectives import (
+    DEFAULT_LATENCY_TARGET,
+    OBJECTIVES,
+    Objective,
+    objectives_from_names,
+)
+from search.study.storage import (
+    DEFAULT_RESULTS_DIR,
+    check_storage_url,
+    check_study_name,
+    default_storage,
+)
+from search.training.step import Speedups
+from space import DATASET_SHAPES, PRESETS
+from space.checks import non_negative_int, positive_int
+from space.footprint import check_dataset_fits
+
+__all__ = [
+    "BUDGETS",
+    "DEFAULT_PRESETS",
+    "Budget",
+    "SearchConfig",
+    "build_parser",
+    "parse_config",
+]
+
+DEFAULT_PRESETS = ("paper-mix", "mobilenetv2")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The cost of one trial and how many trials a search runs."""
+
+    trials: int
+    epochs: int
+    subset: float  # fraction of the training split a trial trains on
+    batch_size: int
+    val_fraction: float  # of the training set, held out to score trials on
+    scheduler: str = "fifo"  # search.driver.scheduler: fifo, or mo-asha to stop poor trials early
+    min_epochs: int = 1  # mo-asha's first rung
+    reduction_factor: int = 3  # mo-asha's eta
+
+    @property
+    def scheduler_spec(self) -> SchedulerSpec:
+        spec = SchedulerSpec(self.scheduler, self.min_epochs, self.reduction_factor)
+        spec.check(self.epochs)
+        return spec
+
+
+# Measured figures for each budget are in the README ("Budgets", "Measured"); the GPU rows
+# are estimates until a GPU run measures them: a proxy task of 15 epochs on half of
+# CIFAR-10 for "standard". Its scheduler is mo-asha because the scheduler benchmark
+# (README, "Schedulers") measured that at 15 epochs mo-asha reaches fifo's final
+# hypervolume with 0.33 of the epochs; at 5 epochs (the CPU row) only with 0.90 of them
+# and 1.08 of the wall time, so the CPU row stays fifo.
+BUDGETS: dict[str, dict[str, Budget]] = {
+    "smoke": {
+        "cpu": Budget(trials=16, epochs=1, subset=0.03, batch_size=64, val_fraction=0.02),
+        "gpu": Budget(trials=16, epochs=2, subset=0.1, batch_size=128, val_fraction=0.1),
+    },
+    "quick": {
+        "cpu": Budget(trials=16, epochs=1, subset=0.1, batch_size=64, val_fraction=0.05),
+        "gpu": Budget(trials=64, epochs=5, subset=0.25, batch_size=128, val_fraction=0.1),
+    },
+    "standard": {
+        "cpu": Budget(trials=64, epochs=5, subset=0.25, batch_size=128, val_fraction=0.1),
+        "gpu": Budget(trials=200, epochs=15, subset=0.5, batch_size=128, val_fraction=0.1,
+                      scheduler="mo-asha", min_epochs=1, reduction_factor=3),
+    },
+}
+
+
+def _positive(name: str, value: float | None) -> None:
+    if value is not None and not (isinstance(value, int | float) and value > 0
+                                  and math.isfinite(value)):
+        raise ValueError(f"{name} must be positive, got {value!r}")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """A whole search. ``None`` means "from the budget" or "decided when Ray has started"."""
+
+    dataset: str
+    budget: str = "standard"
+    trials: int | None = None
+    epochs: int | None = None
+    subset: float | None = None  # fraction of the training split, in (0, 1]
+    batch_size: int | None = None
+    val_fraction: float | None = None  # of the training set, in (0, 1)
+    lr: float | None = None  # peak learning rate (None: the default recipe's)
+    input_size: int | None = None  # resize images to this side (None: dataset default)
+    data_dir: Path | None = None
+    strict_images: bool = False  # folder datasets: an undecodable image is an error
+    objectives: tuple[str, ...] = ("accuracy", "params")
+    latency_target: str = DEFAULT_LATENCY_TARGET  # where a latency objective is measured
+    sampler: str = DEFAULT_SAMPLER
+    scheduler: str | None = None  # fifo or mo-asha (None: the budget's)
+    min_epochs: int | None = None
+    reduction_factor: int | None = None
+    seed: int = 0
+    presets: tuple[str, ...] = DEFAULT_PRESETS
+    study_name: str | None = None
+    storage: str | None = None  # Optuna RDB URL (None: SQLite file in results_dir)
+    results_dir: Path = DEFAULT_RESULTS_DIR
+    cpus_per_trial: float = 1.0
+    # None ("auto"): trials packed several to a GPU (search.trials.packing) if the cluster has GPUs,
+    # else 0.
+    gpus_per_trial: float | None = None
+    # GPU speed-ups of the training step (search.training.step), each off until a GPU run
+    # measures it.
+    cuda_graphs: bool = False
+    compile_min_epochs: int = 0
+    batch_scale: int = 1
+    gpu_speedups: bool = True  # False: none of the above, and one trial per GPU (debugging)
+    max_concurrent: int | None = None  # None: as many as the resources allow
+    address: str | None = None  # an existing Ray cluster (None: start one here)
+
+    def __post_init__(self) -> None:
+        if not is_dataset(self.dataset):
+            raise ValueError(f"unknown dataset {self.dataset!r}; choose one of "
+                             f"{', '.join(DATASETS)} or {FOLDER_PREFIX}PATH")
+        if self.dataset.startswith(FOLDER_PREFIX):
+            # The folder's layout is checked now, before Ray starts; decoding comes later.
+            scan_folder(self.dataset.removeprefix(FOLDER_PREFIX))
+        for kind, value, names in (("budget", self.budget, tuple(BUDGETS)),
+                                   ("sampler", self.sampler, tuple(SAMPLERS)),
+                                   *(("preset", name, tuple(PRESETS)) for name in self.presets)):
+            if value not in names:
+                raise ValueError(f"unknown {kind} {value!r}; choose one of {', '.join(names)}")
+        objectives_from_names(self.objectives, latency_target=self.latency_target)
+        if self.scheduler is not None and self.scheduler not in SCHEDULERS:
+            raise ValueError(f"unknown scheduler {self.scheduler!r}; choose one of "
+                             f"{', '.join(SCHEDULERS)}")
+        for name in ("trials", "epochs", "batch_size", "input_size", "max_concurrent",
+                     "min_epochs", "reduction_factor"):
+            if getattr(self, name) is not None:
+                positive_int(getattr(self, name), name.replace("_", "-"))
+        if self.input_size is not None and self.dataset in DATASET_SHAPES:
+            # Refused here, before Ray starts, not in a trial (folders: their own memory rule).
+            check_dataset_fits(self.dataset, replace(DATASET_SHAPES[self.dataset],
+                                                     input_size=self.input_size))
+        non_negative_int(self.seed, "seed")
+        self._check_scheduler()
+        if self.subset is not None and not 0 < self.subset <= 1:
+            raise ValueError(f"subset must be in (0, 1], got {self.subset!r}")
+        if self.val_fraction is not None and not 0 < self.val_fraction < 1:
+            raise ValueError(f"val-fraction must be in (0, 1), got {self.val_fraction!r}")
+        _positive("lr", self.lr)
+        _positive("cpus-per-trial", self.cpus_per_trial)
+        if self.gpus_per_trial is not None and not (
+                math.isfinite(self.gpus_per_trial) and self.gpus_per_trial >= 0):
+            raise ValueError(f"gpus-per-trial must be >= 0, got {self.gpus_per_trial!r}")
+        self.speedups  # noqa: B018 (validates the speed-up fields)
+        check_study_name(self.study)
+        check_storage_url(self.storage_url)
+        if self.address is not None and not self.address.strip():
+            raise ValueError("address must not be empty")
+
+    def _check_scheduler(self) -> None:
+        """Refuse now, before Ray starts, a scheduler that neither device's budget can run
+        (the device is known only once Ray has started; then ``_plan`` checks again)."""
+        errors = []
+        for gpu in (False, True):
+            try:
+                self.scheduler_spec(gpu=gpu)
+            except ValueError as err:
+                errors.append(err)
+        if len(errors) == 2:
+            raise errors[0]
+
+    def scheduler_spec(self, *, gpu: bool) -> SchedulerSpec:
+        """The scheduler of the trials' device; ``ValueError`` if it cannot run with the
+        budget or ignores flags given for mo-asha."""
+        spec = self.resolve_budget(gpu=gpu).scheduler_spec
+        if spec.name == "fifo" and (self.min_epochs, self.reduction_factor) != (None, None):
+            raise ValueError("--min-epochs and --reduction-factor are for --scheduler mo-asha; "
+                             f"this budget's {'GPU' if gpu else 'CPU'} trials use fifo")
+        return spec
+
+    @property
+    def study(self) -> str:
+        """The study name: given, or readable from dataset and budget (``cifar10-standard``)."""
+        # "" is checked (and refused) as a name, never taken to mean the default.
+        return (f"{dataset_slug(self.dataset)}-{self.budget}" if self.study_name is None
+                else self.study_name)
+
+    @property
+    def storage_url(self) -> str:
+        if self.storage is None:  # "" is a malformed URL, not the default
+            return default_storage(self.results_dir, self.study)
+        return self.storage
+
+    @property
+    def speedups(self) -> Speedups:
+        """The training-step speed-ups GPU trials use (none with ``gpu_speedups`` off)."""
+        chosen = Speedups(cuda_graphs=self.cuda_graphs,
+                          compile_min_epochs=self.compile_min_epochs, batch_scale=self.batch_scale)
+        return chosen if self.gpu_speedups else Speedups()
+
+    @property
+    def ordered_objectives(self) -> tuple[Objective, ...]:
+        """Objectives in the study's column order (:data:`search.study.objectives.OBJECTIVES`)."""
+        return objectives_from_names(self.objectives, latency_target=self.latency_target)
+
+    def resolve_budget(self, *, gpu: bool) -> Budget:
+        """The named budget for the trials' device, with explicit flags on top."""
+        base = BUDGETS[self.budget]["gpu" if gpu else "cpu"]
+        return Budget(**{f.name: getattr(self, f.name) if getattr(self, f.name) is not None
+                         else getattr(base, f.name) for f in fields(Budget)})
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="python -m search.run",
+        description="Multi-objective architecture search (validation accuracy vs parameters) "
+                    "with Optuna samplers, trials run by Ray Tune, stored in an Optuna study.",
+    )
+    add = parser.add_argument
+    add("--dataset", required=True,
+        help=f"one of {', '.join(DATASETS)}, or {FOLDER_PREFIX}PATH for your own images "
+             "(PATH/<class>/* or PATH/train/<class>/* with optional test/ and val/)")
+    add("--budget", default="standard",
+        help=f"named budget: {', '.join(BUDGETS)} (default: %(default)s); see --epochs etc.")
+    add("--trials", type=int, help="trials in the study in total, resumed runs included")
+    add("--epochs", type=int, help="training epochs per trial")
+    add("--subset", type=float, help="fraction of the training split per trial, in (0, 1]")
+    add("--batch-size", type=int)
+    add("--val-fraction", type=float,
+        help="share of the training set held out to score trials, in (0, 1)")
+    add("--lr", type=float, help="peak learning rate (default: the training default's)")
+    add("--input-size", type=int, help="resize images to this side (default: the dataset's)")
+    add("--data-dir", type=Path, help="dataset root (default: the cse-nas cache)")
+    add("--strict-images", action="store_true",
+        help="refuse an image folder with an undecodable image (default: skip it, warn)")
+    add("--objectives", default="accuracy,params",
+        help=f"accuracy and one or more of {', '.join(list(OBJECTIVES)[1:])} "
+             "(default: %(default)s)")
+    add("--latency-target", default=DEFAULT_LATENCY_TARGET,
+        help=f"with a latency objective, where it is measured: {', '.join(TARGETS)} "
+             "(default: %(default)s)")
+    add("--sampler", default=DEFAULT_SAMPLER,
+        help=f"{', '.join(SAMPLERS)} (default: %(default)s)")
+    add("--scheduler", help=f"{', '.join(SCHEDULERS)}: every trial trains all its epochs, or "
+                            "multi-objective ASHA stops those that rank poorly at a rung "
+                            "(default: the budget's)")
+    add("--min-epochs", type=int,
+        help="mo-asha: the first rung, in epochs; rungs at min-epochs * reduction-factor^k")
+    add("--reduction-factor", type=int,
+        help="mo-asha: eta, the top 1/eta of a rung go on (default: the budget's, 3)")
+    add("--seed", type=int, default=0, help="sampler, data split and training seed")
+    add("--presets", default=",".join(DEFAULT_PRESETS),
+        help="architectures enqueued as the first trials of a new study "
+             "(default: %(default)s)")
+    add("--no-presets", action="store_true", help="enqueue no presets")
+    add("--study-name", help="default: <dataset>-<budget>")
+    add("--storage", help="Optuna RDB URL (default: sqlite:///<results-dir>/<study>.db)")
+    add("--results-dir", type=Path, default=DEFAULT_RESULTS_DIR)
+    add("--cpus-per-trial", type=float, default=1.0)
+    add("--gpus-per-trial", type=_gpus_per_trial, default=None,
+        help="a number (fractions allowed) or auto (default): several trials per GPU, as many "
+             "as fit in its memory (search.trials.packing), 0 without GPUs")
+    add("--cuda-graphs", action="store_true",
+        help="GPU trials: capture each training step as one CUDA graph (unmeasured: off)")
+    add("--compile-min-epochs", type=int, default=0,
+        help="GPU trials of at least this many epochs use torch.compile (default 0: never)")
+    add("--batch-scale", type=int, default=1,
+        help="GPU trials: batch size and learning rate times this (default 1)")
+    add("--no-gpu-speedups", dest="gpu_speedups", action="store_false",
+        help="debugging: no GPU speed-ups and one trial per GPU with --gpus-per-trial auto")
+    add("--max-concurrent", type=int, help="default: as many trials as resources allow")
+    add("--address", default=os.environ.get("RAY_ADDRESS") or None,
+        help="join this Ray cluster (default: $RAY_ADDRESS, else start Ray here)")
+    return parser
+
+
+def _gpus_per_trial(text: str) -> float | None:
+    return None if text == "auto" else float(text)
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def parse_config(argv: Sequence[str] | None = None) -> SearchConfig:
+    """Flags -> :class:`SearchConfig`; ``ValueError`` (one line) for bad values."""
+    args = build_parser().parse_args(argv)
+    values = {field.name: getattr(args, field.name) for field in fields(SearchConfig)}
+    values["objectives"] = _names(args.objectives)
+    values["presets"] = () if args.no_presets else _names(args.presets)
+    return SearchConfig(**values)

@@ -1,0 +1,189 @@
+"""Optuna proposes the trials Ray Tune runs; the searcher records them in the study.
+
+:class:`StudySearch` is Ray Tune's ``OptunaSearch`` over the architecture space; it also
+writes each trial's user attributes and failure reason into the study before telling
+Optuna the outcome (a told trial's attributes are frozen), and serves proposals of
+architectures the study has already trained from
+:class:`search.study.evaluation_cache.EvaluationCache` instead of handing them to Tune. It
+runs in the driver, the study's only writer.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+from ray.tune.search import Searcher
+from ray.tune.search.optuna import OptunaSearch
+
+from search.study.evaluation_cache import CachedEvaluation, EvaluationCache
+from search.study.objectives import Objective
+from search.study.schema import (
+    ARCH_KEY,
+    ATTRS_KEY,
+    CRASH_REASON,
+    FAIL_KEY,
+    INTERRUPTED,
+    INTERRUPTED_REASON,
+    NUMBER_KEY,
+    PARTIAL_ACCURACY,
+    PARTIAL_KEY,
+    PRESET_KEY,
+    PRUNED_EPOCH,
+    PRUNED_RUNG,
+)
+from space import Arch, sample_arch
+
+__all__ = [
+    "MAX_CACHE_HITS_IN_A_ROW",
+    "StudySearch",
+]
+
+# A sampler that proposes only trained architectures this many times running has converged:
+# the search stops rather than ask for ever (each ask writes 53 parameters, ~0.5 s).
+MAX_CACHE_HITS_IN_A_ROW = 100
+
+
+@dataclass(frozen=True)
+class _Running:
+    """A trial handed to Tune: OptunaSearch's key for it, the Optuna trial, its arch."""
+
+    key: str
+    trial: optuna.Trial
+    arch: Arch
+
+
+class StudySearch(OptunaSearch):
+    """``OptunaSearch`` over the architecture space that also stores each trial's attributes
+    and failure reason.
+
+    It keeps its own map from Tune's trial ids to the Optuna trials its space function was
+    handed, so it needs none of ``OptunaSearch``'s private state. ``stopping`` says whether
+    the search is being stopped: a trial that errs then (its worker got the same Ctrl-C) is
+    interrupted, not failed. ``failure_reason`` names the cause of a trial that erred
+    outside the objective (its worker died), given its Tune trial id.
+    ``stopped_at`` says where the scheduler stopped a trial (rung, epoch), given its Tune
+    trial id, or None: such a trial is PRUNED, with its partial record.
+    A proposal that the ``cache`` holds is told COMPLETE at once and the sampler is asked
+    again, so no Ray trial is spent on it: one Tune trial is one training.
+    """
+
+    def __init__(self, *, input_size: int, objectives: Sequence[Objective], study_name: str,
+                 sampler: optuna.samplers.BaseSampler,
+                 storage: optuna.storages.BaseStorage | None = None,
+                 cache: EvaluationCache | None = None,
+                 stopping: Callable[[], bool] = lambda: False,
+                 failure_reason: Callable[[str], str] = lambda trial_id: CRASH_REASON,
+                 stopped_at: Callable[[str], Any] = lambda trial_id: None) -> None:
+        self._input_size = input_size
+        self._metrics = [o.metric for o in objectives]
+        self._cache = cache if cache is not None else EvaluationCache()
+        self._stopping = stopping
+        self._failure_reason = failure_reason
+        self._stopped_at = stopped_at
+        self._asked: tuple[optuna.Trial, Arch] | None = None
+        self._running: dict[str, _Running] = {}
+        super().__init__(
+            self._define_by_run,
+            metric=self._metrics,
+            mode=[o.ray_mode for o in objectives],
+            sampler=sampler, study_name=study_name, storage=storage,
+        )
+
+    def _define_by_run(self, trial: optuna.Trial) -> dict[str, str]:
+        """Sample, and record the architecture on the trial at once."""
+        arch = sample_arch(trial, self._input_size)
+        text = arch.to_json(indent=None)
+        trial.set_user_attr("arch", text)
+        trial.set_user_attr("arch_str", str(arch))
+        self._asked = (trial, arch)
+        preset = trial.user_attrs.get("preset")  # enqueued with it (search.driver.tune)
+        return {ARCH_KEY: text, NUMBER_KEY: trial.number,
+                **({PRESET_KEY: preset} if preset else {})}
+
+    def _ask(self, key: str) -> dict[str, Any] | None:
+        self._asked = None
+        with warnings.catch_warnings():
+            # Writing 53 parameters to SQLite takes ~1 s, which OptunaSearch warns about.
+            warnings.filterwarnings("ignore", message="Define-by-run function")
+            return super().suggest(key)
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        """The next architecture to train; duplicates on the way are served from the cache.
+
+        Each Optuna trial needs a key of its own in ``OptunaSearch``, so the asks after a
+        duplicate go under ``<trial_id>:<attempt>``; Tune only ever sees ``trial_id``.
+        """
+        for attempt in range(MAX_CACHE_HITS_IN_A_ROW + 1):
+            key = f"{trial_id}:{attempt}" if attempt else trial_id
+            config = self._ask(key)
+            if self._asked is None:
+                return config
+            trial, arch = self._asked
+            hit = self._cache.lookup(arch)
+            if hit is None:
+                self._running[trial_id] = _Running(key, trial, arch)
+                return config
+            self._serve(key, trial, hit)
+        warnings.warn(f"the sampler proposed {MAX_CACHE_HITS_IN_A_ROW + 1} trained "
+                      "architectures in a row; the search stops early", stacklevel=2)
+        return Searcher.FINISHED
+
+    def _serve(self, key: str, trial: optuna.Trial, hit: CachedEvaluation) -> None:
+        """Record ``trial`` as a duplicate of ``hit`` and tell it COMPLETE."""
+        start = time.perf_counter()
+        for name, value in hit.served_attrs().items():
+            trial.set_user_attr(name, value)
+        trial.set_user_attr("wall_seconds", time.perf_counter() - start)
+        super().on_trial_complete(key, result=dict(zip(self._metrics, hit.values, strict=True)))
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
+                          error: bool = False) -> None:
+        running = self._running.pop(trial_id, None)
+        if running is None:  # not handed out by this searcher: nothing to record
+            super().on_trial_complete(trial_id, result=result, error=error)
+            return
+        outcome = self._record(trial_id, running.trial, result or {}, error)
+        trained = outcome == TrialState.COMPLETE
+        if not trained:
+            # OptunaSearch tells FAIL for "no values, error" and PRUNED for "no values".
+            result, error = None, outcome == TrialState.FAIL
+        super().on_trial_complete(running.key, result=result, error=error)
+        if trained:
+            self._cache.add(running.arch, running.trial.number,
+                            [result[m] for m in self._metrics], json.loads(result[ATTRS_KEY]))
+
+    def _record(self, trial_id: str, trial: optuna.Trial, result: dict[str, Any],
+                error: bool) -> TrialState:
+        """Write user attrs; the state to tell: COMPLETE, PRUNED (stopped at a rung), or FAIL
+        (with its ``fail_reason``)."""
+        if FAIL_KEY in result:
+            trial.set_user_attr("fail_reason", str(result[FAIL_KEY]))
+            return TrialState.FAIL
+        if ATTRS_KEY in result:
+            _set_attrs(trial, json.loads(result[ATTRS_KEY]))
+            return TrialState.COMPLETE
+        stop = self._stopped_at(trial_id)
+        if stop is not None and PARTIAL_KEY in result and not error:
+            _set_attrs(trial, json.loads(result[PARTIAL_KEY]))
+            trial.set_user_attr(PRUNED_EPOCH, stop.epoch)
+            trial.set_user_attr(PRUNED_RUNG, stop.rung)
+            trial.set_user_attr(PARTIAL_ACCURACY, result[self._metrics[0]])
+            return TrialState.PRUNED
+        if error and not self._stopping():
+            trial.set_user_attr("fail_reason", self._failure_reason(trial_id))
+        else:  # Tune stopped it before its last report (the search was interrupted)
+            trial.set_user_attr("fail_reason", INTERRUPTED_REASON)
+            trial.set_user_attr(INTERRUPTED, True)
+        return TrialState.FAIL
+
+
+def _set_attrs(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
+    for key, value in attrs.items():
+        trial.set_user_attr(key, value)

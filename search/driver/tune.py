@@ -1,0 +1,393 @@
+"""Ray Tune runs the trials; Optuna samples them and keeps every one in an RDB study.
+
+The driver (this process) is the study's only writer: :class:`search.driver.searcher.StudySearch`
+records each trial's attributes and outcome. Trials run in Ray workers and only report
+back, so SQLite is safe whatever the concurrency. A second driver on the same study is
+refused (:mod:`search.study.lease`).
+
+Resume: the study is the state. A rerun of the same command loads it, marks trials left
+RUNNING by a killed search as FAIL (``interrupted``), enqueues every preset that has no
+complete or pruned trial yet, rebuilds the scheduler's rungs from the finished trials
+(:mod:`search.driver.scheduler`), and runs only what the trial budget still lacks. SIGINT or SIGTERM
+stop the search cleanly (:mod:`search.driver.stopping`): the live trials are marked interrupted
+at once and the exit status says which signal it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, TextIO
+
+import optuna
+import ray
+from optuna.trial import TrialState
+from ray import tune
+
+from cse_nets.cli import Interrupted, first_line
+from search.data import Splits, load_dataset
+from search.driver.address import check_ray_address
+from search.driver.config import Budget, SearchConfig
+from search.driver.progress import Progress, format_front
+from search.driver.samplers import make_sampler
+from search.driver.scheduler import SchedulerSpec, make_scheduler
+from search.driver.searcher import StudySearch
+from search.driver.stopping import StopSignals
+from search.driver.worker_deaths import FailureReasons, survive_worker_deaths
+from search.study.evaluation_cache import EvaluationCache
+from search.study.lease import driver_lease
+from search.study.objectives import Objective
+from search.study.schema import INTERRUPTED, INTERRUPTED_REASON, budget_trials
+from search.study.storage import open_rdb_storage, writing_to_storage
+from search.training import RECIPES, TrainConfig
+from search.training.step import Speedups
+from search.trials.memory import TrialMemory
+from search.trials.packing import Packing, plan_gpu_packing
+from search.trials.shared_data import SharedData
+from search.trials.trainable import TrialResources, run_trial
+from space import preset, preset_params
+
+__all__ = ["SearchError", "SearchResult", "fail_interrupted", "run_search"]
+
+
+# One trial: (config, *, data, train_config, objectives, speedups, memory_fraction) -> None,
+# reporting to Tune as search.trials.trainable.run_trial does.
+Trainable = Callable[..., None]
+
+
+class SearchError(ValueError):
+    """Bad input found while setting the search up; the message is one line."""
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Where a finished (or already complete) search left its results."""
+
+    study_name: str
+    storage_url: str
+    experiment_dir: Path | None  # Ray Tune's trial directories (None: nothing ran)
+    ran: int  # trials this invocation added to the study
+    counted: int  # trials in the study that count towards the budget
+    wall_seconds: float
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything one invocation of the search decided before any trial runs."""
+
+    config: SearchConfig
+    budget: Budget
+    splits: Splits
+    train_config: TrainConfig
+    resources: TrialResources
+    packing: Packing | None  # GPU trials only
+    speedups: Speedups
+    scheduler: SchedulerSpec
+    trainable: Trainable
+
+    @property
+    def objectives(self) -> tuple[Objective, ...]:
+        return self.config.ordered_objectives
+
+
+def _trial_dirname(trial: Any) -> str:
+    return str(trial.trial_id)  # Tune's default spells out the whole config
+
+
+# --- setup: everything that can reject the user's input, before any trial runs ----------
+
+def _start_ray(address: str | None) -> None:
+    """Join ``address``, or start a Ray instance on this machine with all its CPUs/GPUs."""
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    # Ray's own table would drown the progress lines; the old reporter at verbose=0 is quiet.
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    # A trial that errs is recorded with its cause in the study (and error.txt); Tune's own
+    # logs of it would add a traceback to the terminal for every such trial. Likewise a
+    # signal can cut Tune's save of its experiment folder short: the study is the search's
+    # state, so that failed save loses nothing and is no traceback for the user.
+    for name in ("ray.tune.execution.tune_controller", "ray.tune.tune",
+                 "ray.tune.execution.experiment_state"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    if address is None:
+        ray.init(address="local", include_dashboard=False, log_to_driver=False,
+                 logging_level="ERROR")
+        return
+    try:
+        ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+    except (ConnectionError, ValueError, RuntimeError) as err:
+        raise SearchError(f"cannot join Ray cluster at {address}: {first_line(err)}") from None
+
+
+def _cpus_and_gpus(config: SearchConfig, gpus: float) -> tuple[float, float]:
+    """CPUs and ``gpus`` per trial; :class:`SearchError` if the cluster can never grant them
+    (Tune would wait for them for ever)."""
+    cluster = ray.cluster_resources()
+    wanted = {"CPU": config.cpus_per_trial, "GPU": gpus}
+    for name, amount in wanted.items():
+        if amount > cluster.get(name, 0):
+            raise SearchError(f"a trial asks for {amount:g} {name}(s) but the Ray cluster has "
+                              f"{cluster.get(name, 0):g}")
+    return wanted["CPU"], wanted["GPU"]
+
+
+def _largest_node_memory() -> float:
+    """The ``memory`` resource of the cluster's largest node: no trial may ask for more."""
+    return max(node["Resources"].get("memory", 0) for node in ray.nodes() if node["Alive"])
+
+
+def _study_attrs(plan: _Plan) -> dict[str, Any]:
+    info, config = plan.splits.info, plan.config
+    return {
+        "dataset": info.name,
+        "input_shape": list(info.shape.chw),
+        "num_classes": info.shape.num_classes,
+        "class_names": list(info.class_names) if info.class_names else None,
+        "data_source": info.source,  # an image folder: where, which files, which splits
+        "objectives": [o.name for o in config.ordered_objectives],
+        "latency_target": next((o.target for o in config.ordered_objectives if o.target),
+                               None),
+        "train_config": asdict(plan.train_config),
+        "budget": config.budget,
+        "val_fraction": plan.budget.val_fraction,  # the split's seed is train_config's seed
+        # The latest run's: a resume may change it, as every trial's per-epoch accuracies
+        # rebuild any rungs (search.driver.scheduler).
+        "scheduler": plan.scheduler.record(plan.budget.epochs),
+    }
+
+
+def _create_or_load_study(config: SearchConfig,
+                          storage: optuna.storages.RDBStorage) -> optuna.Study:
+    """The study, created if new (its lease lives in it). This handle reads and enqueues;
+    the sampling handle is :class:`StudySearch`'s own."""
+    return optuna.create_study(
+        storage=storage, study_name=config.study, load_if_exists=True,
+        directions=[o.direction for o in config.ordered_objectives],
+    )
+
+
+def _comparable(train_config: Any) -> Any:
+    """A train config without the fields that change memory use but never results."""
+    if not isinstance(train_config, dict):
+        return train_config
+    return {k: v for k, v in train_config.items() if k != "eval_batch_size"}
+
+
+def _check_study(study: optuna.Study, config: SearchConfig, attrs: dict[str, Any]) -> None:
+    """Record the setup in a new study; refuse to resume one run with another setup."""
+    objectives = config.ordered_objectives
+    if not study.user_attrs:  # new
+        with warnings.catch_warnings():  # experimental since Optuna 3.2, still there in 5.0
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([o.metric for o in objectives])
+        for key, value in attrs.items():
+            study.set_user_attr(key, value)
+        return
+    if study.user_attrs.get("scheduler") != attrs["scheduler"]:
+        study.set_user_attr("scheduler", attrs["scheduler"])
+    recorded = {**study.user_attrs,
+                "train_config": _comparable(study.user_attrs.get("train_config"))}
+    wanted = {**attrs, "train_config": _comparable(attrs["train_config"])}
+    differs = [key for key in ("dataset", "input_shape", "objectives", "latency_target",
+                               "train_config", "val_fraction", "data_source")
+               if recorded.get(key) != wanted[key]]
+    if differs:
+        raise SearchError(
+            f"study {config.study!r} in {config.storage_url} was run with another "
+            f"{', '.join(differs)}; rerun it with its own flags or choose a new --study-name")
+
+
+def fail_interrupted(study: optuna.Study, storage: optuna.storages.BaseStorage) -> int:
+    """Mark trials left RUNNING by a search that died as FAIL (``interrupted``)."""
+    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for trial in stale:
+        # Optuna offers no public way to write to a trial it did not hand out in this
+        # process; _trial_id is the storage key (pinned optuna<6, tested in test_search_study).
+        storage.set_trial_user_attr(trial._trial_id, "fail_reason", INTERRUPTED_REASON)
+        storage.set_trial_user_attr(trial._trial_id, INTERRUPTED, True)
+        study.tell(trial.number, state=TrialState.FAIL)
+    return len(stale)
+
+
+def _missing_presets(study: optuna.Study, names: tuple[str, ...]) -> list[str]:
+    """Presets with no complete or pruned trial that are not already waiting in the queue."""
+    have = {t.user_attrs.get("preset") for t in study.get_trials(
+        deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.WAITING))}
+    return [name for name in names if name not in have]
+
+
+def _enqueue_presets(study: optuna.Study, names: tuple[str, ...], input_size: int,
+                     limit: int, out: TextIO) -> None:
+    for name in _missing_presets(study, names)[:limit]:
+        try:
+            params = preset_params(preset(name), input_size)
+        except ValueError as err:
+            print(f"warning: preset {name} skipped: {err}", file=out)
+            continue
+        study.enqueue_trial(params, user_attrs={"preset": name})
+
+
+# --- the search -----------------------------------------------------------------------------
+
+def run_search(config: SearchConfig, *, out: TextIO = sys.stdout,
+               trainable: Trainable = run_trial) -> SearchResult:
+    """Run (or resume) the search of ``config`` until the study holds ``trials`` trials.
+
+    :class:`SearchError` for input the search cannot use (dataset, storage, cluster, a
+    study run with other settings); the trials' own failures are recorded, not raised.
+    ``trainable`` runs one trial (:func:`search.trials.trainable.run_trial`, the real
+    training; tests give one with known learning curves).
+    """
+    start = time.perf_counter()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if config.address is not None:
+        check_ray_address(config.address)
+    storage = open_rdb_storage(config.storage_url,
+                               config.results_dir if config.storage is None else None)
+    # A full disk or a read-only database fails any write of the study: one line.
+    with writing_to_storage("the search's trials"):
+        study = _create_or_load_study(config, storage)
+        with driver_lease(storage, config.study), StopSignals() as stop:
+            _start_ray(config.address)
+            stop.install()  # over the handlers ray.init installs
+            try:
+                return _search(_plan(config, trainable), study, storage, stop, out, start)
+            finally:
+                ray.shutdown()
+
+
+def _plan(config: SearchConfig, trainable: Trainable) -> _Plan:
+    cluster_gpus = ray.cluster_resources().get("GPU", 0)
+    gpu = cluster_gpus > 0 if config.gpus_per_trial is None else config.gpus_per_trial > 0
+    budget = config.resolve_budget(gpu=gpu)
+    scheduler = config.scheduler_spec(gpu=gpu)  # refuses mo-asha without a rung to stop at
+    # A missing dataset raises DatasetError, a ValueError: the CLI's one-line bad input.
+    splits = load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed,
+                          val_fraction=budget.val_fraction, input_size=config.input_size,
+                          strict_images=config.strict_images)
+    # A batch never holds more than the images a trial trains on (one batch of all of
+    # them), so no flag can make a trial allocate for more.
+    per_trial = max(1, round(budget.subset * len(splits.train[1])))
+    budget = replace(budget, batch_size=min(budget.batch_size, per_trial))
+    train_config = replace(
+        RECIPES["default"], epochs=budget.epochs, batch_size=budget.batch_size,
+        subset=budget.subset, seed=config.seed, device="cuda" if gpu else "cpu",
+        lr=config.lr or RECIPES["default"].lr,
+    )
+    splits = splits.for_trials()
+    packing = None
+    if gpu and cluster_gpus > 0:  # else _cpus_and_gpus refuses the GPUs asked for
+        train_config = config.speedups.scale_batch(train_config)
+        packing = plan_gpu_packing(splits, train_config, gpus_per_trial=config.gpus_per_trial,
+                                   pack=config.gpu_speedups)
+    cpus, gpus = _cpus_and_gpus(
+        config, packing.gpus_per_trial if packing else config.gpus_per_trial or 0.0)
+    resources = TrialResources(cpu=cpus, gpu=gpus,
+                               memory=TrialMemory.for_search(splits, train_config),
+                               max_memory=_largest_node_memory())
+    return _Plan(config=config, budget=budget, splits=splits, train_config=train_config,
+                 resources=resources, packing=packing, speedups=config.speedups,
+                 scheduler=scheduler, trainable=trainable)
+
+
+def _search(plan: _Plan, study: optuna.Study, storage: optuna.storages.RDBStorage,
+            stop: StopSignals, out: TextIO, start: float) -> SearchResult:
+    config, budget = plan.config, plan.budget
+    _check_study(study, config, _study_attrs(plan))
+    interrupted = fail_interrupted(study, storage)
+    if interrupted:
+        print(f"resuming: {interrupted} interrupted trial(s) marked FAIL", file=out)
+    existing = len(study.trials)
+    remaining = budget.trials - len(budget_trials(study))
+    _enqueue_presets(study, config.presets, plan.splits.info.shape.input_size, remaining, out)
+    print(f"study {config.study}: {budget.trials - remaining}/{budget.trials} trials done; "
+          f"{budget.epochs} epoch(s) on {budget.subset:g} of the training split, batch "
+          f"{budget.batch_size}, {plan.resources.cpu:g} CPU / {plan.resources.gpu:g} "
+          f"GPU per trial, sampler {config.sampler}, scheduler "
+          f"{_describe_scheduler(plan)}", file=out)
+    experiment_dir = None
+    if remaining > 0:
+        try:
+            with stop.deferred():
+                experiment_dir = _tune(plan, study, storage, remaining, stop, out)
+        except KeyboardInterrupt:  # Ray's C code re-raises our Interrupted as a plain one
+            if stop.signum is None:
+                raise
+            # SIGTERM or a second signal: Tune did not finish, but the study says enough.
+    if stop.signum is not None:
+        fail_interrupted(study, storage)  # the live trials Tune stopped: now, not next run
+        raise Interrupted(f"interrupted: {len(budget_trials(study))} of {budget.trials} "
+                          "trials; rerun the same command to resume", 128 + stop.signum)
+    print(format_front(study), file=out)
+    print(f"study:   {config.study} in {config.storage_url} "
+          f"(optuna-dashboard {config.storage_url})", file=out)
+    if experiment_dir is not None:
+        print(f"trials:  {experiment_dir}", file=out)
+    return SearchResult(
+        study_name=config.study, storage_url=config.storage_url,
+        experiment_dir=experiment_dir, ran=len(study.trials) - existing,
+        counted=len(budget_trials(study)), wall_seconds=time.perf_counter() - start,
+    )
+
+
+def _describe_scheduler(plan: _Plan) -> str:
+    spec = plan.scheduler
+    if spec.name == "fifo":
+        return "fifo"
+    rungs = ", ".join(map(str, spec.rungs(plan.budget.epochs)))
+    return f"{spec.name} (rungs at epoch {rungs}, eta {spec.reduction_factor})"
+
+
+def _tune(plan: _Plan, study: optuna.Study, storage: optuna.storages.RDBStorage,
+          remaining: int, stop: StopSignals, out: TextIO) -> Path:
+    config = plan.config
+    # Offset the seed by the study's size so a resumed search does not replay the random
+    # draws of the run before it.
+    sampler = make_sampler(config.sampler, seed=config.seed + len(study.trials),
+                           trials=plan.budget.trials)
+    reasons = FailureReasons()
+    scheduler = make_scheduler(plan.scheduler, plan.objectives, plan.budget.epochs)
+    replayed = scheduler.replay(study.get_trials(deepcopy=False))
+    if replayed and plan.scheduler.name != "fifo":
+        print(f"{plan.scheduler.name}: rungs rebuilt from {replayed} earlier trial(s)",
+              file=out)
+    searcher = StudySearch(input_size=plan.splits.info.shape.input_size,
+                           objectives=plan.objectives, study_name=config.study,
+                           sampler=sampler, storage=storage,
+                           cache=EvaluationCache.from_trials(study.get_trials(deepcopy=False)),
+                           stopping=stop.stop_all, failure_reason=reasons.reason,
+                           stopped_at=scheduler.stopped_at)
+    # The splits go to the object store once, and to each worker's device once
+    # (search.trials.shared_data); trials on any node read them from there.
+    trainable = tune.with_resources(
+        tune.with_parameters(plan.trainable, data=SharedData.put(plan.splits),
+                             train_config=plan.train_config, objectives=plan.objectives,
+                             speedups=plan.speedups,
+                             memory_fraction=plan.packing and plan.packing.memory_fraction),
+        plan.resources.placement,
+    )
+    experiment = f"run-{time.strftime('%Y%m%d-%H%M%S')}"
+    storage_path = (config.results_dir / "ray" / config.study).resolve()
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=searcher, scheduler=scheduler, num_samples=remaining,
+            max_concurrent_trials=config.max_concurrent,
+            trial_dirname_creator=_trial_dirname,
+            reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(
+            name=experiment, storage_path=str(storage_path), verbose=0, stop=stop,
+            failure_config=tune.FailureConfig(max_failures=0),
+            callbacks=[reasons, Progress(study, plan.budget.trials, out,
+                                                  epochs=plan.budget.epochs)],
+        ),
+    )
+    survive_worker_deaths()
+    tuner.fit()
+    return storage_path / experiment

@@ -1,0 +1,118 @@
+"""What a trial's dead worker means, and a search that survives it.
+
+A trial whose worker dies (killed by Ray's memory monitor, a segfault, its node lost) is
+that trial's failure, recorded with the cause, and the search goes on. Ray 2.60's actor
+manager raises any death other than an actor or task error (``OutOfMemoryError``,
+``WorkerCrashedError``, ``NodeDiedError``) out of Tune's controller, which takes the whole
+search down: :func:`survive_worker_deaths` routes them the way it routes an actor's death.
+
+Such a trial is not retried: Tune cannot lower its concurrency mid-run, so a retry would
+meet the same neighbours; the declared memory is what keeps trials from crowding each
+other out, and a rerun of the command gets the budget's remaining trials.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import ray.exceptions
+from ray import cloudpickle, tune
+from ray.air.execution._internal.actor_manager import RayActorManager
+
+from cse_nets.cli import first_line
+from search.study.schema import CRASH_REASON
+
+__all__ = ["WORKER_DEATHS", "FailureReasons", "WorkerDied", "survive_worker_deaths",
+           "worker_death_reason"]
+
+WORKER_DEATHS = (ray.exceptions.OutOfMemoryError, ray.exceptions.WorkerCrashedError,
+                 ray.exceptions.NodeDiedError)
+
+
+_OOM_KILL = "killed due to the node running low on memory"  # Ray's OutOfMemoryError text
+_WORKER_USED = re.compile(r"memory used=([\d.]+\s*[KMGT]?B)")
+_NODE_USED = re.compile(r"was ([\d.]+\s*[KMGT]?B) used / ([\d.]+\s*[KMGT]?B) limit")
+
+
+def worker_death_reason(err: BaseException | str | None) -> str:
+    """Why a trial's worker died, in one line for its ``fail_reason``; ``err`` may also be
+    the text Tune kept of an error it could not pickle."""
+    if isinstance(err, WorkerDied):
+        return str(err)
+    text = str(err)
+    if isinstance(err, ray.exceptions.OutOfMemoryError) or _OOM_KILL in text:
+        worker, node = _WORKER_USED.search(text), _NODE_USED.search(text)
+        used = f": worker used {worker.group(1)}" if worker else ""
+        where = f" (node at {node.group(1)} of {node.group(2)})" if node else ""
+        return f"killed by Ray's memory monitor{used}{where}"
+    if isinstance(err, ray.exceptions.NodeDiedError):
+        return f"its Ray node was lost: {first_line(err)}"
+    if isinstance(err, ray.exceptions.WorkerCrashedError | ray.exceptions.RayActorError):
+        return "its Ray worker died (a crash or a kill: a segfault, SIGKILL, a lost node)"
+    return CRASH_REASON
+
+
+def _last_error(trial: Any) -> BaseException | str | None:
+    """The error Tune just wrote for ``trial`` in the driver's staging folder (it reaches
+    the trial folder later): pickled for actor and task errors, else as text."""
+    if trial is None:
+        return None
+    pickled, text = trial.pickled_error_file, trial.error_file
+    if pickled and Path(pickled).is_file():
+        return cloudpickle.loads(Path(pickled).read_bytes())
+    if text and Path(text).is_file():
+        return Path(text).read_text()
+    return None
+
+
+class FailureReasons(tune.Callback):
+    """The cause of each trial that erred outside the objective, for :class:`StudySearch`
+    (Tune tells the searcher of the error, but not what it was)."""
+
+    def __init__(self) -> None:
+        self._trials: dict[str, Any] = {}
+
+    def on_step_begin(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        # Every step, not on_trial_start: a worker can die before its trial starts.
+        self._trials.update((trial.trial_id, trial) for trial in trials)
+
+    def reason(self, trial_id: str) -> str:
+        """Read from the error Tune stored for the trial just before it told the searcher."""
+        try:
+            error = _last_error(self._trials.get(trial_id))
+        except Exception:  # an unreadable error file: the generic reason will do
+            error = None
+        return worker_death_reason(error)
+
+    # Tune pickles its searcher (which holds ``reason``); a copy needs no live trials.
+    def __getstate__(self) -> dict[str, Any]:
+        return {"_trials": {}}
+
+
+class WorkerDied(ray.exceptions.RayActorError):
+    """A trial's worker died of one of :data:`WORKER_DEATHS`; ``str()`` is the cause."""
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__(error_msg=reason)
+
+
+def survive_worker_deaths() -> None:
+    """Make Tune treat :data:`WORKER_DEATHS` of a trial's task as its actor's death.
+
+    A workaround for Ray's actor manager (pinned ray<3): such a death reaches it as a
+    :class:`WorkerDied`, an actor error, which Tune records as the trial's error.
+    """
+    original = RayActorManager._actor_task_failed
+    if getattr(original, "survives_worker_deaths", False):
+        return
+
+    def task_failed(self: RayActorManager, tracked_actor_task: Any,
+                    exception: Exception) -> None:
+        if isinstance(exception, WORKER_DEATHS):
+            exception = WorkerDied(worker_death_reason(exception))
+        original(self, tracked_actor_task, exception)
+
+    task_failed.survives_worker_deaths = True  # type: ignore[attr-defined]
+    RayActorManager._actor_task_failed = task_failed  # type: ignore[method-assign]

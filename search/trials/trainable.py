@@ -1,0 +1,98 @@
+"""One trial as Ray runs it: its resources, its trainable, and what its death means.
+
+A trial asks Ray for its CPUs, GPUs and its estimated memory (:mod:`search.trials.memory`), so
+Ray starts no more trials than fit. A trial whose worker dies (killed by Ray's memory
+monitor, a segfault, its node lost) is that trial's failure, recorded with the cause, and
+the search goes on. Ray 2.60's actor manager raises any death other than an actor or task
+error (``OutOfMemoryError``, ``WorkerCrashedError``, ``NodeDiedError``) out of Tune's
+controller, which takes the whole search down: :func:`survive_worker_deaths` routes them
+the way it routes an actor's death.
+
+Such a trial is not retried: Tune cannot lower its concurrency mid-run, so a retry would
+meet the same neighbours; the declared memory is what keeps trials from crowding each
+other out, and a rerun of the command gets the budget's remaining trials.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from ray import tune
+from ray.tune.execution.placement_groups import PlacementGroupFactory
+
+from cse_nets.cli import first_line
+from search.study.objectives import Objective
+from search.study.schema import ARCH_KEY, ATTRS_KEY, EPOCH_KEY, FAIL_KEY, PARTIAL_KEY
+from search.training import TrainConfig
+from search.training.evaluate import Evaluation, train_and_score
+from search.training.step import Speedups
+from search.trials.memory import TrialMemory
+from search.trials.packing import limit_process_memory
+from search.trials.shared_data import SharedData, splits_on
+from space import Arch
+
+__all__ = ["TrialResources", "report_evaluation", "run_trial"]
+
+@dataclass(frozen=True)
+class TrialResources:
+    """What a trial asks Ray for: CPUs and GPUs, and memory from its architecture."""
+
+    cpu: float
+    gpu: float
+    memory: TrialMemory
+    max_memory: float  # the most one trial may ask for: the largest node's memory resource
+
+    def memory_bytes(self, arch: Arch) -> int:
+        """The estimate, capped so that a large candidate runs alone rather than never."""
+        return int(min(self.memory.estimate(arch), self.max_memory))
+
+    def placement(self, config: dict[str, Any]) -> PlacementGroupFactory:
+        """Tune's resources for the trial of ``config``."""
+        memory = self.memory_bytes(Arch.from_json(config[ARCH_KEY]))
+        return PlacementGroupFactory([{"CPU": self.cpu, "GPU": self.gpu, "memory": memory}])
+
+
+def run_trial(config: dict[str, Any], *, data: SharedData, train_config: TrainConfig,
+              objectives: Sequence[Objective], speedups: Speedups,
+              memory_fraction: float | None) -> None:
+    """The Tune trainable: one candidate, reported after every epoch, never raising for its
+    own failure.
+
+    Each epoch's report holds the objective values so far (a scheduler may stop the trial
+    there) and ``epoch``; the last also holds the user attrs, the others the same so far.
+    ``memory_fraction`` is the trial's share of a GPU it shares with others
+    (:mod:`search.trials.packing`); PyTorch's allocator is capped at it."""
+    def epoch_done(evaluation: Evaluation) -> None:
+        if len(evaluation.val_accuracy_per_epoch) < train_config.epochs:
+            report_evaluation(evaluation, objectives, final=False)
+
+    try:
+        limit_process_memory(memory_fraction)
+        splits = splits_on(data, train_config.device)
+        evaluation = train_and_score(Arch.from_json(config[ARCH_KEY]), splits, train_config,
+                                     objectives, on_epoch=epoch_done, speedups=speedups)
+    except Exception as err:  # NaN loss, out of memory, unbuildable: the trial's FAIL
+        # Tune insists on the metrics in every result; StudySearch tells Optuna FAIL.
+        reason = f"{type(err).__name__}: {first_line(err)}"
+        if memory_fraction is not None and isinstance(err, torch.OutOfMemoryError):
+            reason = f"out of memory in its own {memory_fraction:.1%} of the GPU: {reason}"
+        tune.report({**dict.fromkeys((o.metric for o in objectives), math.nan),
+                     FAIL_KEY: reason})
+        return
+    report_evaluation(evaluation, objectives, final=True)
+
+
+def report_evaluation(evaluation: Evaluation, objectives: Sequence[Objective], *,
+                      final: bool) -> None:
+    """Report a candidate to Tune after an epoch: objective values so far, ``epoch``, and
+    the user attrs (``final``) or the same so far (:class:`search.driver.searcher.StudySearch`
+    reads them). From inside a trainable only."""
+    tune.report({**dict(zip((o.metric for o in objectives), evaluation.values(objectives),
+                            strict=True)),
+                 EPOCH_KEY: len(evaluation.val_accuracy_per_epoch),
+                 ATTRS_KEY if final else PARTIAL_KEY: json.dumps(evaluation.user_attrs())})
