@@ -28,20 +28,9 @@ from search.data.splits import DatasetInfo, Splits, stratified_split
 from search.training.config import TrainConfig
 from search.training.step import NO_SPEEDUPS, Speedups, TrainStep, make_step
 
-__all__ = [
-    "EpochStats",
-    "NonFiniteLossError",
-    "TrainResult",
-    "final_test_accuracy",
-    "learning_rate",
-    "make_optimizer",
-    "measure_accuracy",
-    "resolve_device",
-    "resolve_precision",
-    "train_epoch",
-    "train_model",
-    "versions",
-]
+__all__ = ["EpochStats", "NonFiniteLossError", "TrainResult", "final_test_accuracy",
+           "learning_rate", "make_optimizer", "measure_accuracy", "resolve_device",
+           "resolve_precision", "train_epoch", "train_model", "versions"]
 
 # Steps between checks that the summed loss is finite: each check waits for the device.
 FINITE_CHECK_STEPS = 25
