@@ -24,7 +24,7 @@ from plotly.offline import get_plotlyjs
 
 from cse_nets.cli import OneLineParser, exits_on_bad_input, first_line
 from cse_nets.latency import OpComparison, compare_ops
-from search.cli import add_study_arguments, open_study_from_args
+from search.cli import add_study_arguments, storage_url_from_args
 from search.reporting.figures import REFERENCE_OPS, report_figures
 from search.reporting.paper_points import paper_points
 from search.study.objectives import ACCURACY, MACS, PARAMS
@@ -38,7 +38,7 @@ from search.study.schema import (
     PRUNED_EPOCH,
     TEST_ACCURACY,
 )
-from search.study.storage import output_dir, writing_to_storage
+from search.study.storage import open_study, output_dir, writing_to_storage
 from space import PRESETS, stage_resolutions
 
 __all__ = ["html_head", "main", "op_latency_lines", "summary_lines", "trial_note", "write_html"]
@@ -203,14 +203,17 @@ def _write_pngs(out: Path, figures: dict[str, go.Figure]) -> list[Path]:
     return paths
 
 
-def _attach(study: optuna.Study, results: StudyResults, figures: dict[str, go.Figure],
-            lines: list[str]) -> None:
+def _attach(study: optuna.Study, storage: optuna.storages.BaseStorage, results: StudyResults,
+            figures: dict[str, go.Figure], lines: list[str]) -> None:
     for key, fig in figures.items():
         save_plotly_graph_object(study, fig, graph_object_id=key)
     save_note(study, "\n".join(["## Search report", "", *[f"- {line}" for line in lines]]))
+    study_id = storage.get_study_id_from_name(study.study_name)
     for trial in study.get_trials(deepcopy=False):
-        # save_note takes a live Trial; a finished one is opened by id just to name it.
-        save_note(optuna.trial.Trial(study, trial._trial_id), trial_note(results, trial.number))
+        # save_note takes a live Trial; a finished one is opened by its storage id just to
+        # name it.
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        save_note(optuna.trial.Trial(study, trial_id), trial_note(results, trial.number))
 
 
 @exits_on_bad_input
@@ -222,7 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="do not save figures and notes into the study")
     args = parser.parse_args(argv)
 
-    study = open_study_from_args(args)
+    storage_url = storage_url_from_args(args)
+    study = open_study(args.study, storage_url)
     results = load_results(study)
     out = output_dir(args.results_dir, args.study)
     results.trials.to_csv(out / "trials.csv", index=False)
@@ -237,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         written += _write_pngs(out, figures)
     if not args.no_dashboard:
         with writing_to_storage("figures and notes (--no-dashboard skips them)"):
-            _attach(study, results, figures, lines)
+            _attach(study, optuna.storages.get_storage(storage_url), results, figures, lines)
     print("\n".join(lines))
     print("wrote " + ", ".join(map(str, written)))
     return 0

@@ -221,11 +221,13 @@ def _check_study(study: optuna.Study, config: SearchConfig, attrs: dict[str, Any
 def fail_interrupted(study: optuna.Study, storage: optuna.storages.BaseStorage) -> int:
     """Mark trials left RUNNING by a search that died as FAIL (``interrupted``)."""
     stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    study_id = storage.get_study_id_from_name(study.study_name)
     for trial in stale:
-        # Optuna offers no public way to write to a trial it did not hand out in this
-        # process; _trial_id is the storage key (pinned optuna<6, tested in test_search_study).
-        storage.set_trial_user_attr(trial._trial_id, FAIL_REASON, INTERRUPTED_REASON)
-        storage.set_trial_user_attr(trial._trial_id, INTERRUPTED, True)
+        # A trial this process did not hand out is written through the storage, by the id
+        # its number has there.
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        storage.set_trial_user_attr(trial_id, FAIL_REASON, INTERRUPTED_REASON)
+        storage.set_trial_user_attr(trial_id, INTERRUPTED, True)
         study.tell(trial.number, state=TrialState.FAIL)
     return len(stale)
 
