@@ -27,6 +27,7 @@ from optuna.trial import TrialState
 
 from search.driver.config import SearchConfig
 from search.driver.tune import run_search
+from search.study.schema import TRAIN_SECONDS, WALL_SECONDS
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -50,8 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         study = optuna.load_study(study_name=result.study_name, storage=result.storage_url)
         trials = sorted(study.get_trials(states=(TrialState.COMPLETE,)),
                         key=lambda t: t.datetime_start)
-    train = sum(t.user_attrs["train_seconds"] for t in trials)
-    objective = sum(t.user_attrs["wall_seconds"] for t in trials)
+    train = sum(t.user_attrs[TRAIN_SECONDS] for t in trials)
+    objective = sum(t.user_attrs[WALL_SECONDS] for t in trials)
     print(f"{len(trials)} complete trials, {args.max_concurrent} at a time, synthetic "
           f"{args.input_size}x{args.input_size}, subset {args.subset}, {args.epochs} epoch(s)")
     print(f"search wall time          {result.wall_seconds:8.1f} s")
@@ -71,12 +72,12 @@ def _print_breakdown(started: datetime, trials: list[optuna.trial.FrozenTrial]) 
     beyond its objective (sampling and writing it, Tune, reporting, the gap before it)."""
     def beyond_objective(trial: optuna.trial.FrozenTrial) -> float:
         span = (trial.datetime_complete - trial.datetime_start).total_seconds()
-        return span - trial.user_attrs["wall_seconds"]
+        return span - trial.user_attrs[WALL_SECONDS]
 
     # each later trial with the driver's gap before it
     later = [beyond_objective(b) + (b.datetime_start - a.datetime_complete).total_seconds()
              for a, b in itertools.pairwise(trials)]
-    building = statistics.median(t.user_attrs["wall_seconds"] - t.user_attrs["train_seconds"]
+    building = statistics.median(t.user_attrs[WALL_SECONDS] - t.user_attrs[TRAIN_SECONDS]
                                  for t in trials[1:])
     print(f"before the first trial    {(trials[0].datetime_start - started).total_seconds():8.2f}"
           " s (Ray start, dataset, study)")

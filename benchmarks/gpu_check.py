@@ -199,6 +199,7 @@ def section_search(sizes: Sizes, smoke: bool) -> dict[str, Any]:
 
         from search.driver.config import SearchConfig
         from search.driver.tune import run_search
+        from search.study.schema import DEVICE, PEAK_GPU_BYTES, TRAIN_SECONDS
     except ImportError as err:
         raise Skip(f"{err.name} is not installed (carry wheels: scripts/gpu_wheels.sh)") from None
     with tempfile.TemporaryDirectory(prefix="gpu-check-search-") as folder:
@@ -211,11 +212,11 @@ def section_search(sizes: Sizes, smoke: bool) -> dict[str, Any]:
         result = run_search(config, out=io.StringIO())
         study = optuna.load_study(study_name=result.study_name, storage=result.storage_url)
         trials = study.get_trials(states=(TrialState.COMPLETE,))
-    train = sum(t.user_attrs["train_seconds"] for t in trials)
+    train = sum(t.user_attrs[TRAIN_SECONDS] for t in trials)
     return {"trials": len(trials), "wall_s": result.wall_seconds,
             "train_over_wall": train / result.wall_seconds,
-            "devices": sorted({t.user_attrs["device"] for t in trials}),
-            "peak_gpu_bytes": [t.user_attrs.get("peak_gpu_bytes") for t in trials]}
+            "devices": sorted({t.user_attrs[DEVICE] for t in trials}),
+            "peak_gpu_bytes": [t.user_attrs.get(PEAK_GPU_BYTES) for t in trials]}
 
 
 SECTIONS: dict[str, Callable[[Sizes, bool], dict[str, Any]]] = {

@@ -36,9 +36,19 @@ from cse_nets.summary import format_profile
 from search.cli import add_study_arguments, open_study_from_args
 from search.data import Splits, load_dataset
 from search.data.augment import Normalize
-from search.study.objectives import ACCURACY
+from search.study.objectives import ACCURACY, MACS, PARAMS
 from search.study.results import StudyInfo, StudyResults, load_results
-from search.study.schema import export_attr
+from search.study.schema import (
+    ARCH,
+    DATASET,
+    DEVICE,
+    EXPORT_DIR,
+    TEST_ACCURACY,
+    TRAIN_CONFIG,
+    TRAIN_SECONDS,
+    VERSIONS,
+    export_attr,
+)
 from search.study.storage import StudyError, output_dir, writing_to_storage
 from search.training import (
     EpochStats,
@@ -63,7 +73,7 @@ def choose(results: StudyResults, top: int | None) -> pd.DataFrame:
     the first ``top`` of them when given."""
     front = results.front.sort_values(["hv_contribution", ACCURACY.metric, "number"],
                                       ascending=[False, False, True])
-    front = front.drop_duplicates("arch")
+    front = front.drop_duplicates(ARCH)
     return front if top is None else front.head(top)
 
 
@@ -161,20 +171,20 @@ def _retrain(directory: Path, row: pd.Series, arch: Arch, info: StudyInfo,
     max_diff = _export_onnx(model, normalize(images), directory / ONNX_FILE)
     metrics = {
         "trial": number,
-        "arch": str(arch),
-        "dataset": info.dataset,
-        "test_accuracy": accuracy,
+        ARCH: str(arch),
+        DATASET: info.dataset,
+        TEST_ACCURACY: accuracy,
         "test_images": len(splits.test[1]),
         "search_val_accuracy": float(row[ACCURACY.metric]),
-        "params": count_parameters(model),
-        "macs": count_macs(model, info.shape.chw),
-        "retrain": {"train_images": len(merged.train[1]), "train_config": asdict(config),
-                    "train_seconds": result.train_seconds, "device": result.device,
+        PARAMS.metric: count_parameters(model),
+        MACS.metric: count_macs(model, info.shape.chw),
+        "retrain": {"train_images": len(merged.train[1]), TRAIN_CONFIG: asdict(config),
+                    TRAIN_SECONDS: result.train_seconds, DEVICE: result.device,
                     "final_train_loss": result.history[-1].train_loss},
         "onnx": {"file": ONNX_FILE, "check_images": len(images),
                  "max_abs_diff": max_diff, "runtime": f"onnxruntime {onnxruntime.__version__}"},
         "latency": _latency(directory / ONNX_FILE, arch, info),
-        "versions": versions(),
+        VERSIONS: versions(),
     }
     (directory / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
@@ -209,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         arch = results.archs.get(number)
         if arch is None:
             raise StudyError(f"trial {number} on the front has no readable arch attribute")
-        directory = root / export_name(number, arch, int(row["params"]))
+        directory = root / export_name(number, arch, int(row[PARAMS.metric]))
         directory.mkdir(exist_ok=True)
         _write_specs(directory, number, arch, info, retraining)
         if retraining is None:
@@ -223,10 +233,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"warning: trial {number} not retrained: {err}", file=sys.stderr)
             continue
         with writing_to_storage(f"trial {number}'s test accuracy"):
-            study.set_user_attr(export_attr(number),
-                                {"test_accuracy": metrics["test_accuracy"],
-                                 "export_dir": str(directory)})
-        print(f"trial {number}: {directory}  test acc {metrics['test_accuracy']:.2%}  "
+            study.set_user_attr(export_attr(number), {TEST_ACCURACY: metrics[TEST_ACCURACY],
+                                                      EXPORT_DIR: str(directory)})
+        print(f"trial {number}: {directory}  test acc {metrics[TEST_ACCURACY]:.2%}  "
               f"onnx max |diff| {metrics['onnx']['max_abs_diff']:.1e}  "
               f"({time.perf_counter() - started:.0f} s)")
     if retraining is not None:

@@ -24,18 +24,27 @@ from plotly.offline import get_plotlyjs
 
 from cse_nets.cli import OneLineParser, exits_on_bad_input, first_line
 from cse_nets.latency import OpComparison, compare_ops
-from search.cli import add_study_arguments, open_study_from_args
+from search.cli import add_study_arguments, storage_url_from_args
 from search.reporting.figures import REFERENCE_OPS, report_figures
 from search.reporting.paper_points import paper_points
-from search.study.objectives import ACCURACY
+from search.study.objectives import ACCURACY, MACS, PARAMS
 from search.study.results import StudyResults, load_results
-from search.study.storage import output_dir, writing_to_storage
+from search.study.schema import (
+    ARCH,
+    EXPORT_DIR,
+    FAIL_REASON,
+    PARTIAL_ACCURACY,
+    PRESET,
+    PRUNED_EPOCH,
+    TEST_ACCURACY,
+)
+from search.study.storage import open_study, output_dir, writing_to_storage
 from space import PRESETS, stage_resolutions
 
 __all__ = ["html_head", "main", "op_latency_lines", "summary_lines", "trial_note", "write_html"]
 
-_FRONT_COLUMNS = ["number", "arch", "preset", "params", "macs", ACCURACY.metric, "test_accuracy",
-                  "hv_contribution"]
+_FRONT_COLUMNS = ["number", ARCH, PRESET, PARAMS.metric, MACS.metric, ACCURACY.metric,
+                  TEST_ACCURACY, "hv_contribution"]
 
 
 def summary_lines(results: StudyResults) -> list[str]:
@@ -49,15 +58,15 @@ def summary_lines(results: StudyResults) -> list[str]:
         f"front: {len(results.front)} architectures; hypervolume {results.hypervolume:.4f} "
         f"(reference: {results.reference_text()})",
     ]
-    costs = [("params", "{:,.0f} params")] + [
+    costs = [(PARAMS.metric, "{:,.0f} params")] + [
         (o.metric, "{:,.3f} ms on " + str(o.target)) for o in results.info.objectives if o.target]
     for metric, unit in costs:
         for name, budget in results.presets[metric].items():
             lines.append(_best_within(complete, name, metric, budget, unit))
-    tested = complete[complete["test_accuracy"].notna()]
+    tested = complete[complete[TEST_ACCURACY].notna()]
     lines.extend(f"trial {n} retrained: test acc {a:.2%} ({d})"
-                 for n, a, d in zip(tested["number"], tested["test_accuracy"],
-                                    tested["export_dir"], strict=True))
+                 for n, a, d in zip(tested["number"], tested[TEST_ACCURACY],
+                                    tested[EXPORT_DIR], strict=True))
     return lines
 
 
@@ -72,7 +81,7 @@ def _scheduler_lines(results: StudyResults) -> list[str]:
                      + (f" ({settings})" if settings else ""))
     pruned = results.pruned
     if len(pruned):
-        by_epoch = pruned["pruned_epoch"].value_counts(dropna=False).sort_index()
+        by_epoch = pruned[PRUNED_EPOCH].value_counts(dropna=False).sort_index()
         lines.append(f"pruned: {len(pruned)} (" + ", ".join(
             f"{n} at epoch {e}" if pd.notna(e) else f"{n} at an unrecorded epoch"
             for e, n in by_epoch.items()) + "); not on the front nor in the hypervolume")
@@ -88,7 +97,7 @@ def _best_within(complete: pd.DataFrame, name: str, metric: str, budget: float,
         return f"{head}: no complete trial"
     accuracy = ACCURACY.metric
     best = fits.loc[fits[accuracy].idxmax()]
-    itself = complete.loc[complete["preset"] == name, accuracy]
+    itself = complete.loc[complete[PRESET] == name, accuracy]
     return (f"{head}: best val acc {best[accuracy]:.2%} (trial {best['number']}, "
             f"{unit.format(best[metric])})"
             + (f"; {name} itself {itself.max():.2%}" if len(itself) else ""))
@@ -121,14 +130,14 @@ def trial_note(results: StudyResults, number: int) -> str:
                   f"| {px[0]} |" for i, (s, px) in enumerate(zip(arch.stages, sizes,
                                                                     strict=True), start=1)]
         lines += ["", f"stem {arch.stem}, head {arch.head} ({arch.head_op}, {arch.act})", ""]
-    facts = [("params", row["params"], "{:,.0f}"), ("MACs", row["macs"], "{:,.0f}"),
+    facts = [("params", row[PARAMS.metric], "{:,.0f}"), ("MACs", row[MACS.metric], "{:,.0f}"),
              ("val accuracy", row[ACCURACY.metric], "{:.2%}"),
-             ("test accuracy (retrained)", row["test_accuracy"], "{:.2%}"),
+             ("test accuracy (retrained)", row[TEST_ACCURACY], "{:.2%}"),
              ("epochs trained", row["epochs"], "{}"),
-             ("pruned at epoch", row["pruned_epoch"], "{}"), ("rung", row["rung"], "{}"),
-             ("partial val accuracy (at that epoch)", row["partial_val_accuracy"], "{:.2%}"),
-             ("export", row["export_dir"], "{}"), ("preset", row["preset"], "{}"),
-             ("fail reason", row["fail_reason"], "{}")]
+             ("pruned at epoch", row[PRUNED_EPOCH], "{}"), ("rung", row["rung"], "{}"),
+             ("partial val accuracy (at that epoch)", row[PARTIAL_ACCURACY], "{:.2%}"),
+             ("export", row[EXPORT_DIR], "{}"), ("preset", row[PRESET], "{}"),
+             ("fail reason", row[FAIL_REASON], "{}")]
     lines += [f"- {key}: {fmt.format(value)}" for key, value, fmt in facts
               if pd.notna(value) and value != ""]
     return "\n".join(lines)
@@ -161,7 +170,7 @@ def write_html(path: Path, results: StudyResults, figures: dict[str, go.Figure],
                   f"diamonds are its <b>test</b> accuracies on {source}, another dataset, "
                   f"drawn for scale.")
     columns = _FRONT_COLUMNS + [m for m in info.metric_names if m not in _FRONT_COLUMNS]
-    front = results.front.sort_values("params")[columns]
+    front = results.front.sort_values(PARAMS.metric)[columns]
     parts = [
         *html_head(f"{info.name}: search report"),
         f"<h1>Study {html.escape(info.name)}</h1>",
@@ -194,14 +203,17 @@ def _write_pngs(out: Path, figures: dict[str, go.Figure]) -> list[Path]:
     return paths
 
 
-def _attach(study: optuna.Study, results: StudyResults, figures: dict[str, go.Figure],
-            lines: list[str]) -> None:
+def _attach(study: optuna.Study, storage: optuna.storages.BaseStorage, results: StudyResults,
+            figures: dict[str, go.Figure], lines: list[str]) -> None:
     for key, fig in figures.items():
         save_plotly_graph_object(study, fig, graph_object_id=key)
     save_note(study, "\n".join(["## Search report", "", *[f"- {line}" for line in lines]]))
+    study_id = storage.get_study_id_from_name(study.study_name)
     for trial in study.get_trials(deepcopy=False):
-        # save_note takes a live Trial; a finished one is opened by id just to name it.
-        save_note(optuna.trial.Trial(study, trial._trial_id), trial_note(results, trial.number))
+        # save_note takes a live Trial; a finished one is opened by its storage id just to
+        # name it.
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        save_note(optuna.trial.Trial(study, trial_id), trial_note(results, trial.number))
 
 
 @exits_on_bad_input
@@ -213,7 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="do not save figures and notes into the study")
     args = parser.parse_args(argv)
 
-    study = open_study_from_args(args)
+    storage_url = storage_url_from_args(args)
+    study = open_study(args.study, storage_url)
     results = load_results(study)
     out = output_dir(args.results_dir, args.study)
     results.trials.to_csv(out / "trials.csv", index=False)
@@ -228,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         written += _write_pngs(out, figures)
     if not args.no_dashboard:
         with writing_to_storage("figures and notes (--no-dashboard skips them)"):
-            _attach(study, results, figures, lines)
+            _attach(study, optuna.storages.get_storage(storage_url), results, figures, lines)
     print("\n".join(lines))
     print("wrote " + ", ".join(map(str, written)))
     return 0

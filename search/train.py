@@ -20,6 +20,20 @@ from cse_nets import build_network, count_parameters
 from cse_nets.cli import OneLineParser, exits_on_bad_input, positive_int_arg
 from cse_nets.load import save_weights, write_export
 from search.data import DATASETS, FOLDER_PREFIX, load_dataset
+from search.study.objectives import ACCURACY, PARAMS
+from search.study.schema import (
+    ARCH,
+    DATASET,
+    DEVICE,
+    INPUT_SHAPE,
+    NUM_CLASSES,
+    SEED,
+    TEST_ACCURACY,
+    TRAIN_CONFIG,
+    TRAIN_SECONDS,
+    VAL_FRACTION,
+    VERSIONS,
+)
 from search.training import (
     PRECISIONS,
     RECIPES,
@@ -109,15 +123,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     accuracy = final_test_accuracy(model, splits, config)
     print(f"test acc {accuracy:.2%}  ({result.train_seconds:.1f} s training)")
     if args.save is not None:
+        # Named as a study names the same things (search.study.schema).
         metrics = {
-            "arch": str(arch), "dataset": info.name, "input_shape": list(info.shape.chw),
-            "num_classes": info.shape.num_classes, "params": count_parameters(model),
-            "train_config": asdict(config), "val_fraction": args.val_fraction,
+            ARCH: str(arch), DATASET: info.name, INPUT_SHAPE: list(info.shape.chw),
+            NUM_CLASSES: info.shape.num_classes, PARAMS.metric: count_parameters(model),
+            TRAIN_CONFIG: asdict(config), VAL_FRACTION: args.val_fraction,
             "history": [asdict(s) for s in result.history],
-            "val_accuracy": result.val_accuracy, "best_val_accuracy": result.best_val_accuracy,
-            "test_accuracy": accuracy, "train_seconds": result.train_seconds,
-            "device": result.device, "precision": resolve_precision(config.precision, device),
-            "seed": config.seed, "versions": versions(),
+            ACCURACY.metric: result.val_accuracy, "best_val_accuracy": result.best_val_accuracy,
+            TEST_ACCURACY: accuracy, TRAIN_SECONDS: result.train_seconds,
+            DEVICE: result.device, "precision": resolve_precision(config.precision, device),
+            SEED: config.seed, VERSIONS: versions(),
         }
         write_export(args.save, arch, info.shape, {"dataset": info.name,
                                                    "class_names": info.class_names,

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from search.study.pareto import pareto_mask
+from search.study.pareto import non_dominated_ranks
 
-__all__ = ["continues", "front_ranks", "rank_order", "rung_epochs"]
+__all__ = ["continues", "rank_order", "rung_epochs"]
 
 
 def rung_epochs(min_epochs: int, reduction_factor: int, max_epochs: int) -> tuple[int, ...]:
@@ -40,20 +40,6 @@ def rung_epochs(min_epochs: int, reduction_factor: int, max_epochs: int) -> tupl
         rungs.append(epoch)
         epoch *= reduction_factor
     return tuple(rungs)
-
-
-def front_ranks(points: np.ndarray) -> np.ndarray:
-    """For each point (rows, minimised), the index of its non-dominated front (0 best)."""
-    points = np.asarray(points, dtype=float)
-    ranks = np.full(len(points), -1)
-    left = np.arange(len(points))
-    front = 0
-    while len(left):
-        on_front = pareto_mask(points[left])
-        ranks[left[on_front]] = front
-        left = left[~on_front]
-        front += 1
-    return ranks
 
 
 def _scaled(points: np.ndarray) -> np.ndarray:
@@ -90,7 +76,7 @@ def rank_order(points: np.ndarray) -> list[int]:
                          f"{points.shape}")
     if not np.isfinite(points).all():
         raise ValueError("points must be finite")
-    ranks = front_ranks(points)
+    ranks = non_dominated_ranks(points)
     scaled = _scaled(points)
     order: list[int] = []
     for front in range(ranks.max() + 1):

@@ -16,14 +16,18 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from ray import tune
 
-from search.study.objectives import ACCURACY
+from search.study.objectives import ACCURACY, MACS, PARAMS
 from search.study.schema import (
     ARCH_KEY,
+    ARCH_STR,
     EPOCH_KEY,
+    FAIL_REASON,
     NUMBER_KEY,
     PARTIAL_ACCURACY,
     PARTIAL_KEY,
     PRUNED_EPOCH,
+    VAL_ACCURACY_PER_EPOCH,
+    WALL_SECONDS,
     budget_trials,
     is_cached,
 )
@@ -34,7 +38,7 @@ __all__ = ["Progress", "format_front", "pareto_front"]
 
 def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
     """Complete trials no other complete trial dominates, fewest parameters first."""
-    return sorted(study.best_trials, key=lambda t: (t.user_attrs.get("params", 0), t.number))
+    return sorted(study.best_trials, key=lambda t: (t.user_attrs.get(PARAMS.metric, 0), t.number))
 
 
 def format_front(study: optuna.Study) -> str:
@@ -43,13 +47,13 @@ def format_front(study: optuna.Study) -> str:
     front = pareto_front(study)
     if not front:
         return "Pareto front: no complete trials"
-    extra = [m for m in (study.metric_names or ())[1:] if m not in ("params", "macs")]
+    extra = [m for m in (study.metric_names or ())[1:] if m not in (PARAMS.metric, MACS.metric)]
     rows = [("trial", "val_acc", "params", "MACs", *extra, "architecture")]
     for t in front:
         attrs = t.user_attrs
-        rows.append((f"#{t.number}", f"{t.values[0]:.4f}", f"{attrs.get('params', 0):,}",
-                     f"{attrs.get('macs', 0):,}", *(f"{attrs.get(m, 0):.4g}" for m in extra),
-                     attrs.get("arch_str", "?")))
+        rows.append((f"#{t.number}", f"{t.values[0]:.4f}", f"{attrs.get(PARAMS.metric, 0):,}",
+                     f"{attrs.get(MACS.metric, 0):,}",
+                     *(f"{attrs.get(m, 0):.4g}" for m in extra), attrs.get(ARCH_STR, "?")))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     lines = [f"Pareto front ({len(front)} of {len(study.trials)} trials):"]
     for row in rows:
@@ -137,7 +141,7 @@ class Progress(tune.Callback):
         rate = self._epochs_done / max(time.monotonic() - self._first_start, 1e-9)
         # Under a scheduler that stops trials early a trial trains fewer epochs than the
         # budget's: expect as many as the trials trained so far did on average.
-        trained = [len(t.user_attrs.get("val_accuracy_per_epoch") or ())
+        trained = [len(t.user_attrs.get(VAL_ACCURACY_PER_EPOCH) or ())
                    for t in counted if t.state != TrialState.FAIL]
         expected = sum(trained) / len(trained) if trained else self._epochs
         waiting = max(0, self._total - len(counted) - len(self._live))
@@ -172,10 +176,9 @@ def _duration(seconds: float) -> str:
 def _describe(trial: FrozenTrial) -> str:
     attrs = trial.user_attrs
     if trial.state == TrialState.FAIL:
-        return f"FAIL ({attrs.get('fail_reason', 'no reason recorded')})"
+        return f"FAIL ({attrs.get(FAIL_REASON, 'no reason recorded')})"
+    params, arch = f"{attrs.get(PARAMS.metric, 0):,} params", attrs.get(ARCH_STR, "?")
     if trial.state == TrialState.PRUNED:
         return (f"pruned at epoch {attrs.get(PRUNED_EPOCH, '?')} (partial acc "
-                f"{attrs.get(PARTIAL_ACCURACY, math.nan):.4f}), {attrs.get('params', 0):,} "
-                f"params, {attrs.get('arch_str', '?')}")
-    return (f"acc {trial.values[0]:.4f}, {attrs.get('params', 0):,} params, "
-            f"{attrs.get('wall_seconds', 0):.0f} s, {attrs.get('arch_str', '?')}")
+                f"{attrs.get(PARTIAL_ACCURACY, math.nan):.4f}), {params}, {arch}")
+    return f"acc {trial.values[0]:.4f}, {params}, {attrs.get(WALL_SECONDS, 0):.0f} s, {arch}"

@@ -26,7 +26,13 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from search.driver.mo_asha import continues, rung_epochs
 from search.study.objectives import ACCURACY, Objective
 from search.study.pareto import to_minimisation
-from search.study.schema import EPOCH_KEY, FAIL_KEY, PRESET_KEY, is_cached
+from search.study.schema import (
+    EPOCH_KEY,
+    FAIL_KEY,
+    PRESET_KEY,
+    VAL_ACCURACY_PER_EPOCH,
+    is_cached,
+)
 from space.checks import positive_int
 
 __all__ = ["SCHEDULERS", "MoAshaScheduler", "SchedulerSpec", "Stop", "make_scheduler"]
@@ -122,7 +128,7 @@ class MoAshaScheduler(FIFOScheduler):
         for trial in sorted(trials, key=lambda t: t.number):
             if trial.state not in (TrialState.COMPLETE, TrialState.PRUNED) or is_cached(trial):
                 continue
-            curve = trial.user_attrs.get("val_accuracy_per_epoch") or []
+            curve = trial.user_attrs.get(VAL_ACCURACY_PER_EPOCH) or []
             costs = [trial.user_attrs.get(metric) for metric in self._metrics[1:]]
             if None in costs:
                 continue

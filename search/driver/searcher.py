@@ -25,18 +25,23 @@ from ray.tune.search.optuna import OptunaSearch
 from search.study.evaluation_cache import CachedEvaluation, EvaluationCache
 from search.study.objectives import Objective
 from search.study.schema import (
+    ARCH,
     ARCH_KEY,
+    ARCH_STR,
     ATTRS_KEY,
     CRASH_REASON,
     FAIL_KEY,
+    FAIL_REASON,
     INTERRUPTED,
     INTERRUPTED_REASON,
     NUMBER_KEY,
     PARTIAL_ACCURACY,
     PARTIAL_KEY,
+    PRESET,
     PRESET_KEY,
     PRUNED_EPOCH,
     PRUNED_RUNG,
+    WALL_SECONDS,
 )
 from space import Arch, sample_arch
 
@@ -100,10 +105,10 @@ class StudySearch(OptunaSearch):
         """Sample, and record the architecture on the trial at once."""
         arch = sample_arch(trial, self._input_size)
         text = arch.to_json(indent=None)
-        trial.set_user_attr("arch", text)
-        trial.set_user_attr("arch_str", str(arch))
+        trial.set_user_attr(ARCH, text)
+        trial.set_user_attr(ARCH_STR, str(arch))
         self._asked = (trial, arch)
-        preset = trial.user_attrs.get("preset")  # enqueued with it (search.driver.tune)
+        preset = trial.user_attrs.get(PRESET)  # enqueued with it (search.driver.tune)
         return {ARCH_KEY: text, NUMBER_KEY: trial.number,
                 **({PRESET_KEY: preset} if preset else {})}
 
@@ -140,7 +145,7 @@ class StudySearch(OptunaSearch):
         start = time.perf_counter()
         for name, value in hit.served_attrs().items():
             trial.set_user_attr(name, value)
-        trial.set_user_attr("wall_seconds", time.perf_counter() - start)
+        trial.set_user_attr(WALL_SECONDS, time.perf_counter() - start)
         super().on_trial_complete(key, result=dict(zip(self._metrics, hit.values, strict=True)))
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
@@ -162,9 +167,9 @@ class StudySearch(OptunaSearch):
     def _record(self, trial_id: str, trial: optuna.Trial, result: dict[str, Any],
                 error: bool) -> TrialState:
         """Write user attrs; the state to tell: COMPLETE, PRUNED (stopped at a rung), or FAIL
-        (with its ``fail_reason``)."""
+        (with its :data:`~search.study.schema.FAIL_REASON`)."""
         if FAIL_KEY in result:
-            trial.set_user_attr("fail_reason", str(result[FAIL_KEY]))
+            trial.set_user_attr(FAIL_REASON, str(result[FAIL_KEY]))
             return TrialState.FAIL
         if ATTRS_KEY in result:
             _set_attrs(trial, json.loads(result[ATTRS_KEY]))
@@ -177,9 +182,9 @@ class StudySearch(OptunaSearch):
             trial.set_user_attr(PARTIAL_ACCURACY, result[self._metrics[0]])
             return TrialState.PRUNED
         if error and not self._stopping():
-            trial.set_user_attr("fail_reason", self._failure_reason(trial_id))
+            trial.set_user_attr(FAIL_REASON, self._failure_reason(trial_id))
         else:  # Tune stopped it before its last report (the search was interrupted)
-            trial.set_user_attr("fail_reason", INTERRUPTED_REASON)
+            trial.set_user_attr(FAIL_REASON, INTERRUPTED_REASON)
             trial.set_user_attr(INTERRUPTED, True)
         return TrialState.FAIL
 

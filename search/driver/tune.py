@@ -43,7 +43,24 @@ from search.driver.worker_deaths import FailureReasons, survive_worker_deaths
 from search.study.evaluation_cache import EvaluationCache
 from search.study.lease import driver_lease
 from search.study.objectives import Objective
-from search.study.schema import INTERRUPTED, INTERRUPTED_REASON, budget_trials
+from search.study.schema import (
+    BUDGET,
+    CLASS_NAMES,
+    DATA_SOURCE,
+    DATASET,
+    FAIL_REASON,
+    INPUT_SHAPE,
+    INTERRUPTED,
+    INTERRUPTED_REASON,
+    LATENCY_TARGET,
+    NUM_CLASSES,
+    OBJECTIVE_NAMES,
+    PRESET,
+    SCHEDULER,
+    TRAIN_CONFIG,
+    VAL_FRACTION,
+    budget_trials,
+)
 from search.study.storage import open_rdb_storage, writing_to_storage
 from search.training import RECIPES, TrainConfig
 from search.training.step import Speedups
@@ -144,20 +161,19 @@ def _largest_node_memory() -> float:
 def _study_attrs(plan: _Plan) -> dict[str, Any]:
     info, config = plan.splits.info, plan.config
     return {
-        "dataset": info.name,
-        "input_shape": list(info.shape.chw),
-        "num_classes": info.shape.num_classes,
-        "class_names": list(info.class_names) if info.class_names else None,
-        "data_source": info.source,  # an image folder: where, which files, which splits
-        "objectives": [o.name for o in config.ordered_objectives],
-        "latency_target": next((o.target for o in config.ordered_objectives if o.target),
-                               None),
-        "train_config": asdict(plan.train_config),
-        "budget": config.budget,
-        "val_fraction": plan.budget.val_fraction,  # the split's seed is train_config's seed
+        DATASET: info.name,
+        INPUT_SHAPE: list(info.shape.chw),
+        NUM_CLASSES: info.shape.num_classes,
+        CLASS_NAMES: list(info.class_names) if info.class_names else None,
+        DATA_SOURCE: info.source,  # an image folder: where, which files, which splits
+        OBJECTIVE_NAMES: [o.name for o in config.ordered_objectives],
+        LATENCY_TARGET: next((o.target for o in config.ordered_objectives if o.target), None),
+        TRAIN_CONFIG: asdict(plan.train_config),
+        BUDGET: config.budget,
+        VAL_FRACTION: plan.budget.val_fraction,  # the split's seed is train_config's seed
         # The latest run's: a resume may change it, as every trial's per-epoch accuracies
         # rebuild any rungs (search.driver.scheduler).
-        "scheduler": plan.scheduler.record(plan.budget.epochs),
+        SCHEDULER: plan.scheduler.record(plan.budget.epochs),
     }
 
 
@@ -188,13 +204,13 @@ def _check_study(study: optuna.Study, config: SearchConfig, attrs: dict[str, Any
         for key, value in attrs.items():
             study.set_user_attr(key, value)
         return
-    if study.user_attrs.get("scheduler") != attrs["scheduler"]:
-        study.set_user_attr("scheduler", attrs["scheduler"])
+    if study.user_attrs.get(SCHEDULER) != attrs[SCHEDULER]:
+        study.set_user_attr(SCHEDULER, attrs[SCHEDULER])
     recorded = {**study.user_attrs,
-                "train_config": _comparable(study.user_attrs.get("train_config"))}
-    wanted = {**attrs, "train_config": _comparable(attrs["train_config"])}
-    differs = [key for key in ("dataset", "input_shape", "objectives", "latency_target",
-                               "train_config", "val_fraction", "data_source")
+                TRAIN_CONFIG: _comparable(study.user_attrs.get(TRAIN_CONFIG))}
+    wanted = {**attrs, TRAIN_CONFIG: _comparable(attrs[TRAIN_CONFIG])}
+    differs = [key for key in (DATASET, INPUT_SHAPE, OBJECTIVE_NAMES, LATENCY_TARGET,
+                               TRAIN_CONFIG, VAL_FRACTION, DATA_SOURCE)
                if recorded.get(key) != wanted[key]]
     if differs:
         raise SearchError(
@@ -205,18 +221,20 @@ def _check_study(study: optuna.Study, config: SearchConfig, attrs: dict[str, Any
 def fail_interrupted(study: optuna.Study, storage: optuna.storages.BaseStorage) -> int:
     """Mark trials left RUNNING by a search that died as FAIL (``interrupted``)."""
     stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    study_id = storage.get_study_id_from_name(study.study_name)
     for trial in stale:
-        # Optuna offers no public way to write to a trial it did not hand out in this
-        # process; _trial_id is the storage key (pinned optuna<6, tested in test_search_study).
-        storage.set_trial_user_attr(trial._trial_id, "fail_reason", INTERRUPTED_REASON)
-        storage.set_trial_user_attr(trial._trial_id, INTERRUPTED, True)
+        # A trial this process did not hand out is written through the storage, by the id
+        # its number has there.
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        storage.set_trial_user_attr(trial_id, FAIL_REASON, INTERRUPTED_REASON)
+        storage.set_trial_user_attr(trial_id, INTERRUPTED, True)
         study.tell(trial.number, state=TrialState.FAIL)
     return len(stale)
 
 
 def _missing_presets(study: optuna.Study, names: tuple[str, ...]) -> list[str]:
     """Presets with no complete or pruned trial that are not already waiting in the queue."""
-    have = {t.user_attrs.get("preset") for t in study.get_trials(
+    have = {t.user_attrs.get(PRESET) for t in study.get_trials(
         deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.WAITING))}
     return [name for name in names if name not in have]
 
@@ -229,7 +247,7 @@ def _enqueue_presets(study: optuna.Study, names: tuple[str, ...], input_size: in
         except ValueError as err:
             print(f"warning: preset {name} skipped: {err}", file=out)
             continue
-        study.enqueue_trial(params, user_attrs={"preset": name})
+        study.enqueue_trial(params, user_attrs={PRESET: name})
 
 
 # --- the search -----------------------------------------------------------------------------

@@ -15,8 +15,9 @@ import plotly.graph_objects as go
 
 from cse_nets.latency import OpComparison
 from search.reporting.paper_points import PaperPoint
-from search.study.objectives import ACCURACY, Objective
+from search.study.objectives import ACCURACY, PARAMS, Objective
 from search.study.results import StudyResults
+from search.study.schema import ARCH, PARTIAL_ACCURACY, PRESET, PRUNED_EPOCH, TEST_ACCURACY
 
 __all__ = ["REFERENCE_OPS", "cse_flags", "cse_share_figure", "front_figure", "hypervolume_figure",
            "latency_front_figure", "op_latency_figure", "parallel_figure", "report_figures"]
@@ -29,12 +30,12 @@ _SIZE = {"width": 1000, "height": 560}
 
 def _hover(frame: pd.DataFrame) -> list[str]:
     return [f"trial {n}<br>{arch}<br>{p:,.0f} params<br>val acc {a:.2%}"
-            for n, arch, p, a in zip(frame["number"], frame["arch"], frame["params"],
+            for n, arch, p, a in zip(frame["number"], frame[ARCH], frame[PARAMS.metric],
                                      frame[ACCURACY.metric], strict=True)]
 
 
 def _drawable_pruned(results: StudyResults, x: str) -> pd.DataFrame:
-    return results.pruned.dropna(subset=[x, "partial_val_accuracy"])
+    return results.pruned.dropna(subset=[x, PARTIAL_ACCURACY])
 
 
 def _add_pruned(fig: go.Figure, results: StudyResults, x: str) -> None:
@@ -44,16 +45,16 @@ def _add_pruned(fig: go.Figure, results: StudyResults, x: str) -> None:
     if pruned.empty:
         return
     hover = [f"trial {n} pruned at epoch {e} (rung {k}), partial accuracy {a:.2%}<br>{arch}"
-             for n, e, k, a, arch in zip(pruned["number"], pruned["pruned_epoch"],
-                                         pruned["rung"], pruned["partial_val_accuracy"],
-                                         pruned["arch"], strict=True)]
-    fig.add_scatter(x=pruned[x], y=pruned["partial_val_accuracy"], mode="markers",
+             for n, e, k, a, arch in zip(pruned["number"], pruned[PRUNED_EPOCH],
+                                         pruned["rung"], pruned[PARTIAL_ACCURACY],
+                                         pruned[ARCH], strict=True)]
+    fig.add_scatter(x=pruned[x], y=pruned[PARTIAL_ACCURACY], mode="markers",
                     name="pruned (partial accuracy at the epoch reached)", opacity=0.25,
                     marker={"color": _GREY, "size": 7, "symbol": "x"},
                     hovertext=hover, hoverinfo="text")
 
 
-def _add_trials(fig: go.Figure, results: StudyResults, x: str = "params") -> None:
+def _add_trials(fig: go.Figure, results: StudyResults, x: str = PARAMS.metric) -> None:
     """Pruned trials faded, dominated trials in grey, the front against ``x`` as a
     staircase, presets circled."""
     _add_pruned(fig, results, x)  # first, so that complete trials are drawn over them
@@ -69,10 +70,10 @@ def _add_trials(fig: go.Figure, results: StudyResults, x: str = "params") -> Non
                     line={"shape": "hv", "color": _FRONT}, name="Pareto front",
                     marker={"color": _FRONT, "size": 9}, hovertext=_hover(front),
                     hoverinfo="text")
-    presets = complete[complete["preset"] != ""]
+    presets = complete[complete[PRESET] != ""]
     if len(presets):
         fig.add_scatter(x=presets[x], y=presets[accuracy], mode="markers+text",
-                        text=presets["preset"], textposition="top center",
+                        text=presets[PRESET], textposition="top center",
                         name="presets (this search)",
                         marker={"symbol": "circle-open", "size": 15, "color": "black"},
                         hovertext=_hover(presets), hoverinfo="text")
@@ -80,13 +81,13 @@ def _add_trials(fig: go.Figure, results: StudyResults, x: str = "params") -> Non
 
 def _add_retrained(fig: go.Figure, results: StudyResults) -> None:
     """Test accuracies of exported, retrained trials, as stars."""
-    tested = results.complete[results.complete["test_accuracy"].notna()]
+    tested = results.complete[results.complete[TEST_ACCURACY].notna()]
     if len(tested):
-        fig.add_scatter(x=tested["params"], y=tested["test_accuracy"], mode="markers",
+        fig.add_scatter(x=tested[PARAMS.metric], y=tested[TEST_ACCURACY], mode="markers",
                         name="retrained: test accuracy",
                         marker={"symbol": "star", "color": _TEST, "size": 13},
                         hovertext=[f"trial {n} retrained<br>test acc {a:.2%}" for n, a in
-                                   zip(tested["number"], tested["test_accuracy"], strict=True)],
+                                   zip(tested["number"], tested[TEST_ACCURACY], strict=True)],
                         hoverinfo="text")
 
 
@@ -115,7 +116,7 @@ def _add_paper(fig: go.Figure, results: StudyResults, paper: tuple[PaperPoint, .
                            xanchor="left", font={"color": _PAPER})
 
 
-def _add_preset_sizes(fig: go.Figure, results: StudyResults, x: str = "params") -> None:
+def _add_preset_sizes(fig: go.Figure, results: StudyResults, x: str = PARAMS.metric) -> None:
     """Every preset's cost, whether or not the search ran it: the summary's budgets."""
     for name, cost in results.presets[x].items():
         fig.add_vline(x=cost, line={"dash": "dot", "color": _GREY, "width": 1})
@@ -146,7 +147,7 @@ def front_figure(results: StudyResults, paper: tuple[PaperPoint, ...]) -> go.Fig
     for add in (_add_trials, _add_retrained, _add_preset_sizes):
         add(fig, results)
     _add_paper(fig, results, paper)
-    _front_layout(fig, results, "params", "parameters", "trainable parameters",
+    _front_layout(fig, results, PARAMS.metric, "parameters", "trainable parameters",
                   tickformat="~s")  # SI suffixes: 200k, 1M
     return fig
 
@@ -236,7 +237,7 @@ def parallel_figure(results: StudyResults) -> go.Figure:
         if key.endswith(" op") else {"label": key, "values": frame[key]}
         for key in frame.columns
     ]
-    dimensions.append({"label": "log10 params", "values": np.log10(complete["params"])})
+    dimensions.append({"label": "log10 params", "values": np.log10(complete[PARAMS.metric])})
     dimensions.append({"label": "val acc", "values": complete[ACCURACY.metric]})
     fig = go.Figure(go.Parcoords(
         line={"color": complete[ACCURACY.metric], "colorscale": "Viridis", "showscale": True,

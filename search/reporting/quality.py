@@ -15,19 +15,19 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
-from search.study.objectives import hypervolume_space, reference_costs
+from search.study.objectives import ACCURACY, PARAMS, hypervolume_space, reference_costs
 from search.study.pareto import hypervolume_history
 from search.study.results import StudyResults
-from search.study.schema import budget_trials, is_cached
+from search.study.schema import ARCH, CACHED_FROM, VAL_ACCURACY_PER_EPOCH, budget_trials, is_cached
 
 __all__ = ["BASELINE", "CURVE_COLUMNS", "by_epochs", "by_time", "by_trials",
            "format_scheduler_summary", "format_summary", "scheduler_summary", "search_curve",
            "summarise"]
 
 BASELINE = "random"
-CURVE_COLUMNS = ("sampler", "seed", "trial", "state", "duplicate", "cached_from", "trained",
-                 "epochs", "hypervolume", "wall_seconds", "trial_seconds", "val_accuracy",
-                 "params", "arch")
+CURVE_COLUMNS = ("sampler", "seed", "trial", "state", "duplicate", CACHED_FROM, "trained",
+                 "epochs", "hypervolume", "wall_seconds", "trial_seconds", ACCURACY.metric,
+                 PARAMS.metric, ARCH)
 _RUN = ["sampler", "seed"]
 
 
@@ -58,18 +58,18 @@ def search_curve(study: optuna.Study, results: StudyResults, sampler: str,
         "seed": seed,
         "trial": numbers,
         "state": frame["state"].to_numpy(),
-        "duplicate": frame["cached_from"].notna().to_numpy(),
-        "cached_from": frame["cached_from"].to_numpy(),
+        "duplicate": frame[CACHED_FROM].notna().to_numpy(),
+        CACHED_FROM: frame[CACHED_FROM].to_numpy(),
         "trained": np.cumsum([n in counted for n in numbers]),
         "epochs": np.cumsum([0 if is_cached(t) else
-                             len(t.user_attrs.get("val_accuracy_per_epoch") or ())
+                             len(t.user_attrs.get(VAL_ACCURACY_PER_EPOCH) or ())
                              for t in finished]),
         "hypervolume": pd.Series(hypervolume).ffill().fillna(0.0).to_numpy(),
         "wall_seconds": [(t.datetime_complete - first_start).total_seconds() for t in finished],
         "trial_seconds": [t.duration.total_seconds() for t in finished],
-        "val_accuracy": frame["val_accuracy"].to_numpy(),
-        "params": frame["params"].to_numpy(),
-        "arch": frame["arch"].to_numpy(),
+        ACCURACY.metric: frame[ACCURACY.metric].to_numpy(),
+        PARAMS.metric: frame[PARAMS.metric].to_numpy(),
+        ARCH: frame[ARCH].to_numpy(),
     })
     return curve[list(CURVE_COLUMNS)]
 

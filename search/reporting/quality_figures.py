@@ -10,8 +10,9 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 
 from search.reporting.figures import cse_flags
-from search.study.objectives import ACCURACY
+from search.study.objectives import ACCURACY, PARAMS
 from search.study.results import StudyResults
+from search.study.schema import ARCH
 
 __all__ = ["cse_share_by_sampler_figure", "fronts_figure", "hypervolume_band_figure",
            "sampler_colours"]
@@ -53,13 +54,13 @@ def fronts_figure(runs: Runs, colours: dict[str, str]) -> go.Figure:
     """Every search's final front as a staircase, coloured by sampler."""
     fig = go.Figure()
     for (sampler, seed), results in runs.items():
-        front = results.front.sort_values("params")
-        fig.add_scatter(x=front["params"], y=front[ACCURACY.metric], mode="lines+markers",
+        front = results.front.sort_values(PARAMS.metric)
+        fig.add_scatter(x=front[PARAMS.metric], y=front[ACCURACY.metric], mode="lines+markers",
                         line={"shape": "hv", "color": colours[sampler], "width": 1.5},
                         marker={"size": 6}, name=sampler, legendgroup=sampler,
                         showlegend=seed == min(s for n, s in runs if n == sampler),
                         hovertext=[f"{sampler} seed {seed}, trial {n}<br>{arch}"
-                                   for n, arch in zip(front["number"], front["arch"],
+                                   for n, arch in zip(front["number"], front[ARCH],
                                                       strict=True)],
                         hoverinfo="text+x+y")
     fig.update_layout(title="Final Pareto fronts, one staircase per search (seed)",

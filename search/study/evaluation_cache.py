@@ -22,14 +22,14 @@ from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 
-from search.study.schema import CACHED_FROM, is_cached
+from search.study.schema import ARCH, CACHED_FROM, PRESET, TRAIN_SECONDS, WALL_SECONDS, is_cached
 from space import Arch
 
 __all__ = ["CachedEvaluation", "EvaluationCache"]
 
 # Attributes of the trained trial that do not describe the duplicate: how long the training
 # took and whether it was an enqueued preset (the report labels presets by it).
-_OWN_ATTRS = ("preset", "train_seconds", "wall_seconds")
+_OWN_ATTRS = (PRESET, TRAIN_SECONDS, WALL_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -41,9 +41,10 @@ class CachedEvaluation:
     user_attrs: Mapping[str, Any]
 
     def served_attrs(self) -> dict[str, Any]:
-        """User attributes of a duplicate, but for ``wall_seconds`` (its own serving time)."""
+        """User attributes of a duplicate, but for its :data:`~search.study.schema.WALL_SECONDS`
+        (its own serving time)."""
         attrs = {k: v for k, v in self.user_attrs.items() if k not in _OWN_ATTRS}
-        return {**attrs, CACHED_FROM: self.number, "train_seconds": 0.0}
+        return {**attrs, CACHED_FROM: self.number, TRAIN_SECONDS: 0.0}
 
 
 class EvaluationCache:
@@ -58,8 +59,8 @@ class EvaluationCache:
         cache = cls()
         for trial in sorted(trials, key=lambda t: t.number):
             if (trial.state == TrialState.COMPLETE and not is_cached(trial)
-                    and isinstance(trial.user_attrs.get("arch"), str)):
-                cache.add(Arch.from_json(trial.user_attrs["arch"]), trial.number,
+                    and isinstance(trial.user_attrs.get(ARCH), str)):
+                cache.add(Arch.from_json(trial.user_attrs[ARCH]), trial.number,
                           trial.values, trial.user_attrs)
         return cache
 

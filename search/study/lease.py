@@ -2,10 +2,11 @@
 
 The search writes a study from one process, its driver; a second driver on the same study
 would fail the first one's live trials and then crash it. So a driver holds a lease: a
-study system attribute naming its host, pid and start, refreshed every
-:data:`HEARTBEAT_S` seconds. Another driver is refused while the lease is alive. A
-lease whose heartbeat is older than :data:`EXPIRY_S`, or whose process is gone from this
-very host (a driver killed with SIGKILL), is taken over, so a rerun needs no manual step.
+study system attribute (:data:`search.study.schema.LEASE_KEY`) naming its host, pid and
+start, refreshed every :data:`HEARTBEAT_S` seconds. Another driver is refused while the
+lease is alive. A lease whose heartbeat is older than :data:`EXPIRY_S`, or whose process
+is gone from this very host (a driver killed with SIGKILL), is taken over, so a rerun
+needs no manual step.
 
 Claims and refreshes are compare-and-set statements on Optuna's
 ``study_system_attributes`` table (unique on study and key), so two drivers starting
@@ -31,10 +32,10 @@ import optuna
 import sqlalchemy
 import sqlalchemy.exc
 
-__all__ = ["EXPIRY_S", "HEARTBEAT_S", "LEASE_KEY", "Lease", "StudyBusyError", "driver_lease",
-           "process_start"]
+from search.study.schema import LEASE_KEY
 
-LEASE_KEY = "cse-nas:driver"
+__all__ = ["EXPIRY_S", "HEARTBEAT_S", "Lease", "StudyBusyError", "driver_lease", "process_start"]
+
 HEARTBEAT_S = 10.0
 EXPIRY_S = 60.0  # six missed heartbeats: a stalled database, not a slow one
 

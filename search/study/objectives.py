@@ -32,7 +32,9 @@ __all__ = [
     "ACCURACY",
     "ALWAYS_MEASURED",
     "DEFAULT_LATENCY_TARGET",
+    "MACS",
     "OBJECTIVES",
+    "PARAMS",
     "REFERENCE_PRESET",
     "Objective",
     "hypervolume_space",
@@ -84,22 +86,23 @@ def _predicted_latency_ms(arch: Arch, network: nn.Module, shape: InputShape,
 
 ACCURACY = Objective("accuracy", "val_accuracy", StudyDirection.MAXIMIZE,
                      "validation accuracy (fraction)", log_scale=False, measure=None)
+PARAMS = Objective("params", "params", StudyDirection.MINIMIZE, "trainable parameters",
+                   log_scale=True, measure=lambda arch, net, shape, target: count_parameters(net))
+MACS = Objective("macs", "macs", StudyDirection.MINIMIZE, "multiply-accumulates per image",
+                 log_scale=True,
+                 measure=lambda arch, net, shape, target: count_macs(net, shape.chw))
 OBJECTIVES: dict[str, Objective] = {
     o.name: o for o in (
         ACCURACY,
-        Objective("params", "params", StudyDirection.MINIMIZE, "trainable parameters",
-                  log_scale=True,
-                  measure=lambda arch, net, shape, target: count_parameters(net)),
-        Objective("macs", "macs", StudyDirection.MINIMIZE, "multiply-accumulates per image",
-                  log_scale=True,
-                  measure=lambda arch, net, shape, target: count_macs(net, shape.chw)),
+        PARAMS,
+        MACS,
         Objective("latency", "latency_ms", StudyDirection.MINIMIZE,
                   "predicted latency (ms, batch 1)", log_scale=True,
                   measure=_predicted_latency_ms, target=DEFAULT_LATENCY_TARGET),
     )
 }
 # Recorded for every trial whatever the objectives: the report's axes need them.
-ALWAYS_MEASURED = (OBJECTIVES["params"], OBJECTIVES["macs"])
+ALWAYS_MEASURED = (PARAMS, MACS)
 
 
 def objectives_from_names(names: Iterable[str], *,

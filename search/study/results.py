@@ -1,9 +1,8 @@
 """A study written by the search, as tables: what reports, exports and figures read.
 
 The study's layout is fixed (README, "What a study holds"): metric names from
-:data:`search.study.objectives.OBJECTIVES`; study user attrs ``dataset``, ``input_shape``,
-``num_classes``, ``train_config``; trial user attrs ``arch``, ``params``, ``macs``,
-``preset``, ``fail_reason``, ... Optuna refuses new attributes on a finished trial, so what
+:data:`search.study.objectives.OBJECTIVES`, study and trial user attrs from
+:mod:`search.study.schema`. Optuna refuses new attributes on a finished trial, so what
 an export adds (test accuracy, where it went) is kept as a study user attr
 ``export:<trial number>``.
 """
@@ -21,6 +20,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search.study.objectives import (
     ACCURACY,
+    MACS,
+    PARAMS,
     REFERENCE_PRESET,
     Objective,
     hypervolume_space,
@@ -35,12 +36,35 @@ from search.study.pareto import (
     pareto_mask,
     to_minimisation,
 )
-from search.study.schema import CACHED_FROM, EXPORT_ATTR_PREFIX, export_attr
+from search.study.schema import (
+    ARCH,
+    ARCH_STR,
+    CACHED_FROM,
+    CLASS_NAMES,
+    DATASET,
+    DEVICE,
+    EXPORT_DIR,
+    FAIL_REASON,
+    INPUT_SHAPE,
+    LATENCY_TARGET,
+    NUM_CLASSES,
+    PARTIAL_ACCURACY,
+    PRESET,
+    PRUNED_EPOCH,
+    PRUNED_RUNG,
+    SCHEDULER,
+    SEED,
+    TEST_ACCURACY,
+    TRAIN_CONFIG,
+    TRAIN_SECONDS,
+    VAL_ACCURACY_PER_EPOCH,
+    WALL_SECONDS,
+    export_attr,
+)
 from search.study.storage import StudyError
 from space import Arch, InputShape
 
 __all__ = [
-    "EXPORT_ATTR_PREFIX",
     "StudyInfo",
     "StudyResults",
     "load_results",
@@ -70,28 +94,28 @@ class StudyInfo:
 def read_study_info(study: optuna.Study) -> StudyInfo:
     """The study's own attributes, checked; :class:`StudyError` if they are not the search's."""
     attrs = study.user_attrs
-    missing = [k for k in ("dataset", "input_shape", "num_classes") if k not in attrs]
+    missing = [k for k in (DATASET, INPUT_SHAPE, NUM_CLASSES) if k not in attrs]
     if missing:
         raise StudyError(f"study {study.study_name!r} lacks user attr(s) {', '.join(missing)}; "
                          "was it written by python -m search.run?")
-    shape = attrs["input_shape"]
+    shape = attrs[INPUT_SHAPE]
     if not isinstance(shape, list) or len(shape) != 3 or shape[1] != shape[2]:
-        raise StudyError(f"study {study.study_name!r}: input_shape must be [C, H, H], "
+        raise StudyError(f"study {study.study_name!r}: {INPUT_SHAPE} must be [C, H, H], "
                          f"got {shape!r}")
     try:
         objectives = objectives_from_metrics(study.metric_names or (), study.directions,
-                                             latency_target=attrs.get("latency_target"))
-        input_shape = InputShape(shape[0], shape[1], attrs["num_classes"])
+                                             latency_target=attrs.get(LATENCY_TARGET))
+        input_shape = InputShape(shape[0], shape[1], attrs[NUM_CLASSES])
     except ValueError as err:
         raise StudyError(f"study {study.study_name!r}: {err}") from None
     return StudyInfo(
         name=study.study_name,
-        dataset=str(attrs["dataset"]),
+        dataset=str(attrs[DATASET]),
         shape=input_shape,
         objectives=objectives,
-        train_config=dict(attrs.get("train_config", {})),
-        class_names=tuple(attrs["class_names"]) if attrs.get("class_names") else None,
-        scheduler=dict(attrs["scheduler"]) if isinstance(attrs.get("scheduler"), dict) else None,
+        train_config=dict(attrs.get(TRAIN_CONFIG, {})),
+        class_names=tuple(attrs[CLASS_NAMES]) if attrs.get(CLASS_NAMES) else None,
+        scheduler=dict(attrs[SCHEDULER]) if isinstance(attrs.get(SCHEDULER), dict) else None,
     )
 
 
@@ -106,9 +130,11 @@ class StudyResults:
     stopped at and its validation accuracy then, not a final one), test_accuracy,
     export_dir, train_seconds, wall_seconds, device, seed, cached_from (for a duplicate
     served from the cache, the trial that was trained), fail_reason, and for complete
-    trials on_front and hv_contribution. A pruned trial has no val_accuracy and is never on
-    the front nor in the hypervolume. ``hypervolume_history`` follows the complete trials
-    in number order.
+    trials on_front and hv_contribution. A column that shows a user attr is named by the
+    attr's key (:mod:`search.study.schema`), but for rung (``pruned_rung``); the
+    objectives' columns by their metric names. A pruned trial has no val_accuracy and is
+    never on the front nor in the hypervolume. ``hypervolume_history`` follows the
+    complete trials in number order.
     """
 
     info: StudyInfo
@@ -167,8 +193,8 @@ def _trial_row(trial: FrozenTrial, info: StudyInfo, arch: Arch | None,
     row: dict[str, Any] = {
         "number": trial.number,
         "state": trial.state.name,
-        "arch": str(arch) if arch else attrs.get("arch_str", ""),
-        "preset": attrs.get("preset", ""),
+        ARCH: str(arch) if arch else attrs.get(ARCH_STR, ""),
+        PRESET: attrs.get(PRESET, ""),
     }
     if arch is not None:
         row.update({f"stage{i}_{field}": getattr(stage, field)
@@ -178,24 +204,24 @@ def _trial_row(trial: FrozenTrial, info: StudyInfo, arch: Arch | None,
     # must never pass for a final one.
     row.update({metric: values.get(metric) if metric == ACCURACY.metric
                 else attrs.get(metric, values.get(metric))
-                for metric in ("params", "macs", *info.metric_names)})
-    per_epoch = attrs.get("val_accuracy_per_epoch")
+                for metric in (PARAMS.metric, MACS.metric, *info.metric_names)})
+    per_epoch = attrs.get(VAL_ACCURACY_PER_EPOCH)
     pruned = trial.state == TrialState.PRUNED
     row.update({
         "epochs": len(per_epoch) if isinstance(per_epoch, list) else None,
-        "pruned_epoch": attrs.get("pruned_epoch") if pruned else None,
-        "rung": attrs.get("pruned_rung") if pruned else None,
-        "partial_val_accuracy": attrs.get("partial_val_accuracy") if pruned else None,
+        PRUNED_EPOCH: attrs.get(PRUNED_EPOCH) if pruned else None,
+        "rung": attrs.get(PRUNED_RUNG) if pruned else None,
+        PARTIAL_ACCURACY: attrs.get(PARTIAL_ACCURACY) if pruned else None,
     })
     row.update({
-        "test_accuracy": export.get("test_accuracy"),
-        "export_dir": export.get("export_dir", ""),
-        "train_seconds": attrs.get("train_seconds"),
-        "wall_seconds": attrs.get("wall_seconds"),
-        "device": attrs.get("device", ""),
-        "seed": attrs.get("seed"),
+        TEST_ACCURACY: export.get(TEST_ACCURACY),
+        EXPORT_DIR: export.get(EXPORT_DIR, ""),
+        TRAIN_SECONDS: attrs.get(TRAIN_SECONDS),
+        WALL_SECONDS: attrs.get(WALL_SECONDS),
+        DEVICE: attrs.get(DEVICE, ""),
+        SEED: attrs.get(SEED),
         CACHED_FROM: attrs.get(CACHED_FROM),
-        "fail_reason": attrs.get("fail_reason", ""),
+        FAIL_REASON: attrs.get(FAIL_REASON, ""),
     })
     return row
 
@@ -209,14 +235,14 @@ def _trials_frame(trials: list[FrozenTrial], info: StudyInfo, archs: dict[int, A
     frame = frame.reindex(columns=[*frame.columns.drop(["stem", "head"], errors="ignore"),
                                    "stem", "head"])
     # None (absent) becomes a missing value, so counts stay integers and blanks in the CSV.
-    counts = ["seed", CACHED_FROM, "stem", "head", "epochs", "pruned_epoch", "rung",
+    counts = [SEED, CACHED_FROM, "stem", "head", "epochs", PRUNED_EPOCH, "rung",
               *(c for c in frame.columns if c.startswith("stage") and not c.endswith("_op"))]
     for column in (c for c in counts if c in frame.columns):
         frame[column] = pd.to_numeric(frame[column]).astype("Int64")
-    for column in {"params", "macs", *info.metric_names, "test_accuracy", "train_seconds",
-                   "wall_seconds", "partial_val_accuracy"}:
+    for column in {PARAMS.metric, MACS.metric, *info.metric_names, TEST_ACCURACY,
+                   TRAIN_SECONDS, WALL_SECONDS, PARTIAL_ACCURACY}:
         frame[column] = pd.to_numeric(frame[column]).astype(float)
-    for column in ("params", "macs"):
+    for column in (PARAMS.metric, MACS.metric):
         if frame[column].dropna().apply(float.is_integer).all():
             frame[column] = frame[column].astype("Int64")
     return frame
@@ -228,9 +254,9 @@ def load_results(study: optuna.Study) -> StudyResults:
     trials = study.get_trials(deepcopy=False)
     if not trials:
         raise StudyError(f"study {info.name!r} has no trials")
-    archs = {t.number: a for t in trials if (a := _parse_arch(t.user_attrs.get("arch")))}
+    archs = {t.number: a for t in trials if (a := _parse_arch(t.user_attrs.get(ARCH)))}
     frame = _trials_frame(trials, info, archs, study.user_attrs)
-    for column in ("params", "macs"):  # attributes: they may say what the values do not
+    for column in (PARAMS.metric, MACS.metric):  # attributes: they may say what values do not
         infinite = frame[np.isinf(frame[column].astype(float))]
         if len(infinite):
             row = infinite.iloc[0]

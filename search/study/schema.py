@@ -1,8 +1,27 @@
-"""Every key a study or trial carries: the project's data format.
+"""Every key a study or trial carries: the project's public data format.
 
-Optuna's storage, ``optuna-dashboard``, the reports and the trials' own results all read
-these names, so each is spelled here once and every reader and writer imports it. This
-module imports neither torch nor Ray.
+Optuna's storage keeps these names, and optuna-dashboard, the reports, the exports and any
+other tool that opens a study read them, so each is spelled and documented here once and
+every reader and writer imports it. Stored studies are read by these names: a value here
+never changes (a new meaning gets a new key). Four groups:
+
+- **Study user attrs**: the search's setup, written by ``search.driver.tune`` when it
+  creates the study (a resume checks them; ``scheduler`` is the latest run's), read by
+  ``search.study.results.read_study_info``; and one ``export:<trial>`` per retrained
+  export (``search.export``), since Optuna freezes a finished trial's attributes.
+- **Trial user attrs**: what a trial was and scored, written by the driver
+  (``search.driver.searcher``), most of them as ``search.training.evaluate`` reports them.
+  The trials table (``trials.csv``, ``search.study.results``) names a column after the
+  attr it shows.
+- **The driver's lease**: a study *system* attr (``search.study.lease``).
+- **Tune config and result keys** (the names ending in ``_KEY``): what passes between the
+  driver and a trial in its Ray worker; the study never stores them as such.
+
+The objectives' metric names (``val_accuracy``, ``params``, ``macs``, ``latency_ms``) are
+also trial user attrs (the costs) and table columns; they are rows of
+:mod:`search.study.objectives`, not spelled here. The ``metrics.json`` of ``search.train``
+and ``search.export`` names what it shares with a study as a study does. This module
+imports neither torch nor Ray.
 """
 
 from __future__ import annotations
@@ -10,29 +29,72 @@ from __future__ import annotations
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-ARCH_KEY = "arch"  # in a trial's config: the sampled Arch as JSON
-NUMBER_KEY = "number"  # in a trial's config: its number in the study, for progress lines
-PRESET_KEY = "preset"  # in a trial's config: the enqueued preset it is, if any
-ATTRS_KEY = "user_attrs"  # in a trial's final result: JSON of its user attributes
-PARTIAL_KEY = "partial_attrs"  # in a result after an epoch short of the last: the same so far
-EPOCH_KEY = "epoch"  # in every result: epochs trained so far
-FAIL_KEY = "fail_reason"  # in a trial's result: why the candidate failed
-# User attr marking a trial that was cut short by its search stopping: it failed for a
-# reason outside its architecture, so it does not count against the trial budget.
+# --- study user attrs (search.driver.tune writes them once per study) --------------------
+DATASET = "dataset"  # str: --dataset as given (a built-in name or folder:PATH)
+INPUT_SHAPE = "input_shape"  # [channels, height, width]: the input the networks are built for
+NUM_CLASSES = "num_classes"  # int: the classifier's outputs
+CLASS_NAMES = "class_names"  # [str] by output index, or None where the dataset names none
+# dict or None: an image folder's root, files and splits (search.data.folder), so a resume
+# on changed files is refused
+DATA_SOURCE = "data_source"
+OBJECTIVE_NAMES = "objectives"  # [str]: the objectives' --objectives names, in study order
+LATENCY_TARGET = "latency_target"  # str or None: the device a latency objective is for
+TRAIN_CONFIG = "train_config"  # dict: every trial's search.training.TrainConfig, as asdict
+BUDGET = "budget"  # str: the --budget preset the search started from
+VAL_FRACTION = "val_fraction"  # float: share of the training split held out for validation
+# dict: the latest run's scheduler (search.driver.scheduler.SchedulerSpec.record), e.g.
+# {"name": "mo-asha", "min_epochs": 1, "reduction_factor": 3, "rungs": [1, 3]}
+SCHEDULER = "scheduler"
+# export:<trial number> -> {TEST_ACCURACY: float in [0, 1], EXPORT_DIR: str}, written by
+# search.export when it retrains that trial
+EXPORT_ATTR_PREFIX = "export:"
+TEST_ACCURACY = "test_accuracy"  # the retrained network's accuracy on the test split
+EXPORT_DIR = "export_dir"  # the export's directory
+
+# --- the study system attr of the driver's lease (search.study.lease) ----------------------
+LEASE_KEY = "cse-nas:driver"  # JSON of search.study.lease.Lease: host, pid, heartbeat...
+
+# --- trial user attrs (search.driver.searcher writes them) ---------------------------------
+ARCH = "arch"  # str: the sampled space.Arch as JSON, written as soon as it is sampled
+ARCH_STR = "arch_str"  # str: the same Arch in its one-line form, for people
+PRESET = "preset"  # str: the preset an enqueued trial is (search.driver.tune enqueues it)
+# [float]: validation accuracy after each epoch trained (rebuilds MO-ASHA's rungs on resume)
+VAL_ACCURACY_PER_EPOCH = "val_accuracy_per_epoch"
+TRAIN_SECONDS = "train_seconds"  # float, s: the training loop's own time (0: a duplicate)
+# float, s: build + count + train + score; for a duplicate, serving it from the cache
+WALL_SECONDS = "wall_seconds"
+DEVICE = "device"  # str: the torch device it trained on
+SEED = "seed"  # int: the training seed (weights, subset, batch order)
+VERSIONS = "versions"  # {package: version}: Python and the packages the result depends on
+PEAK_GPU_BYTES = "peak_gpu_bytes"  # int: most CUDA memory allocated at once (CUDA only)
+# int: for a duplicate served from the evaluation cache, the number of the trial that was
+# trained (search.study.evaluation_cache); it has that trial's other attrs
+CACHED_FROM = "cached_from"
+# str: why a FAIL trial failed: its error, CRASH_REASON or INTERRUPTED_REASON
+FAIL_REASON = "fail_reason"
+# True on a trial cut short by its search stopping: it failed for a reason outside its
+# architecture, so it does not count against the trial budget.
 INTERRUPTED = "interrupted"
+# A trial the scheduler stopped at a rung (search.driver.scheduler) is PRUNED, never
+# COMPLETE, so no sampler and no front takes its partial accuracy for a final one:
+PRUNED_EPOCH = "pruned_epoch"  # int: the epochs it trained
+PRUNED_RUNG = "pruned_rung"  # int: the 0-based rung it was stopped at
+PARTIAL_ACCURACY = "partial_val_accuracy"  # float: its validation accuracy then
+
+# FAIL_REASON's values for failures outside the objective
 INTERRUPTED_REASON = "interrupted: the search stopped before this trial finished"
-# User attrs of a trial the scheduler stopped at a rung (search.driver.scheduler): PRUNED, never
-# COMPLETE, so no sampler and no front takes its partial accuracy for a final one.
-PRUNED_EPOCH = "pruned_epoch"
-PRUNED_RUNG = "pruned_rung"
-PARTIAL_ACCURACY = "partial_val_accuracy"
 CRASH_REASON = ("the trial's Ray worker failed outside the objective (see error.txt in "
                 "its trial directory)")
 
+# --- Tune config and result keys (driver <-> trial; search.trials.trainable) ------------------
+ARCH_KEY = ARCH  # in a trial's config: the sampled Arch as JSON, as the user attr
+NUMBER_KEY = "number"  # in a trial's config: its number in the study, for progress lines
+PRESET_KEY = PRESET  # in a trial's config: the enqueued preset it is, if any
+ATTRS_KEY = "user_attrs"  # in a trial's final result: JSON of its user attributes
+PARTIAL_KEY = "partial_attrs"  # in a result after an epoch short of the last: the same so far
+EPOCH_KEY = "epoch"  # in every result: epochs trained so far
+FAIL_KEY = FAIL_REASON  # in a trial's result: why the candidate failed, for the user attr
 
-CACHED_FROM = "cached_from"  # user attr of a served duplicate: the trained trial's number
-
-EXPORT_ATTR_PREFIX = "export:"
 
 def export_attr(number: int) -> str:
     """The study user attr that records the export of trial ``number``."""
@@ -55,5 +117,3 @@ def budget_trials(study: optuna.Study) -> list[FrozenTrial]:
         or t.state == TrialState.PRUNED
         or (t.state == TrialState.FAIL and not t.user_attrs.get(INTERRUPTED))
     ]
-
-

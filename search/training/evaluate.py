@@ -19,7 +19,18 @@ from typing import Any
 
 from cse_nets import build_network
 from search.data import Splits
-from search.study.objectives import ACCURACY, Objective, measure_costs
+from search.study.objectives import ACCURACY, MACS, PARAMS, Objective, measure_costs
+from search.study.schema import (
+    ARCH,
+    ARCH_STR,
+    DEVICE,
+    PEAK_GPU_BYTES,
+    SEED,
+    TRAIN_SECONDS,
+    VAL_ACCURACY_PER_EPOCH,
+    VERSIONS,
+    WALL_SECONDS,
+)
 from search.training.config import TrainConfig
 from search.training.loop import EpochStats, resolve_device, train_model, versions
 from search.training.step import NO_SPEEDUPS, Speedups
@@ -44,11 +55,11 @@ class Evaluation:
 
     @property
     def params(self) -> int:
-        return int(self.costs["params"])
+        return int(self.costs[PARAMS.metric])
 
     @property
     def macs(self) -> int:
-        return int(self.costs["macs"])
+        return int(self.costs[MACS.metric])
 
     def values(self, objectives: Sequence[Objective]) -> list[float]:
         """Objective values in ``objectives`` order."""
@@ -56,19 +67,20 @@ class Evaluation:
                 for o in objectives]
 
     def user_attrs(self) -> dict[str, Any]:
-        """The trial user attributes the README lists, all JSON-serialisable (``peak_gpu_bytes``
-        on CUDA only)."""
+        """The trial user attributes (:mod:`search.study.schema`) of this evaluation, with
+        every cost under its metric name; all JSON-serialisable, the peak GPU memory on
+        CUDA only."""
         return {
-            "arch": self.arch.to_json(indent=None),
-            "arch_str": str(self.arch),
+            ARCH: self.arch.to_json(indent=None),
+            ARCH_STR: str(self.arch),
             **self.costs,
-            "val_accuracy_per_epoch": list(self.val_accuracy_per_epoch),
-            "train_seconds": self.train_seconds,
-            "wall_seconds": self.wall_seconds,
-            "device": self.device,
-            "seed": self.seed,
-            "versions": versions(),
-            **({} if self.peak_gpu_bytes is None else {"peak_gpu_bytes": self.peak_gpu_bytes}),
+            VAL_ACCURACY_PER_EPOCH: list(self.val_accuracy_per_epoch),
+            TRAIN_SECONDS: self.train_seconds,
+            WALL_SECONDS: self.wall_seconds,
+            DEVICE: self.device,
+            SEED: self.seed,
+            VERSIONS: versions(),
+            **({} if self.peak_gpu_bytes is None else {PEAK_GPU_BYTES: self.peak_gpu_bytes}),
         }
 
 

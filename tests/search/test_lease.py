@@ -14,12 +14,12 @@ import pytest
 
 from search.study.lease import (
     EXPIRY_S,
-    LEASE_KEY,
     Lease,
     StudyBusyError,
     driver_lease,
     process_start,
 )
+from search.study.schema import LEASE_KEY
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

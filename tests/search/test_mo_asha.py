@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from search.driver.mo_asha import continues, front_ranks, rank_order, rung_epochs
+from search.driver.mo_asha import continues, rank_order, rung_epochs
+from search.study.pareto import non_dominated_ranks
 
 
 @pytest.mark.parametrize(("min_epochs", "eta", "max_epochs", "rungs"), [
@@ -33,7 +34,7 @@ def test_front_ranks_peel_non_dominated_fronts() -> None:
                        [-0.8, 6.5],   # front 1: beaten by the first
                        [-0.4, 6.6],   # front 2: beaten by the one above
                        [-0.7, 5.0]])  # front 0: between the two
-    assert front_ranks(points).tolist() == [0, 0, 1, 2, 0]
+    assert non_dominated_ranks(points).tolist() == [0, 0, 1, 2, 0]
 
 
 def test_a_dominated_point_ranks_after_every_point_of_a_better_front() -> None:
@@ -80,7 +81,7 @@ def test_three_objectives() -> None:
                        [-0.70, 6.0, 6.5],   # 2: fewest MACs at fair accuracy: front 0
                        [-0.60, 5.5, 7.5],   # 3: dominated by 1
                        [-0.85, 6.1, 8.1]])  # 4: dominated by 0
-    assert front_ranks(points).tolist() == [0, 0, 0, 1, 1]
+    assert non_dominated_ranks(points).tolist() == [0, 0, 0, 1, 1]
     order = rank_order(points)
     assert order[0] == 0 and set(order[:3]) == {0, 1, 2} and set(order[3:]) == {3, 4}
 

@@ -111,12 +111,14 @@ def test_make_sampler(name: str, kind: type) -> None:
     assert isinstance(make_sampler(name, seed=1, trials=16), kind)
 
 
-def test_the_private_optuna_key_fail_interrupted_uses(storage: optuna.storages.RDBStorage) -> None:
-    # fail_interrupted writes to trials it did not hand out through FrozenTrial._trial_id,
-    # for which Optuna has no public spelling; pyproject.toml pins optuna below 6 for it.
+def test_the_storage_id_fail_interrupted_writes_by(storage: optuna.storages.RDBStorage) -> None:
+    # fail_interrupted writes to trials it did not hand out: through the storage, by the id
+    # their study and number have there (Optuna's public lookups).
     study = optuna.create_study(storage=storage, study_name="private")
     asked = study.ask()
     (frozen,) = study.get_trials()
-    assert frozen._trial_id == asked._trial_id
-    storage.set_trial_user_attr(frozen._trial_id, "k", 1)
+    trial_id = storage.get_trial_id_from_study_id_trial_number(
+        storage.get_study_id_from_name(study.study_name), frozen.number)
+    assert trial_id == asked._trial_id
+    storage.set_trial_user_attr(trial_id, "k", 1)
     assert study.get_trials()[0].user_attrs == {"k": 1}
