@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cse_nets.latency.measure import measure_module, target_fingerprint
+from cse_nets.latency.measure import DEFAULT_TARGET, measure_module, target_fingerprint
 from cse_nets.latency.timing import Protocol, Timing
 from cse_nets.network import build_block, build_head, build_stem
 from space import Arch, Block, InputShape, Stage, blocks
@@ -310,7 +310,7 @@ def _table(target: str, table: LatencyTable | None, batch: int,
     return table
 
 
-def predict_latency(arch: Arch, shape: InputShape, target: str = "cpu-onnxruntime", *,
+def predict_latency(arch: Arch, shape: InputShape, target: str = DEFAULT_TARGET, *,
                     table: LatencyTable | None = None, batch: int = 1,
                     directory: str | Path | None = None) -> Prediction:
     """Predicted latency of ``build_network(arch, shape)`` on ``target`` from the table
@@ -347,7 +347,7 @@ class OpComparison:
         return self.btn_s - self.cse_s
 
 
-def compare_ops(arch: Arch, shape: InputShape, target: str = "cpu-onnxruntime", *,
+def compare_ops(arch: Arch, shape: InputShape, target: str = DEFAULT_TARGET, *,
                 table: LatencyTable | None = None, batch: int = 1,
                 directory: str | Path | None = None, btn_t: int = 6, cse_r: int = 16,
                 cse_cap: int = 8) -> list[OpComparison]:
