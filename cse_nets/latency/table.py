@@ -16,8 +16,8 @@ and predicts ``sum(entry - call) + call``.
 
 One table per target and batch size, keyed on disk by everything a measurement depends
 on besides the model (target, torch/onnxruntime versions, CPU or GPU model:
-:func:`cse_nets.latency.measure.target_fingerprint`), one JSON file in ``$XDG_CACHE_HOME/cse-nas/
-latency/`` (or ``~/.cache/...``).
+:func:`cse_nets.latency.measure.target_fingerprint`), one JSON file in
+:func:`default_table_dir`.
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import os
-import tempfile
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -39,6 +37,7 @@ from cse_nets.latency.measure import DEFAULT_TARGET, measure_module, target_fing
 from cse_nets.latency.timing import Protocol, Timing
 from cse_nets.network import build_block, build_head, build_stem
 from space import Arch, Block, InputShape, Stage, blocks
+from space.files import cache_root, write_text_atomically
 
 __all__ = [
     "TABLE_FORMAT",
@@ -62,9 +61,8 @@ Measurer = Callable[["Entry"], Timing]
 
 
 def default_table_dir() -> Path:
-    """``$XDG_CACHE_HOME/cse-nas/latency``, or ``~/.cache/cse-nas/latency``."""
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "cse-nas" / "latency"
+    """``latency`` in the project's cache folder (:func:`space.files.cache_root`)."""
+    return cache_root() / "latency"
 
 
 @dataclass(frozen=True)
@@ -246,21 +244,12 @@ class LatencyTable:
         """
         if not self._unsaved:
             return
-        self.directory.mkdir(parents=True, exist_ok=True)
         # Ours win on a clash: both are measurements of the same thing.
         self._entries = {**self._read(warn=False), **self._entries}
         data = {"fingerprint": self.fingerprint,
                 "entries": {key: timing.to_dict()
                             for key, timing in sorted(self._entries.items())}}
-        handle, temporary = tempfile.mkstemp(dir=self.directory, prefix=self.path.name,
-                                             suffix=".tmp")
-        try:
-            with os.fdopen(handle, "w") as file:
-                json.dump(data, file, indent=1)
-            os.replace(temporary, self.path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_text_atomically(self.path, json.dumps(data, indent=1))
         self._unsaved = False
 
     def latencies(self, entries: Iterable[Entry]) -> list[float]:
