@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cse_nets.latency.measure import TARGETS, measure_network, target_fingerprint
+from cse_nets.latency.measure import DEFAULT_TARGET, TARGETS, measure_network, target_fingerprint
 from cse_nets.latency.table import LatencyTable, predict_latency
 from space import CHOICES, PRESETS, Arch, InputShape, arch_from_params, preset
 
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace, directory: Path) -> pd.DataFrame:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--target", default="cpu-onnxruntime", choices=TARGETS)
+    parser.add_argument("--target", default=DEFAULT_TARGET, choices=TARGETS)
     parser.add_argument("--samples", type=int, default=30, help="sampled architectures")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sampled draws")
     parser.add_argument("--cache-dir", type=Path, help="table directory (default: a fresh "

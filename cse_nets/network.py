@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from cse_nets.blocks import BTNBlock, CSEBlock
-from space import Arch, InputShape, stage_resolutions
+from space import Arch, InputShape, blocks
 from space.footprint import check_network_fits
 
 __all__ = ["CSENet", "build_block", "build_head", "build_network", "build_stem"]
@@ -41,7 +41,7 @@ def build_network(arch: Arch, shape: InputShape, *, seed: int | None = None) -> 
     """The network for ``arch`` on ``shape``'s square images and classes.
 
     A pure function of its arguments: the CSE attention layers are sized from the
-    resolutions ``space.stage_resolutions`` gives, so the input size is part of the model.
+    resolutions ``space.blocks`` gives, so the input size is part of the model.
     With ``seed``, the initial weights are drawn from it, leaving the caller's global
     random state untouched. ``ValueError`` (from a size estimate, before anything is
     allocated) if the network could not fit in this machine's memory.
@@ -51,21 +51,16 @@ def build_network(arch: Arch, shape: InputShape, *, seed: int | None = None) -> 
             torch.manual_seed(seed)
             return build_network(arch, shape)
     check_network_fits(arch, shape)
-    resolutions = stage_resolutions(arch, shape.input_size)
 
     stem = build_stem(shape.in_channels, arch.stem, act=arch.act)
-    stages = nn.ModuleList()
-    c_in = arch.stem
-    for stage, sizes in zip(arch.stages, resolutions, strict=True):
-        blocks: list[nn.Module] = []
-        for i, size in enumerate(sizes):
-            stride = stage.s if i == 0 else 1
-            blocks.append(build_block(stage.op, c_in=c_in, c_out=stage.c, stride=stride,
-                                      size=size, t=stage.t, r=stage.r, cap=stage.cap))
-            c_in = stage.c
-        stages.append(nn.Sequential(*blocks))
+    stage_blocks: list[list[nn.Module]] = [[] for _ in arch.stages]
+    for block in blocks(arch, shape.input_size):
+        stage_blocks[block.stage_index].append(build_block(
+            block.op, c_in=block.c_in, c_out=block.c_out, stride=block.stride,
+            size=block.input_size, t=block.stage.t, r=block.stage.r, cap=block.stage.cap))
+    stages = nn.ModuleList(nn.Sequential(*modules) for modules in stage_blocks)
 
-    head = build_head(c_in, arch.head, head_op=arch.head_op, act=arch.act)
+    head = build_head(arch.stages[-1].c, arch.head, head_op=arch.head_op, act=arch.act)
     return CSENet(stem=stem, stages=stages, head=head,
                   classifier=nn.Linear(arch.head, shape.num_classes))
 

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from cse_nets.blocks import SpatialAttention
 from cse_nets.network import build_network
-from space import Arch, InputShape, block_output_size, stage_resolutions
+from space import Arch, InputShape, blocks
 
 __all__ = ["StageProfile", "count_macs", "count_parameters", "profile_network"]
 
@@ -120,12 +120,12 @@ def profile_network(arch: Arch, shape: InputShape) -> list[StageProfile]:
                 (in_channels, arch.stem))]
     channels = arch.stem
     size = input_size
-    resolutions = stage_resolutions(arch, input_size)
-    for i, (stage, sizes) in enumerate(zip(arch.stages, resolutions, strict=True)):
-        out_size = block_output_size(stage.op, stage.s, sizes[0])
-        rows.append(row(f"stage{i + 1}", str(stage), network.stages[i], f"stages.{i}",
-                        (size, out_size), (channels, stage.c)))
-        channels, size = stage.c, out_size
+    for block in blocks(arch, input_size):
+        if block.last_in_stage:  # one row per stage, from its input to its last block's output
+            i = block.stage_index
+            rows.append(row(f"stage{i + 1}", str(block.stage), network.stages[i], f"stages.{i}",
+                            (size, block.output_size), (channels, block.c_out)))
+            channels, size = block.c_out, block.output_size
     rows.append(row("head", f"conv1x1{' grouped' if arch.head_op == 'grouped' else ''}",
                     network.head, "head", (size, size), (channels, arch.head)))
     rows.append(row("classifier", "linear", network.classifier, "classifier", (1, 1),

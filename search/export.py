@@ -31,6 +31,7 @@ from torch import nn
 from cse_nets import build_network, count_macs, count_parameters
 from cse_nets.cli import OneLineParser, exits_on_bad_input, positive_int_arg
 from cse_nets.latency import measure_onnx, predict_latency
+from cse_nets.latency.measure import ONNX_TARGET
 from cse_nets.load import ONNX_FILE, save_weights, write_export
 from cse_nets.summary import format_profile
 from search.cli import add_study_arguments, open_study_from_args
@@ -65,7 +66,6 @@ __all__ = ["ONNX_CHECK_IMAGES", "choose", "export_name", "main", "retrain_config
 
 METRICS_FILE, SUMMARY_FILE = "metrics.json", "summary.txt"
 ONNX_CHECK_IMAGES = 64  # test images run through both PyTorch and onnxruntime
-LATENCY_TARGET = "cpu-onnxruntime"  # the runtime model.onnx is measured in
 
 
 def choose(results: StudyResults, top: int | None) -> pd.DataFrame:
@@ -142,8 +142,8 @@ def _export_onnx(model: nn.Module, images: torch.Tensor, path: Path) -> float:
 def _latency(onnx_file: Path, arch: Arch, info: StudyInfo) -> dict[str, Any]:
     """The exported model's measured latency, next to what the block table predicts."""
     measured = measure_onnx(onnx_file, (1, *info.shape.chw))
-    predicted = predict_latency(arch, info.shape, LATENCY_TARGET)
-    return {"target": LATENCY_TARGET, "batch": 1, "measured_ms": measured.median_s * 1e3,
+    predicted = predict_latency(arch, info.shape, ONNX_TARGET)  # model.onnx's runtime
+    return {"target": ONNX_TARGET, "batch": 1, "measured_ms": measured.median_s * 1e3,
             "spread_ms": measured.spread_s * 1e3, "runs": measured.runs,
             "predicted_ms": predicted.total_s * 1e3}
 

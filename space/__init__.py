@@ -6,8 +6,10 @@ from space.arch import (
     HEAD_OPS,
     OPS,
     Arch,
+    Block,
     Stage,
     block_output_size,
+    blocks,
     stage_resolutions,
 )
 from space.inputs import DATASET_SHAPES, InputShape, dataset_shape, parse_input_shape
@@ -25,10 +27,12 @@ __all__ = [
     "OPS",
     "PRESETS",
     "Arch",
+    "Block",
     "InputShape",
     "Stage",
     "arch_from_params",
     "block_output_size",
+    "blocks",
     "dataset_shape",
     "load_arch",
     "parse_input_shape",

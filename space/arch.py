@@ -18,6 +18,7 @@ used as a readable key in logs and tables, is defined here once::
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from typing import Any, TypeVar
 
@@ -30,9 +31,11 @@ __all__ = [
     "HEAD_OPS",
     "OPS",
     "Arch",
+    "Block",
     "Stage",
     "attention_width",
     "block_output_size",
+    "blocks",
     "lookup",
     "stage_resolutions",
 ]
@@ -179,26 +182,60 @@ def block_output_size(op: str, stride: int, size: int) -> int:
     return (size + 1) // 2 if op == "btn" else size // 2
 
 
-def stage_resolutions(arch: Arch, input_size: int) -> list[list[int]]:
-    """Per stage, the input side length of each of its blocks (the stem keeps the size).
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One block of an architecture on one input size, as every consumer builds or counts it.
 
-    The CSE block's attention is sized by these numbers, so the network builder and the
-    parameter counts read them from here.
+    The network builder, the size estimate, the profile and the latency table all read
+    these values from :func:`blocks`, so the stride and resolution rules live there only.
+    """
+
+    stage_index: int  # 0-based position of its stage in ``arch.stages``
+    index_in_stage: int  # 0-based; only the first block of a stage takes its stride
+    stage: Stage
+    c_in: int
+    stride: int
+    input_size: int  # side length of its input feature map
+    output_size: int
+
+    @property
+    def op(self) -> str:
+        return self.stage.op
+
+    @property
+    def c_out(self) -> int:
+        return self.stage.c
+
+    @property
+    def last_in_stage(self) -> bool:
+        return self.index_in_stage == self.stage.n - 1
+
+
+def blocks(arch: Arch, input_size: int) -> Iterator[Block]:
+    """Every block of ``arch`` on an ``input_size`` square input, in forward order.
+
+    The stem keeps the size and the stem's width is the first block's ``c_in``. A stage's
+    first block has the stage's stride, the others stride 1. ``ValueError`` (when the
+    iteration reaches it) for a block that would shrink its input below one pixel.
     """
     positive_int(input_size, "input_size")
-    size = input_size
-    table = []
-    for index, stage in enumerate(arch.stages):
-        sizes = []
-        for block in range(stage.n):
-            stride = stage.s if block == 0 else 1
+    size, c_in = input_size, arch.stem
+    for stage_index, stage in enumerate(arch.stages):
+        for i in range(stage.n):
+            stride = stage.s if i == 0 else 1
             out = block_output_size(stage.op, stride, size)
             if out < 1:
                 raise ValueError(
-                    f"arch does not fit a {input_size}x{input_size} input: stage {index} "
-                    f"({stage}) would shrink {size}x{size} below one pixel"
+                    f"arch does not fit a {input_size}x{input_size} input: stage "
+                    f"{stage_index} ({stage}) would shrink {size}x{size} below one pixel"
                 )
-            sizes.append(size)
-            size = out
-        table.append(sizes)
+            yield Block(stage_index, i, stage, c_in, stride, size, out)
+            size, c_in = out, stage.c
+
+
+def stage_resolutions(arch: Arch, input_size: int) -> list[list[int]]:
+    """Per stage, the input side length of each of its blocks (the stem keeps the size)."""
+    table: list[list[int]] = [[] for _ in arch.stages]
+    for block in blocks(arch, input_size):
+        table[block.stage_index].append(block.input_size)
     return table

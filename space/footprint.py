@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from space.arch import Arch, attention_width, block_output_size, stage_resolutions
+from space.arch import Arch, Block, attention_width, blocks
 from space.inputs import InputShape
 
 __all__ = [
@@ -59,58 +59,44 @@ def _stem(c_in: int, width: int, pixels: int) -> tuple[int, int]:
     return c_in * width * 9 + 2 * width, 3 * width * pixels
 
 
-def _btn(c_in: int, c_out: int, stride: int, t: int, size: int) -> tuple[int, int]:
-    hidden = c_in * t
-    out = block_output_size("btn", stride, size) ** 2
+def _btn(block: Block) -> tuple[int, int]:
+    c_in, c_out, size = block.c_in, block.c_out, block.input_size
+    hidden = c_in * block.stage.t
+    out = block.output_size ** 2
     params = c_in * hidden + 9 * hidden + hidden * c_out + 2 * (2 * hidden + c_out)
     activations = 3 * hidden * size * size + 3 * hidden * out + 3 * c_out * out
-    if stride == 1 and c_in != c_out:  # 1x1 conv shortcut
+    if block.stride == 1 and c_in != c_out:  # 1x1 conv shortcut
         params += c_in * c_out + 2 * c_out
         activations += 2 * c_out * out
     return params, activations
 
 
-def _cse(c_in: int, c_out: int, stride: int, size: int, r: int, cap: int) -> tuple[int, int]:
-    pixels = size * size
+def _cse(block: Block) -> tuple[int, int]:
+    c_in, c_out, pixels = block.c_in, block.c_out, block.input_size ** 2
     params = c_in * c_out + 9 * c_out + 4 * c_out + 2 + 2 * pixels * attention_width(
-        pixels, r=r, cap=cap)
+        pixels, r=block.stage.r, cap=block.stage.cap)
     activations = 8 * c_out * pixels
     if c_in != c_out:
         params += c_in * c_out + 2 * c_out
         activations += 2 * c_out * pixels
-    if stride == 2:
+    if block.stride == 2:
         params += 4 * c_out
-        activations += c_out * block_output_size("cse", 2, size) ** 2
+        activations += c_out * block.output_size ** 2
     return params, activations
 
 
-def _block(op: str, c_in: int, c_out: int, stride: int, size: int, t: int, r: int,
-           cap: int) -> tuple[int, int]:
-    if op == "btn":
-        return _btn(c_in, c_out, stride, t, size)
-    return _cse(c_in, c_out, stride, size, r, cap)
-
-
 def network_footprint(arch: Arch, shape: InputShape) -> Footprint:
-    """Parameters and one image's activations of ``arch`` built for ``shape``.
-
-    Time is proportional to the number of stages, not blocks: a stage's blocks after the
-    first are all alike.
-    """
-    resolutions = stage_resolutions(arch, shape.input_size)
+    """Parameters and one image's activations of ``arch`` built for ``shape``."""
     params, activations = _stem(shape.in_channels, arch.stem, shape.input_size ** 2)
-    c_in, size = arch.stem, shape.input_size
-    for stage, sizes in zip(arch.stages, resolutions, strict=True):
-        first = _block(stage.op, c_in, stage.c, stage.s, sizes[0], stage.t, stage.r, stage.cap)
-        rest = (0, 0)
-        if stage.n > 1:
-            rest = _block(stage.op, stage.c, stage.c, 1, sizes[1], stage.t, stage.r, stage.cap)
-        params += first[0] + (stage.n - 1) * rest[0]
-        activations += first[1] + (stage.n - 1) * rest[1]
-        c_in = stage.c
-        size = block_output_size(stage.op, 1 if stage.n > 1 else stage.s, sizes[-1])
-    groups = c_in if arch.head_op == "grouped" else 1
-    params += c_in * arch.head // groups + 2 * arch.head + arch.head * shape.num_classes \
+    size = shape.input_size
+    for block in blocks(arch, shape.input_size):
+        cost = _btn(block) if block.op == "btn" else _cse(block)
+        params += cost[0]
+        activations += cost[1]
+        size = block.output_size
+    channels = arch.stages[-1].c
+    groups = channels if arch.head_op == "grouped" else 1
+    params += channels * arch.head // groups + 2 * arch.head + arch.head * shape.num_classes \
         + shape.num_classes + (2 if arch.act == "prelu" else 0)  # stem's and head's slopes
     activations += 3 * arch.head * size * size + arch.head + shape.num_classes
     return Footprint(params=params, activations=activations,

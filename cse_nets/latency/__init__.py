@@ -6,7 +6,13 @@ predicts a network's latency (:mod:`~cse_nets.latency.table`), and the command l
 Imports ``space`` and the rest of ``cse_nets``. This front re-exports what the search uses.
 """
 
-from cse_nets.latency.measure import TARGETS, check_target, measure_network, measure_onnx
+from cse_nets.latency.measure import (
+    DEFAULT_TARGET,
+    TARGETS,
+    check_target,
+    measure_network,
+    measure_onnx,
+)
 from cse_nets.latency.table import (
     LatencyTable,
     OpComparison,
@@ -17,6 +23,7 @@ from cse_nets.latency.table import (
 from cse_nets.latency.timing import Protocol, Timing
 
 __all__ = [
+    "DEFAULT_TARGET",
     "TARGETS",
     "LatencyTable",
     "OpComparison",

@@ -22,6 +22,7 @@ from cse_nets.cli import (
 )
 from cse_nets.latency.measure import (
     CUDA_BATCHES,
+    DEFAULT_TARGET,
     TARGETS,
     check_target,
     measure_network,
@@ -103,8 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m cse_nets.latency",
                            description=__doc__.splitlines()[0])
     add_network_arguments(parser)
-    parser.add_argument("--target", default="cpu-onnxruntime",
-                        help=f"one of {', '.join(TARGETS)} (default cpu-onnxruntime)")
+    parser.add_argument("--target", default=DEFAULT_TARGET,
+                        help=f"one of {', '.join(TARGETS)} (default %(default)s)")
     parser.add_argument("--batch", type=positive_int_arg,
                         help="batch size (default 1; cuda: both "
                         f"{' and '.join(map(str, CUDA_BATCHES))})")

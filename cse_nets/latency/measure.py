@@ -50,7 +50,9 @@ from space import Arch, InputShape
 
 __all__ = [
     "CUDA_BATCHES",
+    "DEFAULT_TARGET",
     "DISTINCT_INPUTS",
+    "ONNX_TARGET",
     "TARGETS",
     "check_target",
     "cpu_model",
@@ -61,7 +63,9 @@ __all__ = [
     "target_fingerprint",
 ]
 
-TARGETS = ("cpu-onnxruntime", "cpu-torch", "cuda")
+ONNX_TARGET = "cpu-onnxruntime"  # the target that runs ONNX models, such as an export's
+TARGETS = (ONNX_TARGET, "cpu-torch", "cuda")
+DEFAULT_TARGET = ONNX_TARGET  # where latency is predicted when no target is named
 CUDA_BATCHES = (1, 64)
 INPUT_SEED = 0  # the measured inputs are random but fixed
 DISTINCT_INPUTS = 16  # runs cycle through this many inputs (see the module docstring)
@@ -101,7 +105,7 @@ def target_fingerprint(target: str) -> dict[str, str]:
         found.update(gpu=torch.cuda.get_device_name(), cuda=str(torch.version.cuda))
     else:
         found["cpu"] = cpu_model()
-    if target == "cpu-onnxruntime":
+    if target == ONNX_TARGET:
         found["onnxruntime"] = _version("onnxruntime")
     return found
 
@@ -230,7 +234,7 @@ def measure_module(module: nn.Module, input_shape: Sequence[int], target: str, *
     examples = _examples(input_shape)
     module = module.eval()
     with _pinned(pin_core):
-        if target == "cpu-onnxruntime":
+        if target == ONNX_TARGET:
             session = _onnx_session(export_onnx_bytes(module, examples[0]))
             return time_calls(_onnx_timed_run(session, [x.numpy() for x in examples]),
                               protocol)

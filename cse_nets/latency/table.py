@@ -16,16 +16,15 @@ and predicts ``sum(entry - call) + call``.
 
 One table per target and batch size, keyed on disk by everything a measurement depends
 on besides the model (target, torch/onnxruntime versions, CPU or GPU model:
-:func:`cse_nets.latency.measure.target_fingerprint`), one JSON file in ``$XDG_CACHE_HOME/cse-nas/
-latency/`` (or ``~/.cache/...``).
+:func:`cse_nets.latency.measure.target_fingerprint`), one JSON file in
+:func:`default_table_dir`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
-import os
-import tempfile
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -34,10 +33,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cse_nets.latency.measure import measure_module, target_fingerprint
+from cse_nets.latency.measure import DEFAULT_TARGET, measure_module, target_fingerprint
 from cse_nets.latency.timing import Protocol, Timing
 from cse_nets.network import build_block, build_head, build_stem
-from space import Arch, InputShape, Stage, block_output_size, stage_resolutions
+from space import Arch, Block, InputShape, Stage, blocks
+from space.files import cache_root, write_text_atomically
 
 __all__ = [
     "TABLE_FORMAT",
@@ -61,9 +61,8 @@ Measurer = Callable[["Entry"], Timing]
 
 
 def default_table_dir() -> Path:
-    """``$XDG_CACHE_HOME/cse-nas/latency``, or ``~/.cache/cse-nas/latency``."""
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "cse-nas" / "latency"
+    """``latency`` in the project's cache folder (:func:`space.files.cache_root`)."""
+    return cache_root() / "latency"
 
 
 @dataclass(frozen=True)
@@ -128,29 +127,27 @@ class _CallProbe(nn.Module):
         return x + 1.0
 
 
-def block_entry(stage: Stage, *, c_in: int, size: int, stride: int) -> Entry:
-    """The entry of one block of ``stage``; the fields its op ignores are zeroed."""
+def block_entry(block: Block, stage: Stage | None = None) -> Entry:
+    """The entry of ``block``: as its own stage builds it, or as ``stage`` (the block's stage
+    with the other op) would at the same place. The fields the op ignores are zeroed."""
+    stage = block.stage if stage is None else stage
     if stage.op == "btn":
-        return Entry("btn", c_in, stage.c, size, stride=stride, t=stage.t)
-    return Entry("cse", c_in, stage.c, size, stride=stride, r=stage.r, cap=stage.cap)
+        return Entry("btn", block.c_in, stage.c, block.input_size, stride=block.stride,
+                     t=stage.t)
+    return Entry("cse", block.c_in, stage.c, block.input_size, stride=block.stride, r=stage.r,
+                 cap=stage.cap)
 
 
 def network_entries(arch: Arch, shape: InputShape) -> list[tuple[str, Entry]]:
     """``(part, entry)`` for the stem, every block and the head, in forward order; ``part``
     is ``stem``, ``stage1``...``stageN`` or ``head`` (the names of ``cse_nets.profile``)."""
-    resolutions = stage_resolutions(arch, shape.input_size)
     parts = [("stem", Entry("stem", shape.in_channels, arch.stem, shape.input_size,
                             act=arch.act))]
-    c_in = arch.stem
     size = shape.input_size
-    for index, (stage, sizes) in enumerate(zip(arch.stages, resolutions, strict=True)):
-        for block, block_size in enumerate(sizes):
-            stride = stage.s if block == 0 else 1
-            parts.append((f"stage{index + 1}", block_entry(stage, c_in=c_in, size=block_size,
-                                                           stride=stride)))
-            c_in = stage.c
-            size = block_output_size(stage.op, stride, block_size)
-    parts.append(("head", Entry("head", c_in, arch.head, size, act=arch.act,
+    for block in blocks(arch, shape.input_size):
+        parts.append((f"stage{block.stage_index + 1}", block_entry(block)))
+        size = block.output_size
+    parts.append(("head", Entry("head", arch.stages[-1].c, arch.head, size, act=arch.act,
                                 head_op=arch.head_op, classes=shape.num_classes)))
     return parts
 
@@ -247,21 +244,12 @@ class LatencyTable:
         """
         if not self._unsaved:
             return
-        self.directory.mkdir(parents=True, exist_ok=True)
         # Ours win on a clash: both are measurements of the same thing.
         self._entries = {**self._read(warn=False), **self._entries}
         data = {"fingerprint": self.fingerprint,
                 "entries": {key: timing.to_dict()
                             for key, timing in sorted(self._entries.items())}}
-        handle, temporary = tempfile.mkstemp(dir=self.directory, prefix=self.path.name,
-                                             suffix=".tmp")
-        try:
-            with os.fdopen(handle, "w") as file:
-                json.dump(data, file, indent=1)
-            os.replace(temporary, self.path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_text_atomically(self.path, json.dumps(data, indent=1))
         self._unsaved = False
 
     def latencies(self, entries: Iterable[Entry]) -> list[float]:
@@ -311,7 +299,7 @@ def _table(target: str, table: LatencyTable | None, batch: int,
     return table
 
 
-def predict_latency(arch: Arch, shape: InputShape, target: str = "cpu-onnxruntime", *,
+def predict_latency(arch: Arch, shape: InputShape, target: str = DEFAULT_TARGET, *,
                     table: LatencyTable | None = None, batch: int = 1,
                     directory: str | Path | None = None) -> Prediction:
     """Predicted latency of ``build_network(arch, shape)`` on ``target`` from the table
@@ -348,7 +336,7 @@ class OpComparison:
         return self.btn_s - self.cse_s
 
 
-def compare_ops(arch: Arch, shape: InputShape, target: str = "cpu-onnxruntime", *,
+def compare_ops(arch: Arch, shape: InputShape, target: str = DEFAULT_TARGET, *,
                 table: LatencyTable | None = None, batch: int = 1,
                 directory: str | Path | None = None, btn_t: int = 6, cse_r: int = 16,
                 cse_cap: int = 8) -> list[OpComparison]:
@@ -360,26 +348,20 @@ def compare_ops(arch: Arch, shape: InputShape, target: str = "cpu-onnxruntime", 
     """
     table = _table(target, table, batch, directory)
     overhead = table.latency(_call_entry(shape))
-    resolutions = stage_resolutions(arch, shape.input_size)
     rows = []
-    c_in = arch.stem
     try:
-        for index, (stage, sizes) in enumerate(zip(arch.stages, resolutions, strict=True)):
+        for _, group in itertools.groupby(blocks(arch, shape.input_size),
+                                          key=lambda block: block.stage_index):
+            stage_blocks = list(group)
+            first, stage = stage_blocks[0], stage_blocks[0].stage
             as_btn = replace(stage, op="btn", t=stage.t if stage.op == "btn" else btn_t)
             as_cse = replace(stage, op="cse", r=stage.r if stage.op == "cse" else cse_r,
                              cap=stage.cap if stage.op == "cse" else cse_cap)
-            totals = []
-            for variant in (as_btn, as_cse):
-                total, channels = 0.0, c_in
-                for block, size in enumerate(sizes):
-                    entry = block_entry(variant, c_in=channels, size=size,
-                                        stride=stage.s if block == 0 else 1)
-                    total += table.latency(entry) - overhead
-                    channels = stage.c
-                totals.append(total)
-            rows.append(OpComparison(f"stage{index + 1}", stage.op, c_in, stage.c, sizes[0],
-                                     stage.s, stage.n, totals[0], totals[1]))
-            c_in = stage.c
+            btn_s, cse_s = (sum(table.latency(block_entry(block, variant)) - overhead
+                                for block in stage_blocks) for variant in (as_btn, as_cse))
+            rows.append(OpComparison(f"stage{first.stage_index + 1}", stage.op, first.c_in,
+                                     stage.c, first.input_size, stage.s, stage.n, btn_s,
+                                     cse_s))
     finally:
         table.save()
     return rows

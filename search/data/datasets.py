@@ -24,21 +24,21 @@ Sources:
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from search.data.builtin import load_builtin
 from search.data.folder import load_folder
 from search.data.names import DATASETS, FOLDER_PREFIX, is_dataset
 from search.data.splits import DatasetError, Splits
+from space.files import cache_root
 
 __all__ = ["default_data_dir", "load_dataset"]
 
 
 def default_data_dir() -> Path:
-    """``$XDG_CACHE_HOME/cse-nas``, or ``~/.cache/cse-nas`` when it is unset."""
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "cse-nas"
+    """The data root when none is given: the project's cache folder
+    (:func:`space.files.cache_root`)."""
+    return cache_root()
 
 
 def load_dataset(

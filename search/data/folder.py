@@ -71,6 +71,7 @@ from search.data.splits import (
 )
 from search.data.tensor_cache import cached_arrays
 from space import InputShape
+from space.files import write_text_atomically
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -308,7 +309,10 @@ def _header_facts(scan: FolderScan, path: Path) -> dict[str, int]:
         "default_size": default_size([min(w, h) for _, w, h in headers]),
         "max_pixels": max((w * h for _, w, h in headers), default=0),
     }
-    _write_atomically(path, json.dumps(facts))
+    try:
+        write_text_atomically(path, json.dumps(facts))
+    except OSError as err:
+        warnings.warn(f"could not cache {path.name} in {path.parent}: {err}", stacklevel=3)
     return facts
 
 
@@ -428,17 +432,6 @@ def _channel_stats(images: Tensor) -> tuple[tuple[float, ...], tuple[float, ...]
     # At least one grey level: a constant channel must not divide by zero when normalised.
     std = ((counts * levels**2).sum(1) / total - mean**2).clamp(min=1.0).sqrt()
     return tuple((mean / 255).tolist()), tuple((std / 255).tolist())
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial.write_text(text)
-        partial.replace(path)
-    except OSError as err:
-        partial.unlink(missing_ok=True)
-        warnings.warn(f"could not cache {path.name} in {path.parent}: {err}", stacklevel=4)
 
 
 def _forget_older(folder: Path, stem: str, key: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +11,7 @@ from torch import Tensor
 
 from search.data.splits import DatasetError, DecodedArrays
 from space import InputShape
+from space.files import write_atomically
 
 __all__ = ["cached_arrays"]
 
@@ -28,17 +28,14 @@ def cached_arrays(path: Path, shape: InputShape,
             warnings.warn(f"{path}: damaged cache file, decoding the dataset again", stacklevel=3)
     arrays = read()
     _check(shape, arrays, path.stem)
-    # Write then rename, so that parallel trials never read a half-written file.
-    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    # Only the fields that are set, so that built-in datasets' files stay readable by the
+    # versions before image folders (a data root may be shared).
+    fields = {key: value for key, value in arrays._asdict().items()
+              if isinstance(value, Tensor) or value}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Only the fields that are set, so that built-in datasets' files stay readable by
-        # the versions before image folders (a data root may be shared).
-        torch.save({key: value for key, value in arrays._asdict().items()
-                    if isinstance(value, Tensor) or value}, partial)
-        partial.replace(path)
+        # Atomically, so that parallel trials never read a half-written file.
+        write_atomically(path, lambda partial: torch.save(fields, partial))
     except OSError as err:
-        partial.unlink(missing_ok=True)  # a full disk must not keep half a file
         warnings.warn(f"could not cache {path.stem} in {path.parent}: {err}", stacklevel=3)
     return arrays
 

@@ -16,13 +16,12 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from cse_nets.cli import OneLineParser
-from cse_nets.latency.measure import TARGETS
+from cse_nets.latency.measure import DEFAULT_TARGET, TARGETS
 from search.data import DATASETS, FOLDER_PREFIX, dataset_slug, is_dataset
 from search.data.folder import scan_folder
 from search.driver.samplers import DEFAULT_SAMPLER, SAMPLERS
 from search.driver.scheduler import SCHEDULERS, SchedulerSpec
 from search.study.objectives import (
-    DEFAULT_LATENCY_TARGET,
     OBJECTIVES,
     Objective,
     objectives_from_names,
@@ -115,7 +114,7 @@ class SearchConfig:
     data_dir: Path | None = None
     strict_images: bool = False  # folder datasets: an undecodable image is an error
     objectives: tuple[str, ...] = ("accuracy", "params")
-    latency_target: str = DEFAULT_LATENCY_TARGET  # where a latency objective is measured
+    latency_target: str = DEFAULT_TARGET  # where a latency objective is measured
     sampler: str = DEFAULT_SAMPLER
     scheduler: str | None = None  # fifo or mo-asha (None: the budget's)
     min_epochs: int | None = None
@@ -258,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--objectives", default="accuracy,params",
         help=f"accuracy and one or more of {', '.join(list(OBJECTIVES)[1:])} "
              "(default: %(default)s)")
-    add("--latency-target", default=DEFAULT_LATENCY_TARGET,
+    add("--latency-target", default=DEFAULT_TARGET,
         help=f"with a latency objective, where it is measured: {', '.join(TARGETS)} "
              "(default: %(default)s)")
     add("--sampler", default=DEFAULT_SAMPLER,

@@ -24,14 +24,13 @@ from torch import nn
 
 from cse_nets import build_network, count_macs, count_parameters
 from cse_nets.latency import predict_latency
-from cse_nets.latency.measure import check_target
+from cse_nets.latency.measure import DEFAULT_TARGET, check_target
 from search.study.pareto import to_minimisation
 from space import PRESETS, Arch, InputShape
 
 __all__ = [
     "ACCURACY",
     "ALWAYS_MEASURED",
-    "DEFAULT_LATENCY_TARGET",
     "MACS",
     "OBJECTIVES",
     "PARAMS",
@@ -50,7 +49,6 @@ REFERENCE_PRESET = "mobilenetv2"
 
 # (architecture, its network, input shape, objective's target) -> value
 Measure = Callable[[Arch, nn.Module, InputShape, "str | None"], float]
-DEFAULT_LATENCY_TARGET = "cpu-onnxruntime"
 
 
 @dataclass(frozen=True)
@@ -81,7 +79,7 @@ def _predicted_latency_ms(arch: Arch, network: nn.Module, shape: InputShape,
                           target: str | None) -> float:
     # From the per-block table (cse_nets.latency.table): noise-free once an entry exists,
     # and entries are measured once per machine, not once per trial.
-    return predict_latency(arch, shape, target or DEFAULT_LATENCY_TARGET).total_s * 1e3
+    return predict_latency(arch, shape, target or DEFAULT_TARGET).total_s * 1e3
 
 
 ACCURACY = Objective("accuracy", "val_accuracy", StudyDirection.MAXIMIZE,
@@ -98,7 +96,7 @@ OBJECTIVES: dict[str, Objective] = {
         MACS,
         Objective("latency", "latency_ms", StudyDirection.MINIMIZE,
                   "predicted latency (ms, batch 1)", log_scale=True,
-                  measure=_predicted_latency_ms, target=DEFAULT_LATENCY_TARGET),
+                  measure=_predicted_latency_ms, target=DEFAULT_TARGET),
     )
 }
 # Recorded for every trial whatever the objectives: the report's axes need them.

@@ -1,12 +1,22 @@
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import replace
 
 import pytest
 from hypothesis import given
 
-from space import PRESETS, Arch, Stage, load_arch, preset, stage_resolutions
+from space import (
+    PRESETS,
+    Arch,
+    Stage,
+    block_output_size,
+    blocks,
+    load_arch,
+    preset,
+    stage_resolutions,
+)
 from tests.strategies import archs
 
 
@@ -95,6 +105,38 @@ def test_resolutions_follow_each_blocks_stride_rule() -> None:
     assert stage_resolutions(arch, 13) == [[13, 7], [7], [3]]
     assert stage_resolutions(preset("paper-mix"), 32)[3:] == [[32, 16, 16, 16], [16, 8, 8],
                                                              [8, 8, 8], [8]]
+
+
+@given(archs(fits=32))
+def test_blocks_walk_every_block_once_with_its_stride_and_chained_shapes(arch: Arch) -> None:
+    walked = list(blocks(arch, 32))
+    assert len(walked) == sum(stage.n for stage in arch.stages)
+    assert [(b.stage_index, b.index_in_stage) for b in walked] == [
+        (i, j) for i, stage in enumerate(arch.stages) for j in range(stage.n)]
+    assert [b.stride for b in walked] == [
+        stage.s if j == 0 else 1 for stage in arch.stages for j in range(stage.n)]
+    assert (walked[0].c_in, walked[0].input_size) == (arch.stem, 32)
+    for before, after in itertools.pairwise(walked):
+        assert after.c_in == before.c_out
+        assert after.input_size == before.output_size
+    for block in walked:
+        assert block.stage is arch.stages[block.stage_index]
+        assert (block.op, block.c_out) == (block.stage.op, block.stage.c)
+        assert block.output_size == block_output_size(block.op, block.stride, block.input_size)
+        assert block.last_in_stage == (block.index_in_stage == block.stage.n - 1)
+    by_stage = [[b.input_size for b in walked if b.stage_index == i]
+                for i in range(len(arch.stages))]
+    assert by_stage == stage_resolutions(arch, 32)
+
+
+def test_blocks_of_a_small_arch() -> None:
+    arch = Arch(stages=(Stage(op="btn", c=8, n=2, s=2), Stage(op="cse", c=16, n=1, s=2)),
+                stem=4)
+    assert [(b.stage_index, b.index_in_stage, b.c_in, b.c_out, b.stride, b.input_size,
+             b.output_size) for b in blocks(arch, 13)] == [
+        (0, 0, 4, 8, 2, 13, 7), (0, 1, 8, 8, 1, 7, 7), (1, 0, 8, 16, 2, 7, 3)]
+    with pytest.raises(ValueError, match=r"does not fit a 1x1 input: stage 1 \(cse"):
+        list(blocks(arch, 1))
 
 
 def test_input_size_check_names_the_stage() -> None:

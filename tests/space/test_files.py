@@ -1,0 +1,49 @@
+"""The cache folder and write-then-rename: a file appears whole or not at all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from space.files import cache_root, write_atomically, write_text_atomically
+
+
+def test_cache_root_honours_xdg_cache_home(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert cache_root() == tmp_path / "cse-nas"
+    monkeypatch.setenv("XDG_CACHE_HOME", "")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache_root() == tmp_path / "home" / ".cache" / "cse-nas"
+
+
+def test_the_file_appears_only_once_written_whole(tmp_path) -> None:
+    path = tmp_path / "new" / "facts.json"  # the folder is made too
+
+    def write(partial: Path) -> None:
+        partial.write_text("half")
+        assert not path.exists()  # readers see nothing yet, not half a file
+        with partial.open("a") as file:
+            file.write(" and half")
+
+    write_atomically(path, write)
+    assert path.read_text() == "half and half"
+    assert [p.name for p in path.parent.iterdir()] == ["facts.json"]
+    write_text_atomically(path, "replaced")
+    assert path.read_text() == "replaced"
+    assert [p.name for p in path.parent.iterdir()] == ["facts.json"]
+
+
+@pytest.mark.parametrize("error", [OSError(28, "No space left on device"), KeyboardInterrupt()])
+def test_a_failing_write_leaves_the_old_file_and_no_partial_one(tmp_path, error) -> None:
+    path = tmp_path / "cache.pt"
+    path.write_text("old")
+
+    def write(partial: Path) -> None:
+        partial.write_text("new but not all of it")
+        raise error
+
+    with pytest.raises(type(error)):
+        write_atomically(path, write)
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["cache.pt"]
