@@ -116,6 +116,12 @@ CASES: dict[tuple[str, str], tuple[Callable[[Path, int], list[str]], str]] = {
                       "--dataset", "synthetic"], "nested too deeply"),
     ("train", "architecture file /dev/zero"): (
         lambda t, p: ["--arch", "/dev/zero", "--dataset", "synthetic"], "larger than"),
+    ("train", "input size 0"): (  # the same flag as run's (search.data.arguments)
+        lambda t, p: ["--arch", "paper-mix", *_on_synthetic("--input-size", "0")],
+        "--input-size: must be a positive integer"),
+    ("run", "input size 0"): (
+        lambda t, p: _on_synthetic("--input-size", "0"),
+        "--input-size: must be a positive integer"),
     ("run", "input size 100000"): (
         lambda t, p: _on_synthetic("--input-size", "100000"), "estimate"),
     ("run", "in-memory SQLite storage"): (

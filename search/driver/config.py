@@ -18,6 +18,7 @@ from pathlib import Path
 from cse_nets.cli import OneLineParser
 from cse_nets.latency.measure import TARGETS
 from search.data import DATASETS, FOLDER_PREFIX, dataset_slug, is_dataset
+from search.data.arguments import add_data_arguments
 from search.data.folder import scan_folder
 from search.driver.samplers import DEFAULT_SAMPLER, SAMPLERS
 from search.driver.scheduler import SCHEDULERS, SchedulerSpec
@@ -251,10 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--val-fraction", type=float,
         help="share of the training set held out to score trials, in (0, 1)")
     add("--lr", type=float, help="peak learning rate (default: the training default's)")
-    add("--input-size", type=int, help="resize images to this side (default: the dataset's)")
-    add("--data-dir", type=Path, help="dataset root (default: the cse-nas cache)")
-    add("--strict-images", action="store_true",
-        help="refuse an image folder with an undecodable image (default: skip it, warn)")
+    add_data_arguments(parser)
     add("--objectives", default="accuracy,params",
         help=f"accuracy and one or more of {', '.join(list(OBJECTIVES)[1:])} "
              "(default: %(default)s)")
