@@ -152,11 +152,7 @@ class SearchConfig:
             if value not in names:
                 raise ValueError(f"unknown {kind} {value!r}; choose one of {', '.join(names)}")
         objectives_from_names(self.objectives, latency_target=self.latency_target)
-        if self.scheduler is not None and self.scheduler not in SCHEDULERS:
-            raise ValueError(f"unknown scheduler {self.scheduler!r}; choose one of "
-                             f"{', '.join(SCHEDULERS)}")
-        for name in ("trials", "epochs", "batch_size", "input_size", "max_concurrent",
-                     "min_epochs", "reduction_factor"):
+        for name in ("trials", "epochs", "batch_size", "input_size", "max_concurrent"):
             if getattr(self, name) is not None:
                 positive_int(getattr(self, name), name.replace("_", "-"))
         if self.input_size is not None and self.dataset in DATASET_SHAPES:
@@ -164,7 +160,7 @@ class SearchConfig:
             check_dataset_fits(self.dataset, replace(DATASET_SHAPES[self.dataset],
                                                      input_size=self.input_size))
         non_negative_int(self.seed, "seed")
-        self._check_scheduler()
+        self._check_scheduler()  # its name and rungs: SchedulerSpec's checks
         if self.subset is not None and not 0 < self.subset <= 1:
             raise ValueError(f"subset must be in (0, 1], got {self.subset!r}")
         if self.val_fraction is not None and not 0 < self.val_fraction < 1:

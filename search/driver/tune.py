@@ -157,7 +157,7 @@ def _study_attrs(plan: _Plan) -> dict[str, Any]:
         "val_fraction": plan.budget.val_fraction,  # the split's seed is train_config's seed
         # The latest run's: a resume may change it, as every trial's per-epoch accuracies
         # rebuild any rungs (search.driver.scheduler).
-        "scheduler": plan.scheduler.record(plan.budget.epochs),
+        "scheduler": plan.scheduler.study_attr(plan.budget.epochs),
     }
 
 
