@@ -128,6 +128,8 @@ CASES: dict[tuple[str, str], tuple[Callable[[Path, int], list[str]], str]] = {
         lambda t, p: _on_synthetic("--storage", "sqlite://"), "in-memory"),
     ("run", "empty storage"): (lambda t, p: _on_synthetic("--storage", ""), "malformed"),
     ("run", "empty study name"): (lambda t, p: _on_synthetic("--study-name", ""), "study name"),
+    ("run", "missing image folder"): (
+        lambda t, p: ["--dataset", f"folder:{t / 'no-such-folder'}"], "does not exist"),
     ("run", "address open but not Ray"): (
         lambda t, p: _on_synthetic("--address", f"127.0.0.1:{p}"), "not as a Ray cluster"),
     ("run", "storage of another Optuna schema"): (

@@ -2,7 +2,8 @@
 
 Named budgets fix the training cost of a trial (epochs, the fraction of the training split,
 batch size) and a default trial count, separately for CPU and GPU trials; flags given
-explicitly override them. Every check of user input lives here, so ``python -m search.run``
+explicitly override them. Every check of user input is made from here (the values when a
+config is made, what they name on disk in :func:`check_config`), so ``python -m search.run``
 can reject bad input with one line before Ray starts.
 """
 
@@ -45,6 +46,7 @@ __all__ = [
     "Budget",
     "SearchConfig",
     "build_parser",
+    "check_config",
     "parse_config",
 ]
 
@@ -140,12 +142,11 @@ class SearchConfig:
     address: str | None = None  # an existing Ray cluster (None: start one here)
 
     def __post_init__(self) -> None:
+        # The values alone: a config is made and replaced freely, so making one reads no
+        # disk; what it names there is check_config's.
         if not is_dataset(self.dataset):
             raise ValueError(f"unknown dataset {self.dataset!r}; choose one of "
                              f"{', '.join(DATASETS)} or {FOLDER_PREFIX}PATH")
-        if self.dataset.startswith(FOLDER_PREFIX):
-            # The folder's layout is checked now, before Ray starts; decoding comes later.
-            scan_folder(self.dataset.removeprefix(FOLDER_PREFIX))
         for kind, value, names in (("budget", self.budget, tuple(BUDGETS)),
                                    ("sampler", self.sampler, tuple(SAMPLERS)),
                                    *(("preset", name, tuple(PRESETS)) for name in self.presets)):
@@ -170,7 +171,7 @@ class SearchConfig:
         if self.gpus_per_trial is not None and not (
                 math.isfinite(self.gpus_per_trial) and self.gpus_per_trial >= 0):
             raise ValueError(f"gpus-per-trial must be >= 0, got {self.gpus_per_trial!r}")
-        self.speedups  # noqa: B018 (validates the speed-up fields)
+        self._asked_speedups()  # checked even with gpu_speedups off
         check_study_name(self.study)
         check_storage_url(self.storage_url)
         if self.address is not None and not self.address.strip():
@@ -213,9 +214,12 @@ class SearchConfig:
     @property
     def speedups(self) -> Speedups:
         """The training-step speed-ups GPU trials use (none with ``gpu_speedups`` off)."""
-        chosen = Speedups(cuda_graphs=self.cuda_graphs,
-                          compile_min_epochs=self.compile_min_epochs, batch_scale=self.batch_scale)
-        return chosen if self.gpu_speedups else Speedups()
+        return self._asked_speedups() if self.gpu_speedups else Speedups()
+
+    def _asked_speedups(self) -> Speedups:
+        """The speed-ups the flags ask for; ``ValueError`` for a bad one."""
+        return Speedups(cuda_graphs=self.cuda_graphs,
+                        compile_min_epochs=self.compile_min_epochs, batch_scale=self.batch_scale)
 
     @property
     def ordered_objectives(self) -> tuple[Objective, ...]:
@@ -227,6 +231,14 @@ class SearchConfig:
         base = BUDGETS[self.budget]["gpu" if gpu else "cpu"]
         return Budget(**{f.name: getattr(self, f.name) if getattr(self, f.name) is not None
                          else getattr(base, f.name) for f in fields(Budget)})
+
+
+def check_config(config: SearchConfig) -> None:
+    """What ``config`` names on disk, checked before Ray starts
+    (:func:`search.driver.tune.run_search` calls it): an image folder's layout, from its
+    directory listing; its images are decoded when the search loads them."""
+    if config.dataset.startswith(FOLDER_PREFIX):
+        scan_folder(config.dataset.removeprefix(FOLDER_PREFIX))
 
 
 def build_parser() -> argparse.ArgumentParser:
