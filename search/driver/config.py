@@ -281,8 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="architectures enqueued as the first trials of a new study "
              "(default: %(default)s)")
     add("--no-presets", action="store_true", help="enqueue no presets")
-    add("--study-name", help="default: <dataset>-<budget>")
-    add("--storage", help="Optuna RDB URL (default: sqlite:///<results-dir>/<study>.db)")
+    add("--study-name", "--study", dest="study_name",
+        help="the study (default: <dataset>-<budget>)")
+    add("--storage", help="Optuna RDB URL (default: sqlite:///<results-dir>/<study-name>.db)")
     add("--results-dir", type=Path, default=DEFAULT_RESULTS_DIR)
     add("--cpus-per-trial", type=float, default=1.0)
     add("--gpus-per-trial", type=_gpus_per_trial, default=None,

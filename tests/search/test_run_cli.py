@@ -104,6 +104,11 @@ def test_flags_override_the_budget() -> None:
     assert tuple(o.name for o in config.ordered_objectives) == ("accuracy", "params", "macs")
 
 
+@pytest.mark.parametrize("flag", ["--study-name", "--study"])
+def test_the_study_flag_has_optunas_spelling_and_an_alias(flag: str) -> None:
+    assert parse_config(_on(flag, "mine")).study == "mine"
+
+
 def test_a_config_reads_the_disk_only_when_checked(tmp_path: Path) -> None:
     config = SearchConfig(dataset=f"folder:{tmp_path / 'nothing'}")
     with pytest.raises(DatasetError, match="does not exist"):
