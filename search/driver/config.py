@@ -73,12 +73,8 @@ class Budget:
         return spec
 
 
-# Measured figures for each budget are in the README ("Budgets", "Measured"); the GPU rows
-# are estimates until a GPU run measures them: a proxy task of 15 epochs on half of
-# CIFAR-10 for "standard". Its scheduler is mo-asha because the scheduler benchmark
-# (README, "Schedulers") measured that at 15 epochs mo-asha reaches fifo's final
-# hypervolume with 0.33 of the epochs; at 5 epochs (the CPU row) only with 0.90 of them
-# and 1.08 of the wall time, so the CPU row stays fifo.
+# The GPU rows are estimates until a GPU run measures them. mo-asha only where it saves
+# epochs: at 15 epochs, not at the CPU rows' 5. measured: README "Measured", "Schedulers".
 BUDGETS: dict[str, dict[str, Budget]] = {
     "smoke": {
         "cpu": Budget(trials=16, epochs=1, subset=0.03, batch_size=64, val_fraction=0.02),
