@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from functools import wraps
 
 from space import Arch, InputShape, dataset_shape, load_arch, parse_input_shape
-from space.checks import positive_int
+from space.checks import positive_int_arg
 
 __all__ = ["BAD_INPUT", "Interrupted", "OneLineParser", "exits_on_bad_input", "first_line",
            "positive_int_arg"]
@@ -44,14 +44,6 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise ValueError(message)
-
-
-def positive_int_arg(text: str) -> int:
-    """argparse ``type=`` for counts: ``"3"`` -> 3; ``"0"``, ``"-1"``, ``"x"`` are refused."""
-    try:
-        return positive_int(int(text), "value")
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
 
 
 def add_network_arguments(parser: argparse.ArgumentParser) -> None:

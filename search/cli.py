@@ -13,10 +13,12 @@ __all__ = ["add_study_arguments", "open_study_from_args", "storage_url_from_args
 
 
 def add_study_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--study``, ``--storage`` and ``--results-dir``, with the search's defaults."""
-    parser.add_argument("--study", required=True, help="study name")
+    """``--study-name`` (Optuna's spelling; ``--study`` is an alias), ``--storage`` and
+    ``--results-dir``, with the search's defaults."""
+    parser.add_argument("--study-name", "--study", dest="study", required=True,
+                        help="study name")
     parser.add_argument("--storage", help="Optuna storage URL "
-                        "(default: sqlite:///<results-dir>/<study>.db)")
+                        "(default: sqlite:///<results-dir>/<study-name>.db)")
     parser.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS_DIR,
                         help="where results go (default: %(default)s)")
 

@@ -1,6 +1,6 @@
 """python -m search.export: the front's architectures as files, optionally retrained.
 
-    python -m search.export --study cifar10-tpe [--top K] [--retrain-epochs E]
+    python -m search.export --study-name cifar10-tpe [--top K] [--retrain-epochs E]
 
 For every architecture on the front (or the ``K`` with the largest hypervolume
 contribution) it writes ``<results-dir>/<study>/export/<trial>-<ops>-<params>k/`` with
@@ -240,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"({time.perf_counter() - started:.0f} s)")
     if retraining is not None:
         print(f"test accuracies saved in study {info.name!r}; "
-              f"python -m search.report --study {info.name} draws them")
+              f"python -m search.report --study-name {info.name} draws them")
     return 1 if failed else 0
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """python -m search.report: a study's trials as a table, its front as figures.
 
-    python -m search.report --study cifar10-tpe [--png]
+    python -m search.report --study-name cifar10-tpe [--png]
 
 Writes ``<results-dir>/<study>/``: ``trials.csv`` (one row per trial), ``report.html``
 (one self-contained page, plotly inlined, works offline) and with ``--png`` one PNG per

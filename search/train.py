@@ -20,6 +20,7 @@ from cse_nets import build_network, count_parameters
 from cse_nets.cli import OneLineParser, exits_on_bad_input, positive_int_arg
 from cse_nets.load import save_weights, write_export
 from search.data import DATASETS, FOLDER_PREFIX, load_dataset
+from search.data.arguments import add_data_arguments
 from search.study.objectives import ACCURACY, PARAMS
 from search.study.schema import (
     ARCH,
@@ -69,13 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     add("--seed", type=int, help="split, subset, shuffling, init (default 0)")
     add("--device", help="auto (default), cpu, cuda or cuda:N")
     add("--precision", choices=PRECISIONS, help="auto (default): bf16 on CUDA, fp32 on the CPU")
-    add("--data-dir", type=Path, help="downloads and cached tensors")
-    add("--strict-images", action="store_true",
-        help="refuse an image folder with an undecodable image (default: skip it, warn)")
     add("--val-fraction", type=float, default=0.1,
         help="share of the training set held out for validation")
-    add("--input-size", type=positive_int_arg,
-        help="resize images to this side (imagenette's default is 64)")
+    add_data_arguments(parser)
     add("--save", type=Path, metavar="DIR",
         help="write an export directory here: arch.json, model.json, weights.pt, metrics.json")
     return parser

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
-__all__ = ["non_negative_int", "positive_int"]
+__all__ = ["non_negative_int", "positive_int", "positive_int_arg"]
 
 
 def positive_int(value: Any, name: str) -> int:
@@ -23,3 +24,11 @@ def non_negative_int(value: Any, name: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
     return value
+
+
+def positive_int_arg(text: str) -> int:
+    """argparse ``type=`` for counts: ``"3"`` -> 3; ``"0"``, ``"-1"``, ``"x"`` are refused."""
+    try:
+        return positive_int(int(text), "value")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None

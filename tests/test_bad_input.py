@@ -81,7 +81,7 @@ def _other_schema(tmp: Path) -> str:
 
 
 def _study_args(storage: str) -> list[str]:
-    return ["--study", "demo", "--storage", storage]
+    return ["--study-name", "demo", "--storage", storage]
 
 
 def _on_synthetic(*flags: str) -> list[str]:
@@ -116,12 +116,22 @@ CASES: dict[tuple[str, str], tuple[Callable[[Path, int], list[str]], str]] = {
                       "--dataset", "synthetic"], "nested too deeply"),
     ("train", "architecture file /dev/zero"): (
         lambda t, p: ["--arch", "/dev/zero", "--dataset", "synthetic"], "larger than"),
+    ("train", "input size 0"): (  # the same flag as run's (search.data.arguments)
+        lambda t, p: ["--arch", "paper-mix", *_on_synthetic("--input-size", "0")],
+        "--input-size: must be a positive integer"),
+    ("run", "input size 0"): (
+        lambda t, p: _on_synthetic("--input-size", "0"),
+        "--input-size: must be a positive integer"),
     ("run", "input size 100000"): (
         lambda t, p: _on_synthetic("--input-size", "100000"), "estimate"),
     ("run", "in-memory SQLite storage"): (
         lambda t, p: _on_synthetic("--storage", "sqlite://"), "in-memory"),
     ("run", "empty storage"): (lambda t, p: _on_synthetic("--storage", ""), "malformed"),
     ("run", "empty study name"): (lambda t, p: _on_synthetic("--study-name", ""), "study name"),
+    ("run", "empty study name, --study spelling"): (
+        lambda t, p: _on_synthetic("--study", ""), "study name"),
+    ("run", "missing image folder"): (
+        lambda t, p: ["--dataset", f"folder:{t / 'no-such-folder'}"], "does not exist"),
     ("run", "address open but not Ray"): (
         lambda t, p: _on_synthetic("--address", f"127.0.0.1:{p}"), "not as a Ray cluster"),
     ("run", "storage of another Optuna schema"): (
@@ -131,7 +141,7 @@ CASES: dict[tuple[str, str], tuple[Callable[[Path, int], list[str]], str]] = {
 }
 # Both read a study the same way, so both meet the same hostile studies.
 STUDY_CASES: dict[str, tuple[Callable[[Path, int], list[str]], str]] = {
-    "study name ../escape": (
+    "study name ../escape": (  # --study: the alias of --study-name
         lambda t, p: ["--study", "../escape", "--storage", _study(t, name="../escape")],
         "study name"),
     "params attribute inf": (lambda t, p: _study_args(_infinite_params(t)), "non-finite"),

@@ -112,6 +112,10 @@ def _synthetic(size: int) -> DecodedArrays:
 @contextlib.contextmanager
 def _download(name: str, hint: str) -> Iterator[None]:
     """Turn a failed download into a one-line DatasetError; bound every network wait."""
+    # Process-wide, as torchvision's downloader takes no timeout and opens its URLs with the
+    # socket default. Acceptable because downloads happen while a command loads its
+    # dataset, before any trial runs (trials get the splits from the driver, never
+    # download), and the previous default is back when the download ends.
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
     try:

@@ -91,15 +91,9 @@ TEST_FRACTION = 0.2  # of each class, carved when there is no test/ folder
 TEST_SEED = 0
 SPLITS = ("train", "val", "test")
 _GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
-# Threads, one per core (at most 8), 64 images per task. Measured with
-# benchmarks/bench_folder_decode.py on this project's 2-core machine (shared with other
-# jobs, so noisy), two runs each: 3,000 generated PNG/JPEG images of 24-72 px to 32 px,
-# serial 9,000-9,700 img/s, 2 threads 9,200-9,400, 4 threads 9,100-9,500, 2 processes
-# 1,200-1,300 (start-up included, as a load pays it); 600 photo-sized images (500x375 px,
-# PNG and JPEG) to 64 px, serial 360-410, 2 threads 390-750, 4 threads 410-600,
-# 2 processes 155-170. Pillow decodes and resizes without holding the GIL, so threads
-# gain on large images and cost nothing on small ones (one image per task was up to 30%
-# slower than serial); processes lose to their start-up and to sending every image back.
+# Threads, one per core (at most 8), 64 images per task: Pillow decodes without holding
+# the GIL, and processes lose to their start-up. measured: README "Measured"
+# (benchmarks/bench_folder_decode.py).
 _CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 _WORKERS = min(8, _CORES or 1)
 _CHUNK = 64

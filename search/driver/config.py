@@ -2,7 +2,8 @@
 
 Named budgets fix the training cost of a trial (epochs, the fraction of the training split,
 batch size) and a default trial count, separately for CPU and GPU trials; flags given
-explicitly override them. Every check of user input lives here, so ``python -m search.run``
+explicitly override them. Every check of user input is made from here (the values when a
+config is made, what they name on disk in :func:`check_config`), so ``python -m search.run``
 can reject bad input with one line before Ray starts.
 """
 
@@ -18,6 +19,7 @@ from pathlib import Path
 from cse_nets.cli import OneLineParser
 from cse_nets.latency.measure import DEFAULT_TARGET, TARGETS
 from search.data import DATASETS, FOLDER_PREFIX, dataset_slug, is_dataset
+from search.data.arguments import add_data_arguments
 from search.data.folder import scan_folder
 from search.driver.samplers import DEFAULT_SAMPLER, SAMPLERS
 from search.driver.scheduler import SCHEDULERS, SchedulerSpec
@@ -43,6 +45,7 @@ __all__ = [
     "Budget",
     "SearchConfig",
     "build_parser",
+    "check_config",
     "parse_config",
 ]
 
@@ -69,12 +72,8 @@ class Budget:
         return spec
 
 
-# Measured figures for each budget are in the README ("Budgets", "Measured"); the GPU rows
-# are estimates until a GPU run measures them: a proxy task of 15 epochs on half of
-# CIFAR-10 for "standard". Its scheduler is mo-asha because the scheduler benchmark
-# (README, "Schedulers") measured that at 15 epochs mo-asha reaches fifo's final
-# hypervolume with 0.33 of the epochs; at 5 epochs (the CPU row) only with 0.90 of them
-# and 1.08 of the wall time, so the CPU row stays fifo.
+# The GPU rows are estimates until a GPU run measures them. mo-asha only where it saves
+# epochs: at 15 epochs, not at the CPU rows' 5. measured: README "Measured", "Schedulers".
 BUDGETS: dict[str, dict[str, Budget]] = {
     "smoke": {
         "cpu": Budget(trials=16, epochs=1, subset=0.03, batch_size=64, val_fraction=0.02),
@@ -138,23 +137,18 @@ class SearchConfig:
     address: str | None = None  # an existing Ray cluster (None: start one here)
 
     def __post_init__(self) -> None:
+        # The values alone: a config is made and replaced freely, so making one reads no
+        # disk; what it names there is check_config's.
         if not is_dataset(self.dataset):
             raise ValueError(f"unknown dataset {self.dataset!r}; choose one of "
                              f"{', '.join(DATASETS)} or {FOLDER_PREFIX}PATH")
-        if self.dataset.startswith(FOLDER_PREFIX):
-            # The folder's layout is checked now, before Ray starts; decoding comes later.
-            scan_folder(self.dataset.removeprefix(FOLDER_PREFIX))
         for kind, value, names in (("budget", self.budget, tuple(BUDGETS)),
                                    ("sampler", self.sampler, tuple(SAMPLERS)),
                                    *(("preset", name, tuple(PRESETS)) for name in self.presets)):
             if value not in names:
                 raise ValueError(f"unknown {kind} {value!r}; choose one of {', '.join(names)}")
         objectives_from_names(self.objectives, latency_target=self.latency_target)
-        if self.scheduler is not None and self.scheduler not in SCHEDULERS:
-            raise ValueError(f"unknown scheduler {self.scheduler!r}; choose one of "
-                             f"{', '.join(SCHEDULERS)}")
-        for name in ("trials", "epochs", "batch_size", "input_size", "max_concurrent",
-                     "min_epochs", "reduction_factor"):
+        for name in ("trials", "epochs", "batch_size", "input_size", "max_concurrent"):
             if getattr(self, name) is not None:
                 positive_int(getattr(self, name), name.replace("_", "-"))
         if self.input_size is not None and self.dataset in DATASET_SHAPES:
@@ -162,7 +156,7 @@ class SearchConfig:
             check_dataset_fits(self.dataset, replace(DATASET_SHAPES[self.dataset],
                                                      input_size=self.input_size))
         non_negative_int(self.seed, "seed")
-        self._check_scheduler()
+        self._check_scheduler()  # its name and rungs: SchedulerSpec's checks
         if self.subset is not None and not 0 < self.subset <= 1:
             raise ValueError(f"subset must be in (0, 1], got {self.subset!r}")
         if self.val_fraction is not None and not 0 < self.val_fraction < 1:
@@ -172,7 +166,7 @@ class SearchConfig:
         if self.gpus_per_trial is not None and not (
                 math.isfinite(self.gpus_per_trial) and self.gpus_per_trial >= 0):
             raise ValueError(f"gpus-per-trial must be >= 0, got {self.gpus_per_trial!r}")
-        self.speedups  # noqa: B018 (validates the speed-up fields)
+        self._asked_speedups()  # checked even with gpu_speedups off
         check_study_name(self.study)
         check_storage_url(self.storage_url)
         if self.address is not None and not self.address.strip():
@@ -215,9 +209,12 @@ class SearchConfig:
     @property
     def speedups(self) -> Speedups:
         """The training-step speed-ups GPU trials use (none with ``gpu_speedups`` off)."""
-        chosen = Speedups(cuda_graphs=self.cuda_graphs,
-                          compile_min_epochs=self.compile_min_epochs, batch_scale=self.batch_scale)
-        return chosen if self.gpu_speedups else Speedups()
+        return self._asked_speedups() if self.gpu_speedups else Speedups()
+
+    def _asked_speedups(self) -> Speedups:
+        """The speed-ups the flags ask for; ``ValueError`` for a bad one."""
+        return Speedups(cuda_graphs=self.cuda_graphs,
+                        compile_min_epochs=self.compile_min_epochs, batch_scale=self.batch_scale)
 
     @property
     def ordered_objectives(self) -> tuple[Objective, ...]:
@@ -229,6 +226,14 @@ class SearchConfig:
         base = BUDGETS[self.budget]["gpu" if gpu else "cpu"]
         return Budget(**{f.name: getattr(self, f.name) if getattr(self, f.name) is not None
                          else getattr(base, f.name) for f in fields(Budget)})
+
+
+def check_config(config: SearchConfig) -> None:
+    """What ``config`` names on disk, checked before Ray starts
+    (:func:`search.driver.tune.run_search` calls it): an image folder's layout, from its
+    directory listing; its images are decoded when the search loads them."""
+    if config.dataset.startswith(FOLDER_PREFIX):
+        scan_folder(config.dataset.removeprefix(FOLDER_PREFIX))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -250,10 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--val-fraction", type=float,
         help="share of the training set held out to score trials, in (0, 1)")
     add("--lr", type=float, help="peak learning rate (default: the training default's)")
-    add("--input-size", type=int, help="resize images to this side (default: the dataset's)")
-    add("--data-dir", type=Path, help="dataset root (default: the cse-nas cache)")
-    add("--strict-images", action="store_true",
-        help="refuse an image folder with an undecodable image (default: skip it, warn)")
+    add_data_arguments(parser)
     add("--objectives", default="accuracy,params",
         help=f"accuracy and one or more of {', '.join(list(OBJECTIVES)[1:])} "
              "(default: %(default)s)")
@@ -274,8 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="architectures enqueued as the first trials of a new study "
              "(default: %(default)s)")
     add("--no-presets", action="store_true", help="enqueue no presets")
-    add("--study-name", help="default: <dataset>-<budget>")
-    add("--storage", help="Optuna RDB URL (default: sqlite:///<results-dir>/<study>.db)")
+    add("--study-name", "--study", dest="study_name",
+        help="the study (default: <dataset>-<budget>)")
+    add("--storage", help="Optuna RDB URL (default: sqlite:///<results-dir>/<study-name>.db)")
     add("--results-dir", type=Path, default=DEFAULT_RESULTS_DIR)
     add("--cpus-per-trial", type=float, default=1.0)
     add("--gpus-per-trial", type=_gpus_per_trial, default=None,

@@ -24,16 +24,24 @@ from __future__ import annotations
 import numpy as np
 
 from search.study.pareto import non_dominated_ranks
+from space.checks import positive_int
 
-__all__ = ["continues", "rank_order", "rung_epochs"]
+__all__ = ["check_rung_parameters", "continues", "rank_order", "rung_epochs"]
+
+
+def check_rung_parameters(min_epochs: int, reduction_factor: int) -> None:
+    """``ValueError``, named as the flags are, unless the first rung is at least one epoch
+    and eta at least 2 (below that the rungs never grow)."""
+    positive_int(min_epochs, "min-epochs")
+    positive_int(reduction_factor, "reduction-factor")
+    if reduction_factor < 2:
+        raise ValueError(f"reduction-factor must be >= 2, got {reduction_factor}")
 
 
 def rung_epochs(min_epochs: int, reduction_factor: int, max_epochs: int) -> tuple[int, ...]:
     """Epochs at which trials are compared: ``min_epochs * eta**k`` below ``max_epochs``
     (a trial that reaches ``max_epochs`` is complete; there is nothing left to stop)."""
-    if min_epochs < 1 or reduction_factor < 2:
-        raise ValueError(f"min_epochs must be >= 1 and reduction_factor >= 2, got "
-                         f"{min_epochs} and {reduction_factor}")
+    check_rung_parameters(min_epochs, reduction_factor)
     rungs = []
     epoch = min_epochs
     while epoch < max_epochs:

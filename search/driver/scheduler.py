@@ -23,7 +23,7 @@ import numpy as np
 from optuna.trial import FrozenTrial, TrialState
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from search.driver.mo_asha import continues, rung_epochs
+from search.driver.mo_asha import check_rung_parameters, continues, rung_epochs
 from search.study.objectives import ACCURACY, Objective
 from search.study.pareto import to_minimisation
 from search.study.schema import (
@@ -33,7 +33,6 @@ from search.study.schema import (
     VAL_ACCURACY_PER_EPOCH,
     is_cached,
 )
-from space.checks import positive_int
 
 __all__ = ["SCHEDULERS", "MoAshaScheduler", "SchedulerSpec", "Stop", "make_scheduler"]
 
@@ -42,7 +41,7 @@ SCHEDULERS = ("fifo", "mo-asha")
 
 @dataclass(frozen=True)
 class SchedulerSpec:
-    """The scheduler a search uses, as its flags and the study record it."""
+    """The scheduler a search uses, as its flags give it and the study keeps it."""
 
     name: str = "fifo"
     min_epochs: int = 1  # the first rung (mo-asha)
@@ -52,10 +51,7 @@ class SchedulerSpec:
         if self.name not in SCHEDULERS:
             raise ValueError(f"unknown scheduler {self.name!r}; choose one of "
                              f"{', '.join(SCHEDULERS)}")
-        positive_int(self.min_epochs, "min-epochs")
-        positive_int(self.reduction_factor, "reduction-factor")
-        if self.reduction_factor < 2:
-            raise ValueError(f"reduction-factor must be >= 2, got {self.reduction_factor}")
+        check_rung_parameters(self.min_epochs, self.reduction_factor)
 
     def rungs(self, epochs: int) -> tuple[int, ...]:
         """The epochs at which trials of ``epochs`` epochs are compared (none for fifo)."""
@@ -70,8 +66,8 @@ class SchedulerSpec:
                              f"({self.min_epochs}) to stop trials early, got {epochs} "
                              "epoch(s); use --scheduler fifo or more epochs")
 
-    def record(self, epochs: int) -> dict[str, Any]:
-        """What the study keeps of it (a resume must use the same)."""
+    def study_attr(self, epochs: int) -> dict[str, Any]:
+        """The study attribute that records it for trials of ``epochs`` epochs."""
         if self.name == "fifo":
             return {"name": "fifo"}
         return {"name": self.name, "min_epochs": self.min_epochs,
@@ -113,8 +109,8 @@ class MoAshaScheduler(FIFOScheduler):
             scaled = np.where(self._log_scale, np.log10(values), values)
         return to_minimisation(scaled[None, :], self._directions)[0]
 
-    def record(self, epoch: int, values: Sequence[float]) -> bool:
-        """Add a trial's objective values at rung ``epoch``; whether it goes on."""
+    def record_at_rung(self, epoch: int, values: Sequence[float]) -> bool:
+        """Add a trial's objective values to rung ``epoch``; whether it goes on."""
         point = self._point(values)
         if not np.isfinite(point).all():
             return True  # not a ranking; the trial fails on its own
@@ -150,7 +146,7 @@ class MoAshaScheduler(FIFOScheduler):
         epoch = result.get(EPOCH_KEY)
         if epoch not in self._recorded or FAIL_KEY in result:
             return TrialScheduler.CONTINUE
-        goes_on = self.record(epoch, [result[metric] for metric in self._metrics])
+        goes_on = self.record_at_rung(epoch, [result[metric] for metric in self._metrics])
         # A preset is the study's reference point: it always trains the full budget (its
         # vectors still rank the others).
         if goes_on or trial.config.get(PRESET_KEY):

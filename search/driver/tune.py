@@ -15,12 +15,13 @@ at once and the exit status says which signal it was.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
@@ -33,13 +34,13 @@ from ray import tune
 from cse_nets.cli import Interrupted, first_line
 from search.data import Splits, load_dataset
 from search.driver.address import check_ray_address
-from search.driver.config import Budget, SearchConfig
+from search.driver.config import Budget, SearchConfig, check_config
 from search.driver.progress import Progress, format_front
 from search.driver.samplers import make_sampler
 from search.driver.scheduler import SchedulerSpec, make_scheduler
 from search.driver.searcher import StudySearch
 from search.driver.stopping import StopSignals
-from search.driver.worker_deaths import FailureReasons, survive_worker_deaths
+from search.driver.worker_deaths import FailureReasons, surviving_worker_deaths
 from search.study.evaluation_cache import EvaluationCache
 from search.study.lease import driver_lease
 from search.study.objectives import Objective
@@ -119,18 +120,44 @@ def _trial_dirname(trial: Any) -> str:
 
 # --- setup: everything that can reject the user's input, before any trial runs ----------
 
-def _start_ray(address: str | None) -> None:
-    """Join ``address``, or start a Ray instance on this machine with all its CPUs/GPUs."""
+# A trial that errs is recorded with its cause in the study (and error.txt); Tune's own
+# logs of it would add a traceback to the terminal for every such trial. Likewise a signal
+# can cut Tune's save of its experiment folder short: the study is the search's state, so
+# that failed save loses nothing and is no traceback for the user.
+_SILENCED_LOGGERS = ("ray.tune.execution.tune_controller", "ray.tune.tune",
+                     "ray.tune.execution.experiment_state")
+
+
+@contextlib.contextmanager
+def _search_settings() -> Iterator[None]:
+    """The environment variables and log levels a search wants, for the ``with`` block
+    only: Ray reads the variables when it starts and when Tune runs, both inside it, and
+    the process (a test, a notebook) gets its own settings back however the search ends."""
+    saved_env = {name: os.environ.get(name) for name in ("RAY_AUTH_MODE", "RAY_AIR_NEW_OUTPUT")}
+    loggers = [logging.getLogger(name) for name in _SILENCED_LOGGERS]
+    saved_levels = [logger.level for logger in loggers]
+    verbosity = optuna.logging.get_verbosity()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     # Ray's own table would drown the progress lines; the old reporter at verbose=0 is quiet.
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
-    # A trial that errs is recorded with its cause in the study (and error.txt); Tune's own
-    # logs of it would add a traceback to the terminal for every such trial. Likewise a
-    # signal can cut Tune's save of its experiment folder short: the study is the search's
-    # state, so that failed save loses nothing and is no traceback for the user.
-    for name in ("ray.tune.execution.tune_controller", "ray.tune.tune",
-                 "ray.tune.execution.experiment_state"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+        for logger, level in zip(loggers, saved_levels, strict=True):
+            logger.setLevel(level)
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _start_ray(address: str | None) -> None:
+    """Join ``address``, or start a Ray instance on this machine with all its CPUs/GPUs."""
     if address is None:
         ray.init(address="local", include_dashboard=False, log_to_driver=False,
                  logging_level="ERROR")
@@ -173,7 +200,7 @@ def _study_attrs(plan: _Plan) -> dict[str, Any]:
         VAL_FRACTION: plan.budget.val_fraction,  # the split's seed is train_config's seed
         # The latest run's: a resume may change it, as every trial's per-epoch accuracies
         # rebuild any rungs (search.driver.scheduler).
-        SCHEDULER: plan.scheduler.record(plan.budget.epochs),
+        SCHEDULER: plan.scheduler.study_attr(plan.budget.epochs),
     }
 
 
@@ -262,13 +289,13 @@ def run_search(config: SearchConfig, *, out: TextIO = sys.stdout,
     training; tests give one with known learning curves).
     """
     start = time.perf_counter()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    check_config(config)
     if config.address is not None:
         check_ray_address(config.address)
     storage = open_rdb_storage(config.storage_url,
                                config.results_dir if config.storage is None else None)
     # A full disk or a read-only database fails any write of the study: one line.
-    with writing_to_storage("the search's trials"):
+    with writing_to_storage("the search's trials"), _search_settings():
         study = _create_or_load_study(config, storage)
         with driver_lease(storage, config.study), StopSignals() as stop:
             _start_ray(config.address)
@@ -406,6 +433,6 @@ def _tune(plan: _Plan, study: optuna.Study, storage: optuna.storages.RDBStorage,
                                                   epochs=plan.budget.epochs)],
         ),
     )
-    survive_worker_deaths()
-    tuner.fit()
+    with surviving_worker_deaths():
+        tuner.fit()
     return storage_path / experiment

@@ -4,7 +4,13 @@ A trial whose worker dies (killed by Ray's memory monitor, a segfault, its node 
 that trial's failure, recorded with the cause, and the search goes on. Ray 2.60's actor
 manager raises any death other than an actor or task error (``OutOfMemoryError``,
 ``WorkerCrashedError``, ``NodeDiedError``) out of Tune's controller, which takes the whole
-search down: :func:`survive_worker_deaths` routes them the way it routes an actor's death.
+search down: :func:`surviving_worker_deaths` routes them the way it routes an actor's death.
+
+Ray offers no public way to do so: the ``RuntimeError`` leaves ``TuneController.step``
+before any ``tune.Callback`` hears of the trial, and ``FailureConfig`` retries only
+failures Tune has recorded. So the patch of Ray's private method is kept here, applied
+only while Tune runs, and ``tests/search/test_worker_deaths.py`` fails when the method
+changes shape.
 
 Such a trial is not retried: Tune cannot lower its concurrency mid-run, so a retry would
 meet the same neighbours; the declared memory is what keeps trials from crowding each
@@ -13,7 +19,9 @@ other out, and a rerun of the command gets the budget's remaining trials.
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +32,20 @@ from ray.air.execution._internal.actor_manager import RayActorManager
 from cse_nets.cli import first_line
 from search.study.schema import CRASH_REASON
 
-__all__ = ["WORKER_DEATHS", "FailureReasons", "WorkerDied", "survive_worker_deaths",
+__all__ = ["WORKER_DEATHS", "FailureReasons", "WorkerDied", "surviving_worker_deaths",
            "worker_death_reason"]
 
 WORKER_DEATHS = (ray.exceptions.OutOfMemoryError, ray.exceptions.WorkerCrashedError,
                  ray.exceptions.NodeDiedError)
 
 
-_OOM_KILL = "killed due to the node running low on memory"  # Ray's OutOfMemoryError text
+# The raylet's memory-monitor text, read only where the type says nothing: the figures
+# (OutOfMemoryError carries none but its message) and an error Tune kept only as text.
+# Ray up to 2.54 writes "Task was killed due to the node running low on memory" and "memory
+# used=1.25GB"; from 2.55 (the installed 2.60 checked) "<n> worker(s) were killed due to
+# ...", "actual memory used=1.25GB" and "was 14.7GB used / 15.4GB limit". A changed text
+# loses the reason its figures; its cause is the type's wherever Tune kept the error.
+_OOM_KILL = "killed due to the node running low on memory"
 _WORKER_USED = re.compile(r"memory used=([\d.]+\s*[KMGT]?B)")
 _NODE_USED = re.compile(r"was ([\d.]+\s*[KMGT]?B) used / ([\d.]+\s*[KMGT]?B) limit")
 
@@ -98,15 +112,15 @@ class WorkerDied(ray.exceptions.RayActorError):
         super().__init__(error_msg=reason)
 
 
-def survive_worker_deaths() -> None:
-    """Make Tune treat :data:`WORKER_DEATHS` of a trial's task as its actor's death.
+@contextlib.contextmanager
+def surviving_worker_deaths() -> Iterator[None]:
+    """Within the block, Tune treats :data:`WORKER_DEATHS` of a trial's task as its actor's
+    death; Ray's own method is back when the block ends, however it ends.
 
     A workaround for Ray's actor manager (pinned ray<3): such a death reaches it as a
     :class:`WorkerDied`, an actor error, which Tune records as the trial's error.
     """
     original = RayActorManager._actor_task_failed
-    if getattr(original, "survives_worker_deaths", False):
-        return
 
     def task_failed(self: RayActorManager, tracked_actor_task: Any,
                     exception: Exception) -> None:
@@ -114,5 +128,8 @@ def survive_worker_deaths() -> None:
             exception = WorkerDied(worker_death_reason(exception))
         original(self, tracked_actor_task, exception)
 
-    task_failed.survives_worker_deaths = True  # type: ignore[attr-defined]
     RayActorManager._actor_task_failed = task_failed  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        RayActorManager._actor_task_failed = original  # type: ignore[method-assign]

@@ -42,7 +42,12 @@ class SharedData:
         return cls(ray.put(splits.for_trials()))
 
 
-_cached: tuple[tuple[str, str], Splits] | None = None  # ((ref, device), splits on device)
+# The worker process's copy: ((object ref, device), the splits there). Module-wide because
+# the process is what Tune reuses between trials (``reuse_actors``); nothing of ours lives
+# longer than one trial, the trainable included. Keyed and bounded: one entry, and a new
+# search's data (another ref) or device replaces it, the old copy freed before the new one
+# is fetched, so a device never holds two.
+_cached: tuple[tuple[str, str], Splits] | None = None
 
 
 def splits_on(data: SharedData, device: str) -> Splits:

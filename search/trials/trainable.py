@@ -5,8 +5,9 @@ Ray starts no more trials than fit. A trial whose worker dies (killed by Ray's m
 monitor, a segfault, its node lost) is that trial's failure, recorded with the cause, and
 the search goes on. Ray 2.60's actor manager raises any death other than an actor or task
 error (``OutOfMemoryError``, ``WorkerCrashedError``, ``NodeDiedError``) out of Tune's
-controller, which takes the whole search down: :func:`survive_worker_deaths` routes them
-the way it routes an actor's death.
+controller, which takes the whole search down: the driver's
+:func:`search.driver.worker_deaths.surviving_worker_deaths` routes them the way it routes an
+actor's death while Tune runs.
 
 Such a trial is not retried: Tune cannot lower its concurrency mid-run, so a retry would
 meet the same neighbours; the declared memory is what keeps trials from crowding each

@@ -50,7 +50,7 @@ def synthetic_study(storage: str, info, rows=ROWS) -> optuna.Study:
 
 def test_export_without_retraining_writes_the_specs(tmp_path, storage, synthetic, capsys):
     synthetic_study(storage, synthetic.info)
-    code = export.main(["--study", "demo", "--storage", storage,
+    code = export.main(["--study-name", "demo", "--storage", storage,
                         "--results-dir", str(tmp_path)])
     assert code == 0
     # The front: trials 0 (TINY, 0.6) and 1 (TINIER, 0.4); trial 2 repeats TINY, dominated.

@@ -12,7 +12,7 @@ from PIL import Image
 
 from search.data import DatasetError, dataset_slug, fit_square, is_dataset, load_dataset
 from search.data import folder as image_folder
-from search.driver.config import SearchConfig
+from search.driver.config import SearchConfig, check_config
 from tests.search.folders import CLASSES, make_image_folder, write_image
 
 
@@ -382,7 +382,7 @@ def test_dataset_names_and_slugs(tmp_path):
     pets = make_image_folder(tmp_path / "My Pets", per_class=2)
     assert SearchConfig(dataset=f"folder:{pets}").study == "folder-My-Pets-standard"
     with pytest.raises(DatasetError, match="does not exist"):  # checked before Ray starts
-        SearchConfig(dataset="folder:/data/pets", study_name="pets")
+        check_config(SearchConfig(dataset="folder:/data/pets", study_name="pets"))
     with pytest.raises(ValueError, match=r"unknown dataset 'mnist'.*folder:PATH"):
         SearchConfig(dataset="mnist")
     with pytest.raises(DatasetError, match=r"unknown dataset 'folder:'.*folder:PATH"):

@@ -31,7 +31,7 @@ def run(argv: list[str], capsys) -> tuple[int, str, str]:
 def test_report_writes_csv_html_and_dashboard_items(tmp_path, storage, capsys):
     study = make_study(storage)
     study.set_user_attr(export_attr(1), {"test_accuracy": 0.77, "export_dir": "somewhere"})
-    code, out, err = run(["--study", "demo", "--storage", storage,
+    code, out, err = run(["--study-name", "demo", "--storage", storage,
                           "--results-dir", str(tmp_path / "res")], capsys)
     assert (code, err) == (0, "")
 

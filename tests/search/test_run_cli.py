@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from search.driver.config import BUDGETS, SearchConfig, parse_config
+from search.data import DatasetError
+from search.driver.config import BUDGETS, SearchConfig, check_config, parse_config
 from search.run import main
 
 
@@ -101,6 +102,17 @@ def test_flags_override_the_budget() -> None:
     assert config.study == "fashion-mnist-smoke"
     assert config.presets == ()
     assert tuple(o.name for o in config.ordered_objectives) == ("accuracy", "params", "macs")
+
+
+@pytest.mark.parametrize("flag", ["--study-name", "--study"])
+def test_the_study_flag_has_optunas_spelling_and_an_alias(flag: str) -> None:
+    assert parse_config(_on(flag, "mine")).study == "mine"
+
+
+def test_a_config_reads_the_disk_only_when_checked(tmp_path: Path) -> None:
+    config = SearchConfig(dataset=f"folder:{tmp_path / 'nothing'}")
+    with pytest.raises(DatasetError, match="does not exist"):
+        check_config(config)
 
 
 def test_address_defaults_to_ray_address(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -31,12 +31,12 @@ def _decide(scheduler: MoAshaScheduler, trial_id: str, result: dict,
     return scheduler.on_trial_result(None, trial, result)
 
 
-def test_spec_rungs_and_record() -> None:
+def test_spec_rungs_and_study_attr() -> None:
     spec = SchedulerSpec("mo-asha", 1, 3)
     assert spec.rungs(15) == (1, 3, 9)
-    assert spec.record(15) == {"name": "mo-asha", "min_epochs": 1, "reduction_factor": 3,
+    assert spec.study_attr(15) == {"name": "mo-asha", "min_epochs": 1, "reduction_factor": 3,
                                "rungs": [1, 3, 9]}
-    assert SchedulerSpec().rungs(15) == () and SchedulerSpec().record(15) == {"name": "fifo"}
+    assert SchedulerSpec().rungs(15) == () and SchedulerSpec().study_attr(15) == {"name": "fifo"}
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import weakref
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import pytest
 import ray
@@ -38,3 +41,21 @@ def test_splits_are_fetched_once_per_process(local_ray: None,
     other = SharedData.put(splits)  # another search's data replaces it
     assert splits_on(other, "cpu") is not first and len(fetches) == 2
 
+
+
+def test_a_process_holds_one_copy_and_frees_it_before_fetching_another(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    splits = load_dataset("synthetic", input_size=16)
+    held: list[weakref.ref] = []
+
+    def fetch(ref: object) -> object:
+        gc.collect()
+        assert all(copy() is None for copy in held)  # the last copy is gone already
+        return splits
+
+    monkeypatch.setattr(trial_data.ray, "get", fetch)
+    first = splits_on(SharedData(SimpleNamespace(hex=lambda: "a")), "cpu")
+    assert splits_on(SharedData(SimpleNamespace(hex=lambda: "a")), "cpu") is first
+    held.append(weakref.ref(first))
+    del first
+    assert splits_on(SharedData(SimpleNamespace(hex=lambda: "b")), "cpu").train
