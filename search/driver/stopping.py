@@ -15,7 +15,6 @@ stays RUNNING until the next run marks it, as after SIGKILL.
 
 from __future__ import annotations
 
-import os
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,7 +39,8 @@ class StopSignals(tune.Stopper):
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> StopSignals:
-        os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+        # Tune's own SIGINT handler is off through TUNE_DISABLE_SIGINT_HANDLER, which
+        # search.driver.tune sets (and restores) around the whole search.
         self.install()
         return self
 

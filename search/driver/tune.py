@@ -128,18 +128,26 @@ _SILENCED_LOGGERS = ("ray.tune.execution.tune_controller", "ray.tune.tune",
                      "ray.tune.execution.experiment_state")
 
 
+_SEARCH_ENV = {
+    # Ray's own table would drown the progress lines; the old reporter at verbose=0 is quiet.
+    "RAY_AIR_NEW_OUTPUT": "0",
+    # SIGINT stops the search through search.driver.stopping; Tune's own handler would end
+    # the run as if it had finished.
+    "TUNE_DISABLE_SIGINT_HANDLER": "1",
+}
+
+
 @contextlib.contextmanager
 def _search_settings() -> Iterator[None]:
     """The environment variables and log levels a search wants, for the ``with`` block
     only: Ray reads the variables when it starts and when Tune runs, both inside it, and
     the process (a test, a notebook) gets its own settings back however the search ends."""
-    saved_env = {name: os.environ.get(name) for name in ("RAY_AUTH_MODE", "RAY_AIR_NEW_OUTPUT")}
+    saved_env = {name: os.environ.get(name) for name in ("RAY_AUTH_MODE", *_SEARCH_ENV)}
     loggers = [logging.getLogger(name) for name in _SILENCED_LOGGERS]
     saved_levels = [logger.level for logger in loggers]
     verbosity = optuna.logging.get_verbosity()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    # Ray's own table would drown the progress lines; the old reporter at verbose=0 is quiet.
-    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    os.environ.update(_SEARCH_ENV)
     for logger in loggers:
         logger.setLevel(logging.CRITICAL)
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -42,7 +42,7 @@ LATENCY_TARGET = "latency_target"  # str or None: the device a latency objective
 TRAIN_CONFIG = "train_config"  # dict: every trial's search.training.TrainConfig, as asdict
 BUDGET = "budget"  # str: the --budget preset the search started from
 VAL_FRACTION = "val_fraction"  # float: share of the training split held out for validation
-# dict: the latest run's scheduler (search.driver.scheduler.SchedulerSpec.record), e.g.
+# dict: the latest run's scheduler (search.driver.scheduler.SchedulerSpec.study_attr), e.g.
 # {"name": "mo-asha", "min_epochs": 1, "reduction_factor": 3, "rungs": [1, 3]}
 SCHEDULER = "scheduler"
 # export:<trial number> -> {TEST_ACCURACY: float in [0, 1], EXPORT_DIR: str}, written by

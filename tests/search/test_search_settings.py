@@ -22,6 +22,7 @@ LOGGERS = ("ray.tune.execution.tune_controller", "ray.tune.tune",
 def _settings() -> dict[str, Any]:
     return {"RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE"),
             "RAY_AIR_NEW_OUTPUT": os.environ.get("RAY_AIR_NEW_OUTPUT"),
+            "TUNE_DISABLE_SIGINT_HANDLER": os.environ.get("TUNE_DISABLE_SIGINT_HANDLER"),
             "optuna": optuna.logging.get_verbosity(),
             **{name: logging.getLogger(name).level for name in LOGGERS}}
 
@@ -31,6 +32,7 @@ def test_run_search_gives_the_process_its_settings_back(
         outcome: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
     monkeypatch.setenv("RAY_AIR_NEW_OUTPUT", "1")
+    monkeypatch.delenv("TUNE_DISABLE_SIGINT_HANDLER", raising=False)
     previous_verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.INFO)
     try:
@@ -54,7 +56,7 @@ def test_run_search_gives_the_process_its_settings_back(
         else:
             assert run_search(config) == "result"
         assert during == [{"RAY_AUTH_MODE": "disabled", "RAY_AIR_NEW_OUTPUT": "0",
-                           "optuna": optuna.logging.WARNING,
+                           "TUNE_DISABLE_SIGINT_HANDLER": "1", "optuna": optuna.logging.WARNING,
                            **dict.fromkeys(LOGGERS, logging.CRITICAL)}]
         assert _settings() == before
     finally:
