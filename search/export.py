@@ -36,6 +36,7 @@ from cse_nets.load import ONNX_FILE, save_weights, write_export
 from cse_nets.summary import format_profile
 from search.cli import add_study_arguments, open_study_from_args
 from search.data import Splits, load_dataset
+from search.data.arguments import add_data_dir_argument
 from search.data.augment import Normalize
 from search.study.objectives import ACCURACY, MACS, PARAMS
 from search.study.results import StudyInfo, StudyResults, load_results
@@ -201,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="retrain each on train + validation for this many epochs, "
                              "test it, write weights and ONNX")
     parser.add_argument("--device", help="device for retraining (default: the study's)")
-    parser.add_argument("--data-dir", type=Path, help="dataset root (default: the cache)")
+    add_data_dir_argument(parser)
     args = parser.parse_args(argv)
 
     study = open_study_from_args(args)
