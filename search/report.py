@@ -24,12 +24,12 @@ from plotly.offline import get_plotlyjs
 
 from cse_nets.cli import OneLineParser, exits_on_bad_input, first_line
 from cse_nets.latency import OpComparison, compare_ops
-from search.cli import add_study_arguments, open_study_from_args
+from search.cli import add_study_arguments, open_study_from_args, storage_from_args
 from search.reporting.figures import REFERENCE_OPS, report_figures
 from search.reporting.paper_points import paper_points
 from search.study.objectives import ACCURACY
 from search.study.results import StudyResults, load_results
-from search.study.storage import output_dir, writing_to_storage
+from search.study.storage import output_dir, sqlite_read_only, writing_to_storage
 from space import PRESETS, stage_resolutions
 
 __all__ = ["html_head", "main", "op_latency_lines", "summary_lines", "trial_note", "write_html"]
@@ -226,7 +226,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     written = [out / "trials.csv", out / "report.html"]
     if args.png:
         written += _write_pngs(out, figures)
-    if not args.no_dashboard:
+    if sqlite_read_only(storage_from_args(args)):
+        lines.append("figures and notes not saved into the study: its database is read-only")
+    elif not args.no_dashboard:
         with writing_to_storage("figures and notes (--no-dashboard skips them)"):
             _attach(study, results, figures, lines)
     print("\n".join(lines))

@@ -44,7 +44,7 @@ from search.study.evaluation_cache import EvaluationCache
 from search.study.lease import driver_lease
 from search.study.objectives import Objective
 from search.study.schema import INTERRUPTED, INTERRUPTED_REASON, budget_trials
-from search.study.storage import open_rdb_storage, writing_to_storage
+from search.study.storage import display_url, open_rdb_storage, writing_to_storage
 from search.training import RECIPES, TrainConfig
 from search.training.step import Speedups
 from search.trials.memory import TrialMemory
@@ -198,7 +198,7 @@ def _check_study(study: optuna.Study, config: SearchConfig, attrs: dict[str, Any
                if recorded.get(key) != wanted[key]]
     if differs:
         raise SearchError(
-            f"study {config.study!r} in {config.storage_url} was run with another "
+            f"study {config.study!r} in {display_url(config.storage_url)} was run with another "
             f"{', '.join(differs)}; rerun it with its own flags or choose a new --study-name")
 
 
@@ -324,8 +324,8 @@ def _search(plan: _Plan, study: optuna.Study, storage: optuna.storages.RDBStorag
         raise Interrupted(f"interrupted: {len(budget_trials(study))} of {budget.trials} "
                           "trials; rerun the same command to resume", 128 + stop.signum)
     print(format_front(study), file=out)
-    print(f"study:   {config.study} in {config.storage_url} "
-          f"(optuna-dashboard {config.storage_url})", file=out)
+    shown = display_url(config.storage_url)
+    print(f"study:   {config.study} in {shown} (optuna-dashboard {shown})", file=out)
     if experiment_dir is not None:
         print(f"trials:  {experiment_dir}", file=out)
     return SearchResult(
