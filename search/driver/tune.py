@@ -252,7 +252,8 @@ def run_search(config: SearchConfig, *, out: TextIO = sys.stdout,
     # A full disk or a read-only database fails any write of the study: one line.
     with writing_to_storage("the search's trials"):
         study = _create_or_load_study(config, storage)
-        with driver_lease(storage, config.study), StopSignals() as stop:
+        with driver_lease(storage, config.study, take_over=config.take_over, out=out), \
+                StopSignals() as stop:
             _start_ray(config.address)
             stop.install()  # over the handlers ray.init installs
             try:
