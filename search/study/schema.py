@@ -21,6 +21,9 @@ FAIL_KEY = "fail_reason"  # in a trial's result: why the candidate failed
 # reason outside its architecture, so it does not count against the trial budget.
 INTERRUPTED = "interrupted"
 INTERRUPTED_REASON = "interrupted: the search stopped before this trial finished"
+# User attr marking a trial enqueued (Optuna's enqueue_trial) with params outside the space:
+# failed before anything was sampled or trained, it does not count against the budget either.
+REJECTED = "rejected"
 # User attrs of a trial the scheduler stopped at a rung (search.driver.scheduler): PRUNED, never
 # COMPLETE, so no sampler and no front takes its partial accuracy for a final one.
 PRUNED_EPOCH = "pruned_epoch"
@@ -48,12 +51,14 @@ def budget_trials(study: optuna.Study) -> list[FrozenTrial]:
     """Trials that count towards ``--trials``: trained and complete, stopped early at a rung
     (PRUNED: as with ``study.optimize(n_trials=...)`` and Optuna's pruners), or failed on
     their own account. Duplicates served from the cache cost no training and do not
-    count, nor do trials the search's own stopping interrupted."""
+    count, nor do trials the search's own stopping interrupted, nor trials enqueued outside
+    the space."""
     return [
         t for t in study.get_trials(deepcopy=False)
         if (t.state == TrialState.COMPLETE and not is_cached(t))
         or t.state == TrialState.PRUNED
-        or (t.state == TrialState.FAIL and not t.user_attrs.get(INTERRUPTED))
+        or (t.state == TrialState.FAIL and not t.user_attrs.get(INTERRUPTED)
+            and not t.user_attrs.get(REJECTED))
     ]
 
 
