@@ -9,7 +9,7 @@ import optuna
 
 from search.study.storage import DEFAULT_RESULTS_DIR, default_storage, open_study
 
-__all__ = ["add_study_arguments", "open_study_from_args", "storage_from_args"]
+__all__ = ["add_study_arguments", "open_study_from_args", "storage_url_from_args"]
 
 
 def add_study_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,12 +21,12 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where results go (default: %(default)s)")
 
 
-def storage_from_args(args: argparse.Namespace) -> str:
-    """``--storage``, or the study's SQLite file in ``--results-dir``."""
+def storage_url_from_args(args: argparse.Namespace) -> str:
+    """``--storage``, or the default SQLite file of ``--study`` in ``--results-dir``."""
     if args.storage is None:  # "" is a malformed URL, not the default
         return default_storage(args.results_dir, args.study)
     return args.storage
 
 
 def open_study_from_args(args: argparse.Namespace) -> optuna.Study:
-    return open_study(args.study, storage_from_args(args))
+    return open_study(args.study, storage_url_from_args(args))

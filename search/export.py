@@ -33,7 +33,7 @@ from cse_nets.cli import OneLineParser, exits_on_bad_input, positive_int_arg
 from cse_nets.latency import measure_onnx, predict_latency
 from cse_nets.load import ONNX_FILE, save_weights, write_export
 from cse_nets.summary import format_profile
-from search.cli import add_study_arguments, open_study_from_args, storage_from_args
+from search.cli import add_study_arguments, open_study_from_args, storage_url_from_args
 from search.data import Splits, load_dataset
 from search.data.augment import Normalize
 from search.study.objectives import ACCURACY
@@ -195,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     study = open_study_from_args(args)
-    if args.retrain_epochs and sqlite_read_only(storage_from_args(args)):
+    if args.retrain_epochs and sqlite_read_only(storage_url_from_args(args)):
         # Refused now, not after hours of retraining.
         raise StudyError("the study's database is read-only, and --retrain-epochs saves each "
                          "test accuracy into it; export without it, or copy the database")

@@ -24,7 +24,7 @@ from plotly.offline import get_plotlyjs
 
 from cse_nets.cli import OneLineParser, exits_on_bad_input, first_line
 from cse_nets.latency import OpComparison, compare_ops
-from search.cli import add_study_arguments, open_study_from_args, storage_from_args
+from search.cli import add_study_arguments, open_study_from_args, storage_url_from_args
 from search.reporting.figures import REFERENCE_OPS, report_figures
 from search.reporting.paper_points import paper_points
 from search.study.objectives import ACCURACY
@@ -226,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     written = [out / "trials.csv", out / "report.html"]
     if args.png:
         written += _write_pngs(out, figures)
-    if sqlite_read_only(storage_from_args(args)):
+    if sqlite_read_only(storage_url_from_args(args)):
         lines.append("figures and notes not saved into the study: its database is read-only")
     elif not args.no_dashboard:
         with writing_to_storage("figures and notes (--no-dashboard skips them)"):
