@@ -196,8 +196,8 @@ def driver_lease(storage: optuna.storages.RDBStorage, study: str, *, take_over: 
     """Hold ``study``'s lease for the block, refreshing it from a daemon thread;
     :class:`StudyBusyError` if a live driver holds it, or with ``take_over`` if it is
     refreshed while being taken. Taking another driver's lease prints whose it was on
-    ``out``. ``expiry_s``: how long a driver
-    may go without a heartbeat before it counts as dead."""
+    ``out``. ``expiry_s``: how long a driver may go without a heartbeat before it counts as
+    dead."""
     table = _LeaseTable(storage.engine, storage.get_study_id_from_name(study))
     lease = _claim(table, study, take_over=take_over, expiry_s=expiry_s, out=out)
     stop = threading.Event()
