@@ -34,7 +34,7 @@ from cse_nets.latency import measure_onnx, predict_latency
 from cse_nets.latency.measure import ONNX_TARGET
 from cse_nets.load import ONNX_FILE, save_weights, write_export
 from cse_nets.summary import format_profile
-from search.cli import add_study_arguments, open_study_from_args
+from search.cli import add_study_arguments, open_study_from_args, storage_url_from_args
 from search.data import Splits, load_dataset
 from search.data.arguments import add_data_dir_argument
 from search.data.augment import Normalize
@@ -51,7 +51,7 @@ from search.study.schema import (
     VERSIONS,
     export_attr,
 )
-from search.study.storage import StudyError, output_dir, writing_to_storage
+from search.study.storage import StudyError, output_dir, sqlite_read_only, writing_to_storage
 from search.training import (
     EpochStats,
     NonFiniteLossError,
@@ -206,6 +206,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     study = open_study_from_args(args)
+    if args.retrain_epochs and sqlite_read_only(storage_url_from_args(args)):
+        # Refused now, not after hours of retraining.
+        raise StudyError("the study's database is read-only, and --retrain-epochs saves each "
+                         "test accuracy into it; export without it, or copy the database")
     results = load_results(study)
     info = results.info
     chosen = choose(results, args.top)

@@ -38,7 +38,7 @@ from search.study.schema import (
     PRUNED_EPOCH,
     TEST_ACCURACY,
 )
-from search.study.storage import open_study, output_dir, writing_to_storage
+from search.study.storage import open_study, output_dir, sqlite_read_only, writing_to_storage
 from space import PRESETS, stage_resolutions
 
 __all__ = ["html_head", "main", "op_latency_lines", "summary_lines", "trial_note", "write_html"]
@@ -239,7 +239,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     written = [out / "trials.csv", out / "report.html"]
     if args.png:
         written += _write_pngs(out, figures)
-    if not args.no_dashboard:
+    if sqlite_read_only(storage_url_from_args(args)):
+        lines.append("figures and notes not saved into the study: its database is read-only")
+    elif not args.no_dashboard:
         with writing_to_storage("figures and notes (--no-dashboard skips them)"):
             _attach(study, optuna.storages.get_storage(storage_url), results, figures, lines)
     print("\n".join(lines))

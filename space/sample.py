@@ -26,6 +26,7 @@ __all__ = [
     "MIN_FEATURE_SIZE",
     "STAGE_FIELDS",
     "arch_from_params",
+    "check_params",
     "preset_params",
     "sample_arch",
 ]
@@ -87,14 +88,24 @@ def sample_arch(trial: SuggestsCategorical, input_size: int) -> Arch:
     return arch_from_params(params, input_size)
 
 
+def check_params(params: Mapping[str, Any]) -> None:
+    """``ValueError`` naming the first of ``params`` that is no field of the space or none of
+    its choices. Some fields may be missing: a trial enqueued with a few (Optuna's
+    ``enqueue_trial``) samples the rest."""
+    unknown = sorted(set(params) - set(CHOICES))
+    if unknown:
+        raise ValueError(f"params: {', '.join(map(repr, unknown))} not in the space")
+    for name, value in params.items():
+        if value not in CHOICES[name]:
+            raise ValueError(f"params: {name} must be one of {CHOICES[name]}, got {value!r}")
+
+
 def arch_from_params(params: Mapping[str, Any], input_size: int) -> Arch:
     """Decode a full parameter dict; strides that would over-shrink the input become 1."""
     missing = sorted(set(CHOICES) - set(params))
     if missing:
         raise ValueError(f"params: missing {', '.join(missing)}")
-    for name, choices in CHOICES.items():
-        if params[name] not in choices:
-            raise ValueError(f"params: {name} must be one of {choices}, got {params[name]!r}")
+    check_params({name: params[name] for name in CHOICES})  # others are not read
     positive_int(input_size, "input_size")
     size = input_size
     halvings = 0

@@ -135,6 +135,7 @@ class SearchConfig:
     gpu_speedups: bool = True  # False: none of the above, and one trial per GPU (debugging)
     max_concurrent: int | None = None  # None: as many as the resources allow
     address: str | None = None  # an existing Ray cluster (None: start one here)
+    take_over: bool = False  # take the study's lease from a search that seems alive
 
     def __post_init__(self) -> None:
         # The values alone: a config is made and replaced freely, so making one reads no
@@ -295,6 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--max-concurrent", type=int, help="default: as many trials as resources allow")
     add("--address", default=os.environ.get("RAY_ADDRESS") or None,
         help="join this Ray cluster (default: $RAY_ADDRESS, else start Ray here)")
+    add("--take-over", action="store_true",
+        help="run even if another search seems to hold the study: for when you know it is "
+             "gone (its host died, its clock is wrong); prints whose lease it took")
     return parser
 
 

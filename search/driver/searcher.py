@@ -11,6 +11,7 @@ runs in the driver, the study's only writer.
 from __future__ import annotations
 
 import json
+import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -41,9 +42,11 @@ from search.study.schema import (
     PRESET_KEY,
     PRUNED_EPOCH,
     PRUNED_RUNG,
+    REJECTED,
     WALL_SECONDS,
 )
 from space import Arch, sample_arch
+from space.sample import check_params
 
 __all__ = [
     "MAX_CACHE_HITS_IN_A_ROW",
@@ -76,7 +79,9 @@ class StudySearch(OptunaSearch):
     ``stopped_at`` says where the scheduler stopped a trial (rung, epoch), given its Tune
     trial id, or None: such a trial is PRUNED, with its partial record.
     A proposal that the ``cache`` holds is told COMPLETE at once and the sampler is asked
-    again, so no Ray trial is spent on it: one Tune trial is one training.
+    again, so no Ray trial is spent on it: one Tune trial is one training. Likewise a trial
+    enqueued (Optuna's ``enqueue_trial``) with params outside the space is told FAIL at
+    once, its ``fail_reason`` naming them, with a warning on stderr.
     """
 
     def __init__(self, *, input_size: int, objectives: Sequence[Objective], study_name: str,
@@ -93,6 +98,8 @@ class StudySearch(OptunaSearch):
         self._failure_reason = failure_reason
         self._stopped_at = stopped_at
         self._asked: tuple[optuna.Trial, Arch] | None = None
+        # The trial just asked for, if it was enqueued wrong: its number and fail reason.
+        self._rejected: tuple[int, str] | None = None
         self._running: dict[str, _Running] = {}
         super().__init__(
             self._define_by_run,
@@ -103,6 +110,15 @@ class StudySearch(OptunaSearch):
 
     def _define_by_run(self, trial: optuna.Trial) -> dict[str, str]:
         """Sample, and record the architecture on the trial at once."""
+        try:
+            check_params(_enqueued_params(trial))
+        except ValueError as err:
+            # Optuna would raise without naming the trial, or ignore a name it never asks for.
+            reason = f"enqueued with params outside the search space: {err}"
+            trial.set_user_attr(FAIL_REASON, reason)
+            trial.set_user_attr(REJECTED, True)
+            self._rejected = (trial.number, reason)
+            return {}
         arch = sample_arch(trial, self._input_size)
         text = arch.to_json(indent=None)
         trial.set_user_attr(ARCH, text)
@@ -113,7 +129,7 @@ class StudySearch(OptunaSearch):
                 **({PRESET_KEY: preset} if preset else {})}
 
     def _ask(self, key: str) -> dict[str, Any] | None:
-        self._asked = None
+        self._asked = self._rejected = None
         with warnings.catch_warnings():
             # Writing 53 parameters to SQLite takes ~1 s, which OptunaSearch warns about.
             warnings.filterwarnings("ignore", message="Define-by-run function")
@@ -128,6 +144,12 @@ class StudySearch(OptunaSearch):
         for attempt in range(MAX_CACHE_HITS_IN_A_ROW + 1):
             key = f"{trial_id}:{attempt}" if attempt else trial_id
             config = self._ask(key)
+            if self._rejected is not None:
+                number, reason = self._rejected
+                # On stderr as looked up now: Tune pickles the searcher, a stream it cannot.
+                print(f"warning: trial {number} {reason}; marked FAIL", file=sys.stderr)
+                super().on_trial_complete(key, error=True)
+                continue
             if self._asked is None:
                 return config
             trial, arch = self._asked
@@ -187,6 +209,14 @@ class StudySearch(OptunaSearch):
             trial.set_user_attr(FAIL_REASON, INTERRUPTED_REASON)
             trial.set_user_attr(INTERRUPTED, True)
         return TrialState.FAIL
+
+
+def _enqueued_params(trial: optuna.Trial) -> dict[str, Any]:
+    """The params ``trial`` was enqueued with, if any. Optuna keeps them in a system
+    attribute, which only a frozen trial shows: the running one of the same number."""
+    running = trial.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    frozen = next(t for t in running if t.number == trial.number)
+    return frozen.system_attrs.get("fixed_params", {})
 
 
 def _set_attrs(trial: optuna.Trial, attrs: dict[str, Any]) -> None:

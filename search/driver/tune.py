@@ -62,7 +62,7 @@ from search.study.schema import (
     VAL_FRACTION,
     budget_trials,
 )
-from search.study.storage import open_rdb_storage, writing_to_storage
+from search.study.storage import display_url, open_rdb_storage, writing_to_storage
 from search.training import RECIPES, TrainConfig
 from search.training.step import Speedups
 from search.trials.memory import TrialMemory
@@ -249,7 +249,7 @@ def _check_study(study: optuna.Study, config: SearchConfig, attrs: dict[str, Any
                if recorded.get(key) != wanted[key]]
     if differs:
         raise SearchError(
-            f"study {config.study!r} in {config.storage_url} was run with another "
+            f"study {config.study!r} in {display_url(config.storage_url)} was run with another "
             f"{', '.join(differs)}; rerun it with its own flags or choose a new --study-name")
 
 
@@ -305,7 +305,8 @@ def run_search(config: SearchConfig, *, out: TextIO = sys.stdout,
     # A full disk or a read-only database fails any write of the study: one line.
     with writing_to_storage("the search's trials"), _search_settings():
         study = _create_or_load_study(config, storage)
-        with driver_lease(storage, config.study), StopSignals() as stop:
+        with driver_lease(storage, config.study, take_over=config.take_over, out=out), \
+                StopSignals() as stop:
             _start_ray(config.address)
             stop.install()  # over the handlers ray.init installs
             try:
@@ -377,8 +378,8 @@ def _search(plan: _Plan, study: optuna.Study, storage: optuna.storages.RDBStorag
         raise Interrupted(f"interrupted: {len(budget_trials(study))} of {budget.trials} "
                           "trials; rerun the same command to resume", 128 + stop.signum)
     print(format_front(study), file=out)
-    print(f"study:   {config.study} in {config.storage_url} "
-          f"(optuna-dashboard {config.storage_url})", file=out)
+    shown = display_url(config.storage_url)
+    print(f"study:   {config.study} in {shown} (optuna-dashboard {shown})", file=out)
     if experiment_dir is not None:
         print(f"trials:  {experiment_dir}", file=out)
     return SearchResult(

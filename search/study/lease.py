@@ -11,7 +11,11 @@ needs no manual step.
 Claims and refreshes are compare-and-set statements on Optuna's
 ``study_system_attributes`` table (unique on study and key), so two drivers starting
 together cannot both win, on SQLite as on a server database. Heartbeats compare wall
-clocks: across hosts that assumes clocks within a fraction of :data:`EXPIRY_S`.
+clocks: across hosts that assumes clocks within a fraction of :data:`EXPIRY_S`. A
+heartbeat from the future (the holder's clock is ahead) proves nothing, so such a lease
+is watched on this host's own monotonic clock instead: unchanged for :data:`EXPIRY_S`, it
+is dead. ``take_over`` (``python -m search.run --take-over``) takes any lease, for the
+person who knows its driver is gone.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import contextlib
 import json
 import os
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -27,6 +32,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
+from typing import TextIO
 
 import optuna
 import sqlalchemy
@@ -79,9 +85,9 @@ class Lease:
         since = datetime.fromtimestamp(self.since).astimezone().isoformat(timespec="seconds")
         return f"host {self.host}, pid {self.pid}, since {since}"
 
-    def is_dead(self, now: float) -> bool:
+    def is_dead(self, now: float, expiry_s: float = EXPIRY_S) -> bool:
         """Its heartbeat expired, or its process is gone from this host."""
-        if now - self.heartbeat > EXPIRY_S:
+        if now - self.heartbeat > expiry_s:
             return True
         if self.host != socket.gethostname():
             return False
@@ -137,29 +143,64 @@ def _parse(value: str) -> Lease | None:
         return None  # not ours, or from another version: as good as expired
 
 
-def _claim(table: _LeaseTable, study: str) -> Lease:
+def _changes_within(table: _LeaseTable, value: str, seconds: float) -> bool:
+    """Whether the lease row stops holding ``value`` within ``seconds`` of this host's
+    monotonic clock (a live driver rewrites it every heartbeat)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(seconds / 30)
+        if table.read() != value:
+            return True
+    return False
+
+
+def _is_alive(table: _LeaseTable, held: Lease, value: str, expiry_s: float,
+              out: TextIO) -> bool:
+    """Whether ``held`` (stored as ``value``) is a live driver's: by its heartbeat and its
+    process, or, where its heartbeat is from the future, by whether it changes."""
+    now = time.time()
+    if held.is_dead(now, expiry_s):
+        return False
+    ahead = held.heartbeat - now
+    if ahead <= HEARTBEAT_S:
+        return True
+    print(f"the lease of {held.describe()} has a heartbeat {ahead:.0f} s ahead of this host's "
+          f"clock; watching it for {expiry_s:g} s for a sign of life", file=out)
+    return _changes_within(table, value, expiry_s)
+
+
+def _claim(table: _LeaseTable, study: str, *, take_over: bool, expiry_s: float,
+           out: TextIO) -> Lease:
     mine = Lease.mine()
     current = table.read()
     if current is None and table.insert(mine.to_json()):
         return mine
     current = table.read() if current is None else current
     held = _parse(current) if current is not None else None
-    if held is not None and not held.is_dead(time.time()):
+    if held is not None and not take_over and _is_alive(table, held, current, expiry_s, out):
         raise StudyBusyError(f"study {study!r} is being run by another search ({held.describe()})"
-                             "; wait for it to finish or stop it, then rerun")
+                             "; wait for it to finish or stop it, then rerun (--take-over if "
+                             "you know it is gone)")
     if current is None or not table.replace(current, mine.to_json()):
-        # It changed under us: another driver claimed it in between.
-        raise StudyBusyError(f"study {study!r} was claimed by another search just now; rerun "
-                             "to see which")
+        # It changed under us: another driver claimed it in between, or refreshed it.
+        raise StudyBusyError(f"study {study!r} was claimed or refreshed by another search just "
+                             "now; rerun to see which")
+    if held is not None:
+        print(f"took over the study's lease from {held.describe()}"
+              + (" (--take-over)" if take_over else ": its driver is gone"), file=out)
     return mine
 
 
 @contextlib.contextmanager
-def driver_lease(storage: optuna.storages.RDBStorage, study: str) -> Iterator[Lease]:
+def driver_lease(storage: optuna.storages.RDBStorage, study: str, *, take_over: bool = False,
+                 expiry_s: float = EXPIRY_S, out: TextIO = sys.stderr) -> Iterator[Lease]:
     """Hold ``study``'s lease for the block, refreshing it from a daemon thread;
-    :class:`StudyBusyError` if a live driver holds it."""
+    :class:`StudyBusyError` if a live driver holds it, or with ``take_over`` if it is
+    refreshed while being taken. Taking another driver's lease prints whose it was on
+    ``out``. ``expiry_s``: how long a driver may go without a heartbeat before it counts as
+    dead."""
     table = _LeaseTable(storage.engine, storage.get_study_id_from_name(study))
-    lease = _claim(table, study)
+    lease = _claim(table, study, take_over=take_over, expiry_s=expiry_s, out=out)
     stop = threading.Event()
     state = {"value": lease.to_json()}
 

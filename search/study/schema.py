@@ -80,6 +80,9 @@ INTERRUPTED = "interrupted"
 PRUNED_EPOCH = "pruned_epoch"  # int: the epochs it trained
 PRUNED_RUNG = "pruned_rung"  # int: the 0-based rung it was stopped at
 PARTIAL_ACCURACY = "partial_val_accuracy"  # float: its validation accuracy then
+# True on a trial enqueued (Optuna's enqueue_trial) with params outside the space: failed
+# before anything was sampled or trained, it does not count against the budget either.
+REJECTED = "rejected"
 
 # FAIL_REASON's values for failures outside the objective
 INTERRUPTED_REASON = "interrupted: the search stopped before this trial finished"
@@ -110,10 +113,12 @@ def budget_trials(study: optuna.Study) -> list[FrozenTrial]:
     """Trials that count towards ``--trials``: trained and complete, stopped early at a rung
     (PRUNED: as with ``study.optimize(n_trials=...)`` and Optuna's pruners), or failed on
     their own account. Duplicates served from the cache cost no training and do not
-    count, nor do trials the search's own stopping interrupted."""
+    count, nor do trials the search's own stopping interrupted, nor trials enqueued outside
+    the space."""
     return [
         t for t in study.get_trials(deepcopy=False)
         if (t.state == TrialState.COMPLETE and not is_cached(t))
         or t.state == TrialState.PRUNED
-        or (t.state == TrialState.FAIL and not t.user_attrs.get(INTERRUPTED))
+        or (t.state == TrialState.FAIL and not t.user_attrs.get(INTERRUPTED)
+            and not t.user_attrs.get(REJECTED))
     ]

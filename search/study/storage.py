@@ -27,16 +27,21 @@ __all__ = [
     "check_storage_url",
     "check_study_name",
     "default_storage",
+    "display_url",
     "open_rdb_storage",
     "open_study",
     "output_dir",
     "sqlite_file",
+    "sqlite_read_only",
     "sqlite_url",
     "writing_to_storage",
 ]
 
 DEFAULT_RESULTS_DIR = Path("results")
 _STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # also a file name: no '/'
+# In a URL SQLAlchemy cannot parse, whatever stands where a password would: from the ':'
+# after the user name to the last '@' (hiding too much is harmless, too little is not).
+_PASSWORD = re.compile(r"(://[^:/@]*:).*@")
 
 
 class StudyError(ValueError):
@@ -56,9 +61,14 @@ def sqlite_url(path: Path) -> str:
     plain = f"sqlite:///{path}"
     if make_url(plain).database == str(path):
         return plain
-    # '?' or '#' would start a query or fragment: use SQLite's URI filename instead, quoted
-    # twice because SQLAlchemy unquotes the database once and SQLite once more.
-    return f"sqlite:///file:{quote(quote(str(path)))}?uri=true"
+    # '?' or '#' would start a query or fragment: use SQLite's URI filename instead.
+    return _sqlite_uri(path)
+
+
+def _sqlite_uri(path: Path, option: str | None = None) -> str:
+    """``path`` as a SQLite URI filename with an ``option`` (``mode=ro``) for SQLite; quoted
+    twice because SQLAlchemy unquotes the database once and SQLite once more."""
+    return f"sqlite:///file:{quote(quote(str(path)))}?{option + '&' if option else ''}uri=true"
 
 
 def sqlite_file(storage: str) -> Path | None:
@@ -77,12 +87,30 @@ def default_storage(results_dir: Path, study: str) -> str:
     return sqlite_url(results_dir / f"{study}.db")
 
 
+def display_url(url: str) -> str:
+    """``url`` as every message and printed line shows it: with its password hidden
+    (``***``), as SQLAlchemy renders it; a URL without a password stays as given."""
+    try:
+        parsed = make_url(url)
+        return url if parsed.password is None else parsed.render_as_string(hide_password=True)
+    except (sqlalchemy.exc.ArgumentError, ValueError):  # malformed, or not UTF-8
+        return _PASSWORD.sub(r"\1***@", url)
+
+
 def check_storage_url(storage: str) -> None:
     """A URL SQLAlchemy can parse and that names a database that outlives this process."""
     try:
+        storage.encode()
+    except UnicodeEncodeError:
+        # A path in another encoding (Python keeps its bytes as surrogates): SQLite would
+        # create the file, and the study's first write would fail.
+        raise StudyError(f"storage {display_url(storage)!r} is not UTF-8 text (a file or "
+                         "folder name in another encoding?); rename it or choose another "
+                         "path") from None
+    try:
         url = make_url(storage)
     except (sqlalchemy.exc.ArgumentError, ValueError):
-        raise StudyError(f"malformed storage URL {storage!r}") from None
+        raise StudyError(f"malformed storage URL {display_url(storage)!r}") from None
     in_memory = url.database in (None, "", ":memory:") or "mode=memory" in storage
     if url.get_backend_name() == "sqlite" and in_memory:
         raise StudyError(f"storage {storage!r} is an in-memory SQLite database, which vanishes "
@@ -91,10 +119,15 @@ def check_storage_url(storage: str) -> None:
 
 def _storage_error(url: str, err: Exception) -> StudyError:
     """One line for a storage that cannot be opened; Optuna's schema check gets its fix."""
+    shown = display_url(url)
     if isinstance(err, RuntimeError) and "optuna storage upgrade" in str(err):
-        return StudyError(f"storage {url} was set up by another Optuna version than this one "
-                          f"({optuna.__version__}); run `optuna storage upgrade --storage {url}`")
-    return StudyError(f"cannot open storage {url}: {first_line(err)}")
+        return StudyError(f"storage {shown} was set up by another Optuna version than this one "
+                          f"({optuna.__version__}); run `optuna storage upgrade --storage "
+                          f"{shown}`")
+    if isinstance(err, ModuleNotFoundError):
+        return StudyError(f"cannot open storage {shown}: no driver for it ({first_line(err)}); "
+                          "for PostgreSQL: pip install 'cse-nas[postgres]'")
+    return StudyError(f"cannot open storage {shown}: {first_line(err)}")
 
 
 def _check_writable(directory: Path) -> None:
@@ -137,20 +170,43 @@ def _fast_sqlite_commits(connection: object, _record: object) -> None:
     cursor.close()
 
 
+def sqlite_read_only(storage: str) -> bool:
+    """Whether ``storage`` is a SQLite file this process may read but not write (on a
+    read-only mount, in another user's folder): :func:`open_study` opens it read-only."""
+    path = sqlite_file(storage)
+    return path is not None and path.is_file() and not (
+        os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK))
+
+
+def _read_only_url(path: Path) -> str:
+    """A URL that reads the SQLite file ``path`` without writing anything.
+
+    SQLite reads a write-ahead-log database (as :func:`open_rdb_storage` makes them) only
+    through its ``-shm`` file, which it cannot create in a read-only folder. Without one no
+    connection has the file open, and SQLite may read it as immutable: unlocked, as is.
+    """
+    with path.open("rb") as file:
+        wal = file.read(20)[18:20] == b"\x02\x02"  # the header's read and write versions
+    shm = path.with_name(path.name + "-shm")
+    return _sqlite_uri(path, "immutable=1" if wal and not shm.exists() else "mode=ro")
+
+
 def open_study(name: str, storage: str) -> optuna.Study:
-    """Load an existing study; :class:`StudyError` if the URL or the study is not there."""
+    """Load an existing study, read-only where its SQLite file cannot be written;
+    :class:`StudyError` if the URL or the study is not there."""
     check_study_name(name)
     check_storage_url(storage)
     path = sqlite_file(storage)
     # Optuna would create a missing SQLite file (and its tables) just to find it empty.
     if path is not None and not path.is_file():
         raise StudyError(f"no study database at {path}")
+    url = _read_only_url(path) if path is not None and sqlite_read_only(storage) else storage
     try:
-        return optuna.load_study(study_name=name, storage=storage)
+        return optuna.load_study(study_name=name, storage=url)
     except KeyError:
         known = [s.study_name for s in
-                 optuna.get_all_study_summaries(storage, include_best_trial=False)]
-        raise StudyError(f"no study named {name!r} in {storage}"
+                 optuna.get_all_study_summaries(url, include_best_trial=False)]
+        raise StudyError(f"no study named {name!r} in {display_url(storage)}"
                          + (f" (it has: {', '.join(known)})" if known else "")) from None
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError, RuntimeError) as err:
         raise _storage_error(storage, err) from None

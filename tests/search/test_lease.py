@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -12,6 +14,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from search.driver.config import parse_config
 from search.study.lease import (
     EXPIRY_S,
     Lease,
@@ -89,3 +92,58 @@ def test_a_foreign_value_under_the_key_counts_as_expired(storage) -> None:
     storage.set_study_system_attr(storage.get_study_id_from_name("s"), LEASE_KEY, "junk")
     with driver_lease(storage, "s"):
         pass
+
+
+SKEWED = 3600.0  # a host whose clock is an hour ahead
+
+
+def test_a_lease_from_the_future_that_never_changes_is_taken_over(storage) -> None:
+    ahead = replace(Lease.mine(), host="skewed-host", pid=1, heartbeat=time.time() + SKEWED)
+    _leave_lease(storage, ahead)
+    out = io.StringIO()
+    start = time.monotonic()
+    with driver_lease(storage, "s", expiry_s=0.5, out=out) as held:
+        assert held.host != "skewed-host"
+    assert time.monotonic() - start >= 0.5  # watched for that long on this host's clock
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("the lease of host skewed-host, pid 1, since ")
+    assert "3600 s ahead of this host's clock" in lines[0]
+    assert lines[1].startswith("took over the study's lease from host skewed-host, pid 1")
+
+
+def test_a_lease_from_the_future_that_keeps_beating_is_refused(storage) -> None:
+    ahead = replace(Lease.mine(), host="skewed-host", pid=1, heartbeat=time.time() + SKEWED)
+    _leave_lease(storage, ahead)
+    stop = threading.Event()
+
+    def beat() -> None:  # the skewed host's live driver
+        while not stop.wait(0.05):
+            _leave_lease(storage, replace(ahead, heartbeat=time.time() + SKEWED))
+
+    beating = threading.Thread(target=beat)
+    beating.start()
+    try:
+        with pytest.raises(StudyBusyError, match="host skewed-host, pid 1"), \
+                driver_lease(storage, "s", expiry_s=2.0, out=io.StringIO()):
+            pass
+    finally:
+        stop.set()
+        beating.join()
+
+
+def test_take_over_takes_a_live_lease_and_says_whose(storage) -> None:
+    assert parse_config(["--dataset", "synthetic", "--take-over"]).take_over
+    assert not parse_config(["--dataset", "synthetic"]).take_over
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as other:
+        try:
+            _leave_lease(storage, replace(Lease.mine(), pid=other.pid,
+                                          started=process_start(other.pid)))
+            out = io.StringIO()
+            with driver_lease(storage, "s", take_over=True, out=out) as held:
+                assert held.pid == os.getpid()
+        finally:
+            other.kill()
+    assert out.getvalue().startswith(f"took over the study's lease from host {held.host}, "
+                                     f"pid {other.pid}, since ")
+    assert out.getvalue().endswith(" (--take-over)\n")

@@ -84,8 +84,10 @@ def _search(results: Path, ray_tmp: Path, *flags: str) -> subprocess.CompletedPr
                           capture_output=True, text=True, timeout=600, check=False)
 
 
-def _study(results: Path) -> optuna.Study:
-    return optuna.load_study(study_name=STUDY, storage=f"sqlite:///{results / STUDY}.db")
+def _study(where: Path | str | optuna.storages.BaseStorage) -> optuna.Study:
+    """The search's study: in a results folder's SQLite file, or in a given storage."""
+    storage = f"sqlite:///{where / STUDY}.db" if isinstance(where, Path) else where
+    return optuna.load_study(study_name=STUDY, storage=storage)
 
 
 def _complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -191,13 +193,13 @@ def test_sigkill_then_rerun_finishes_the_budget(tmp_path: Path) -> None:
     assert _presets(study) == ["mobilenetv2", "paper-mix"]  # enqueued once, not on resume
 
 
-def _wait_until_running_after_complete(results: Path, count: int,
+def _wait_until_running_after_complete(where: Path | optuna.storages.BaseStorage, count: int,
                                        search: subprocess.Popen) -> None:
     """Until ``count`` trials are complete (or pruned) and another one is running."""
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and search.poll() is None:
         with contextlib.suppress(KeyError, optuna.exceptions.StorageInternalError):
-            states = [t.state for t in _study(results).trials]
+            states = [t.state for t in _study(where).trials]
             done = states.count(TrialState.COMPLETE) + states.count(TrialState.PRUNED)
             if done >= count and TrialState.RUNNING in states:
                 return

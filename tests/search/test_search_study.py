@@ -76,6 +76,28 @@ def test_enqueued_preset_runs_first(storage: optuna.storages.RDBStorage) -> None
     assert Arch.from_json(search.suggest("a")["arch"]) == preset("paper-mix")
 
 
+@pytest.mark.parametrize(("params", "named"), [
+    ({"bogus": 1}, "'bogus' not in the space"),
+    ({"stem": 7}, "stem must be one of (16, 24, 32), got 7"),
+])
+def test_a_trial_enqueued_outside_the_space_fails_and_the_search_goes_on(
+        storage: optuna.storages.RDBStorage, params: dict, named: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    search = _searcher(storage)
+    study = optuna.load_study(study_name="s", storage=storage)
+    study.enqueue_trial(params)  # a user with Optuna itself, not the search's presets
+    config = search.suggest("a")
+    bad, sampled = study.get_trials()
+    assert bad.state == TrialState.FAIL
+    assert bad.user_attrs["fail_reason"] == (
+        f"enqueued with params outside the search space: params: {named}")
+    assert sampled.state == TrialState.RUNNING
+    assert budget_trials(study) == []  # nothing was trained: no trial of the budget spent
+    assert Arch.from_json(config["arch"]) == Arch.from_json(sampled.user_attrs["arch"])
+    assert capsys.readouterr().err == ("warning: trial 0 enqueued with params outside the search "
+                                       f"space: params: {named}; marked FAIL\n")
+
+
 def test_stale_running_trials_fail_as_interrupted(storage: optuna.storages.RDBStorage) -> None:
     search = _searcher(storage)
     search.suggest("a")
