@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["non_negative_int", "positive_int"]
+__all__ = ["MAX_SEED", "non_negative_int", "positive_int", "seed_int"]
+
+MAX_SEED = 2**32 - 1  # the largest seed numpy's RandomState (Optuna's samplers) accepts
 
 
 def positive_int(value: Any, name: str) -> int:
@@ -22,4 +24,12 @@ def non_negative_int(value: Any, name: str) -> int:
     """``value`` if it is an ``int`` >= 0 (not a ``bool``), else ``ValueError`` naming ``name``."""
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    return value
+
+
+def seed_int(value: Any, name: str) -> int:
+    """``value`` if it is an ``int`` in 0..:data:`MAX_SEED`, else ``ValueError`` naming
+    ``name``: a larger seed passes argparse and fails only deep inside numpy or torch."""
+    if non_negative_int(value, name) > MAX_SEED:
+        raise ValueError(f"{name} must be at most {MAX_SEED} (2**32 - 1), got {value!r}")
     return value

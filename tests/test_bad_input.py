@@ -128,6 +128,11 @@ CASES: dict[tuple[str, str], tuple[Callable[[Path, int], list[str]], str]] = {
         lambda t, p: _on_synthetic("--storage", _other_schema(t), "--study-name", "demo"),
         "optuna storage upgrade --storage sqlite:///"),
     ("export", "top 0"): (lambda t, p: [*_study_args(_study(t)), "--top", "0"], "--top"),
+    ("train", "seed 10^20"): (
+        lambda t, p: ["--arch", "paper-mix", "--dataset", "synthetic", "--seed", str(10**20)],
+        "seed must be at most"),
+    ("run", "seed 2^32"): (lambda t, p: _on_synthetic("--seed", str(2**32)),
+                           "seed must be at most"),
 }
 # Both read a study the same way, so both meet the same hostile studies.
 STUDY_CASES: dict[str, tuple[Callable[[Path, int], list[str]], str]] = {
@@ -164,4 +169,5 @@ def test_bad_input_is_one_error_line_and_status_2(
     assert "Traceback" not in out + err
     assert not [w for w in caught if issubclass(w.category, RuntimeWarning)], caught
     assert not (tmp_path / "results" / "ray").exists()  # nothing ran
+    assert not list(tmp_path.glob("results/*.db"))  # no study created
     assert not (tmp_path / "escape").exists()

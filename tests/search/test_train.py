@@ -51,6 +51,7 @@ def splits8() -> Splits:
     [{"epochs": 0}, {"epochs": -1}, {"batch_size": 0}, {"lr": 0.0}, {"lr": math.nan},
      {"subset": 0.0}, {"subset": 1.5}, {"schedule": "step"}, {"precision": "fp16"},
      {"optimizer": "lamb"}, {"momentum": 1.0}, {"momentum": 0.0}, {"seed": -1},
+     {"seed": 2**32},
      {"label_smoothing": 1.0}, {"epochs": True}],
 )
 def test_config_refuses_bad_values(change):
@@ -189,13 +190,14 @@ def _bad_args(tmp_path, arch_file):
         "bad device": [*tiny, "--dataset", "synthetic", "--device", "quantum"],
         "input too small": ["--arch", "paper-mix", "--dataset", "synthetic", "--input-size", "2"],
         "missing dataset": [*tiny, "--dataset", "fashion-mnist", "--data-dir", str(tmp_path)],
+        "seed beyond 32 bits": [*tiny, "--dataset", "synthetic", "--seed", str(10**20)],
     }
 
 
 @pytest.mark.parametrize("case", [
     "unknown preset", "unknown dataset", "bad json", "not an arch", "arch is a folder",
     "zero epochs", "negative epochs", "subset zero", "subset above one", "val fraction one",
-    "bad device", "input too small", "missing dataset",
+    "bad device", "input too small", "missing dataset", "seed beyond 32 bits",
 ])
 def test_cli_bad_input_is_one_line_and_exit_2(case, tmp_path, arch_file, capsys, monkeypatch):
     monkeypatch.setenv(FASHION_MNIST_ENV, str(tmp_path / "no-fashion-here"))
