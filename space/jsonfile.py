@@ -1,8 +1,11 @@
-"""JSON read from files and databases people hand us: bounded in size and depth.
+"""JSON read from files and databases people hand us: bounded in size, depth and integer
+width.
 
 Architectures and ``model.json`` files are a few kilobytes; anything far larger is not one
-(``/dev/zero``, a dataset named by mistake), and JSON nested deeper than Python's
-recursion limit cannot be parsed at all. Both are one-line ``ValueError`` s here.
+(``/dev/zero``, a dataset named by mistake), JSON nested deeper than Python's recursion
+limit cannot be parsed at all, and an integer beyond 64 bits (``10^400``) fits no size or
+count here and overflows the float and tensor arithmetic downstream. All are one-line
+``ValueError`` s here.
 """
 
 from __future__ import annotations
@@ -11,19 +14,30 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MAX_JSON_BYTES", "parse_json", "read_json_file"]
+__all__ = ["MAX_JSON_BYTES", "MAX_JSON_INT", "parse_json", "read_json_file"]
 
 MAX_JSON_BYTES = 1 << 20  # 1 MiB: hundreds of times the largest architecture file
+MAX_JSON_INT = 2**63 - 1  # the widest integer torch and numpy sizes hold
+
+
+def _bounded_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    # Digits counted first: int() of thousands of digits is slow, and refused past 4,300.
+    if digits <= len(str(MAX_JSON_INT)) and abs(value := int(text)) <= MAX_JSON_INT:
+        return value
+    raise ValueError(f"integer of {digits} digits is beyond 64 bits")
 
 
 def parse_json(text: str, what: str) -> Any:
     """``json.loads(text)``; ``ValueError`` naming ``what`` if it is not JSON we can read."""
     try:
-        return json.loads(text)
+        return json.loads(text, parse_int=_bounded_int)
     except json.JSONDecodeError as err:
         raise ValueError(f"{what}: not valid JSON ({err.msg} at line {err.lineno})") from None
     except RecursionError:
         raise ValueError(f"{what}: JSON nested too deeply to read") from None
+    except ValueError as err:  # from _bounded_int
+        raise ValueError(f"{what}: {err}") from None
 
 
 def read_json_file(path: Path, what: str = "file") -> Any:

@@ -18,13 +18,14 @@ import pytest
 from optuna.trial import create_trial
 
 from cse_nets import summary
+from cse_nets.latency import cli as latency
 from search import export, report, run, train
 from space import preset
 from tests.search.studies import ROWS, make_study
 
 MAINS: dict[str, Callable[[list[str] | None], int]] = {
     "summary": summary.main, "train": train.main, "run": run.main, "report": report.main,
-    "export": export.main,
+    "export": export.main, "latency": latency.main,
 }
 NESTING = 200_000
 INF = float("inf")
@@ -88,6 +89,11 @@ def _on_synthetic(*flags: str) -> list[str]:
     return ["--dataset", "synthetic", *flags]
 
 
+def _latency(tmp: Path, *flags: str) -> list[str]:
+    """Nothing measured, and any table kept under ``tmp``."""
+    return [*flags, "--no-measure", "--cache-dir", str(tmp / "latency")]
+
+
 # (command, case) -> argv maker and a fragment the one line must hold
 CASES: dict[tuple[str, str], tuple[Callable[[Path, int], list[str]], str]] = {
     ("summary", "a stage with c = 10^9"): (
@@ -128,12 +134,31 @@ CASES: dict[tuple[str, str], tuple[Callable[[Path, int], list[str]], str]] = {
         lambda t, p: _on_synthetic("--storage", _other_schema(t), "--study-name", "demo"),
         "optuna storage upgrade --storage sqlite:///"),
     ("export", "top 0"): (lambda t, p: [*_study_args(_study(t)), "--top", "0"], "--top"),
+    ("latency", "input 3x99999x99999"): (
+        lambda t, p: _latency(t, "--arch", "paper-mix", "--input", "3x99999x99999"),
+        "estimate"),
+    ("latency", "10^18 classes"): (
+        lambda t, p: _latency(t, "--arch", "paper-mix", "--input", "3x32x32", "--classes",
+                              str(10**18)), "estimate"),
+    ("latency", "batch 10^9"): (
+        lambda t, p: _latency(t, "--arch", "paper-mix", "--dataset", "cifar10", "--batch",
+                              str(10**9)), "batch of 1,000,000,000"),
+    ("latency", "a stage with c = 200,000"): (
+        lambda t, p: _latency(t, "--arch", _arch_file(t, c=200_000), "--dataset", "cifar10"),
+        "estimate"),
     ("train", "seed 10^20"): (
         lambda t, p: ["--arch", "paper-mix", "--dataset", "synthetic", "--seed", str(10**20)],
         "seed must be at most"),
     ("run", "seed 2^32"): (lambda t, p: _on_synthetic("--seed", str(2**32)),
                            "seed must be at most"),
 }
+# An integer no size or count can be: once an OverflowError deep in the arithmetic.
+CASES.update({(command, "an integer of 401 digits"): (
+    lambda t, p: ["--arch", _arch_file(t, c=10**400), "--dataset", "cifar10"],
+    "integer of 401 digits") for command in ("summary", "train")})
+CASES["latency", "an integer of 401 digits"] = (
+    lambda t, p: _latency(t, "--arch", _arch_file(t, c=10**400), "--dataset", "cifar10"),
+    "integer of 401 digits")
 # Both read a study the same way, so both meet the same hostile studies.
 STUDY_CASES: dict[str, tuple[Callable[[Path, int], list[str]], str]] = {
     "study name ../escape": (
@@ -171,3 +196,4 @@ def test_bad_input_is_one_error_line_and_status_2(
     assert not (tmp_path / "results" / "ray").exists()  # nothing ran
     assert not list(tmp_path.glob("results/*.db"))  # no study created
     assert not (tmp_path / "escape").exists()
+
