@@ -3,9 +3,10 @@
     python -m search.predict results/my-study/export/7-bbbcccc-210k photo.jpg other.png
 
 Each image is prepared exactly as training saw it: converted to the export's channels
-(grey or RGB), its shorter side resized to the input size and the centre cropped, then
-normalised with the statistics in ``model.json``. Only onnxruntime, Pillow and numpy are
-needed to do the same in an application; this command is that code, tested.
+(grey or RGB; 16-bit and float greyscale scaled to 8 bits), its shorter side resized to
+the input size and the centre cropped, then normalised with the statistics in
+``model.json``. Only onnxruntime, Pillow and numpy are needed to do the same in an
+application; this command is that code, tested.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from PIL import Image, UnidentifiedImageError
 from cse_nets.cli import OneLineParser, exits_on_bad_input
 from cse_nets.load import MODEL_FILE, ONNX_FILE, read_export
 from search.data import fit_square
+from search.data.images import to_8bit
 
 __all__ = ["main", "predict"]
 
@@ -30,8 +32,8 @@ def _prepare(path: Path, channels: int, size: int, mean: np.ndarray,
              std: np.ndarray) -> np.ndarray:
     try:
         with Image.open(path) as image:
-            pixels = fit_square(image.convert("L" if channels == 1 else "RGB"), size)
-    except (OSError, UnidentifiedImageError) as err:
+            pixels = fit_square(to_8bit(image, "L" if channels == 1 else "RGB"), size)
+    except (OSError, UnidentifiedImageError, ValueError) as err:  # ValueError: its range
         raise ValueError(f"cannot read image {path}: {err}") from None
     return ((pixels.numpy().astype(np.float32) / 255.0 - mean) / std)[None]
 
