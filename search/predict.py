@@ -25,19 +25,21 @@ from cse_nets.load import MODEL_FILE, ONNX_FILE, read_export
 from search.data import fit_square
 from search.data.images import to_8bit
 from space import InputShape
-from space.jsonfile import read_json_file
+from space.jsonfile import open_file, read_json_file
 
 __all__ = ["main", "predict"]
 
 
 def _prepare(path: Path, channels: int, size: int, mean: np.ndarray,
              std: np.ndarray) -> np.ndarray:
-    try:
-        with Image.open(path) as image:
-            pixels = fit_square(to_8bit(image, "L" if channels == 1 else "RGB"), size)
-    # Pillow's refusal of a huge image is not an OSError; a PixelRangeError is a ValueError.
-    except (OSError, ValueError, Image.DecompressionBombError) as err:
-        raise ValueError(f"cannot read image {path}: {first_line(err)}") from None
+    with open_file(path, "image") as file:
+        try:
+            with Image.open(file) as image:
+                pixels = fit_square(to_8bit(image, "L" if channels == 1 else "RGB"), size)
+        # Pillow's refusal of a huge image is not an OSError; a PixelRangeError is a
+        # ValueError.
+        except (OSError, ValueError, Image.DecompressionBombError) as err:
+            raise ValueError(f"cannot read image {path}: {first_line(err)}") from None
     return ((pixels.numpy().astype(np.float32) / 255.0 - mean) / std)[None]
 
 

@@ -8,8 +8,11 @@ whole table takes seconds. Warnings count as stray stderr lines, so none may be 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sqlite3
+import subprocess
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,7 +24,9 @@ from cse_nets import summary
 from cse_nets.latency import cli as latency
 from search import export, report, run, train
 from space import preset
+from tests.search.folders import make_image_folder
 from tests.search.studies import ROWS, make_study
+from tests.search.test_export import write_onnx_export
 
 MAINS: dict[str, Callable[[list[str] | None], int]] = {
     "summary": summary.main, "train": train.main, "run": run.main, "report": report.main,
@@ -197,3 +202,37 @@ def test_bad_input_is_one_error_line_and_status_2(
     assert not list(tmp_path.glob("results/*.db"))  # no study created
     assert not (tmp_path / "escape").exists()
 
+
+def _fifo(path: Path) -> str:
+    os.mkfifo(path)
+    return str(path)
+
+
+def _folder_with_a_fifo(tmp: Path) -> str:
+    folder = make_image_folder(tmp / "shapes", 3)
+    _fifo(folder / "red-square" / "pipe.png")
+    return f"folder:{folder}"
+
+
+# Each names a named pipe (FIFO) where a file belongs: once a read that waited forever for
+# a writer, deaf to Ctrl-C. In a subprocess, so that a wait fails the test, not the run.
+FIFO_CASES: dict[str, Callable[[Path], list[str]]] = {
+    "summary --arch": lambda t: ["cse_nets.summary", "--arch", _fifo(t / "arch.json"),
+                                 "--dataset", "cifar10"],
+    "predict image": lambda t: ["search.predict", str(write_onnx_export(t / "export")),
+                                _fifo(t / "photo.png")],
+    "an image in a folder, --strict-images": lambda t: [
+        "search.train", "--arch", "paper-mix", "--dataset", _folder_with_a_fifo(t),
+        "--strict-images", "--data-dir", str(t / "data"), "--device", "cpu"],
+}
+
+
+@pytest.mark.parametrize("case", list(FIFO_CASES))
+def test_a_named_pipe_is_refused_without_waiting(case: str, tmp_path: Path) -> None:
+    argv = FIFO_CASES[case](tmp_path)
+    done = subprocess.run([sys.executable, "-m", *argv], capture_output=True, text=True,
+                          timeout=120, check=False, stdin=subprocess.DEVNULL,
+                          env={**os.environ, "TQDM_DISABLE": "1"})  # no progress bars
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
+    assert "pipe" in done.stderr

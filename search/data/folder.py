@@ -32,8 +32,9 @@ The rules:
   (:func:`default_size`). The shorter side is resized, then the centre cropped
   (:func:`search.data.fit_square`, as for Imagenette); JPEGs decode at a reduced scale
   when that still leaves at least ``input_size`` pixels.
-* Undecodable images are skipped with a one-line warning naming a few (the cache keeps the
-  list), or refused with ``strict_images``.
+* Undecodable images, and image names that are named pipes (FIFOs), are skipped with a
+  one-line warning naming a few (the cache keeps the list), or refused with
+  ``strict_images``.
 * Normalisation: mean and std per channel of the training split's pixels.
 * Memory: decoding needs :func:`memory_needed` bytes, checked against ``MemAvailable`` of
   ``/proc/meminfo`` from the image headers before any image is decoded.
@@ -75,6 +76,7 @@ from search.data.splits import (
 )
 from search.data.tensor_cache import cached_arrays
 from space import InputShape
+from space.jsonfile import open_file
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -318,7 +320,7 @@ def _header_facts(scan: FolderScan, path: Path) -> dict[str, int]:
 
 def _read_header(path: str) -> tuple[str, int, int] | None:
     try:
-        with Image.open(path) as image:  # reads the header only
+        with open_file(path, "image") as file, Image.open(file) as image:  # the header only
             return image.mode, *image.size
     except Exception:  # Pillow's plugins raise many types; decoding will skip the file
         return None
@@ -392,7 +394,7 @@ def decode_image(path: str, mode: str, size: int) -> Tensor | None:
     read or decoded; :class:`DatasetError` naming it if its values are outside its mode's
     range (see :func:`search.data.images.to_8bit`)."""
     try:
-        with Image.open(path) as image:
+        with open_file(path, "image") as file, Image.open(file) as image:
             # JPEG only: decode at 1/2, 1/4 or 1/8 scale when both sides stay >= size.
             image.draft(mode, (size, size))
             return fit_square(to_8bit(image, mode), size)
