@@ -3,53 +3,92 @@
     python -m search.predict results/my-study/export/7-bbbcccc-210k photo.jpg other.png
 
 Each image is prepared exactly as training saw it: converted to the export's channels
-(grey or RGB), its shorter side resized to the input size and the centre cropped, then
-normalised with the statistics in ``model.json``. Only onnxruntime, Pillow and numpy are
-needed to do the same in an application; this command is that code, tested.
+(grey or RGB; 16-bit and float greyscale scaled to 8 bits), its shorter side resized to
+the input size and the centre cropped, then normalised with the statistics in
+``model.json``. Only onnxruntime, Pillow and numpy are needed to do the same in an
+application; this command is that code, tested.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from cse_nets.cli import OneLineParser, exits_on_bad_input
+from cse_nets.cli import OneLineParser, exits_on_bad_input, first_line
 from cse_nets.load import MODEL_FILE, ONNX_FILE, read_export
 from search.data import fit_square
+from search.data.images import to_8bit
+from space import InputShape
+from space.jsonfile import open_file, read_json_file
 
 __all__ = ["main", "predict"]
 
 
 def _prepare(path: Path, channels: int, size: int, mean: np.ndarray,
              std: np.ndarray) -> np.ndarray:
-    try:
-        with Image.open(path) as image:
-            pixels = fit_square(image.convert("L" if channels == 1 else "RGB"), size)
-    except (OSError, UnidentifiedImageError) as err:
-        raise ValueError(f"cannot read image {path}: {err}") from None
+    with open_file(path, "image") as file:
+        try:
+            with Image.open(file) as image:
+                pixels = fit_square(to_8bit(image, "L" if channels == 1 else "RGB"), size)
+        # Pillow's refusal of a huge image is not an OSError; a PixelRangeError is a
+        # ValueError.
+        except (OSError, ValueError, Image.DecompressionBombError) as err:
+            raise ValueError(f"cannot read image {path}: {first_line(err)}") from None
     return ((pixels.numpy().astype(np.float32) / 255.0 - mean) / std)[None]
+
+
+def _statistic(path: Path, stats: dict[str, Any], key: str, channels: int) -> np.ndarray:
+    """``stats[key]`` as ``(channels, 1, 1)`` finite floats (std: above 0), else
+    ``ValueError`` naming ``path``."""
+    try:
+        values = np.asarray(stats.get(key), dtype=np.float32).reshape(-1)
+    except (TypeError, ValueError):
+        values = np.array([np.nan])
+    low = 0 if key == "std" else -np.inf  # a std of 0 would divide by zero
+    if values.shape != (channels,) or not (np.isfinite(values) & (values > low)).all():
+        above = " above 0" if key == "std" else ""
+        raise ValueError(f"{path}: normalization {key} must be {channels} finite number(s)"
+                         f"{above}, got {stats.get(key)!r}")
+    return values.reshape(-1, 1, 1)
+
+
+def _session(path: Path, shape: InputShape, model_path: Path) -> onnxruntime.InferenceSession:
+    """``path`` loaded in onnxruntime, checked to take the input ``model_path`` describes."""
+    try:
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as err:  # onnxruntime's errors are their own types, not OSError
+        raise ValueError(f"cannot load {path}: {first_line(err)}") from None
+    dims = session.get_inputs()[0].shape[1:]  # past the dynamic batch dimension
+    if len(dims) != 3 or any(isinstance(d, int) and d != e
+                             for d, e in zip(dims, shape.chw, strict=True)):
+        raise ValueError(f"{path} takes {'x'.join(map(str, dims))} images, but {model_path} "
+                         f"says {'x'.join(map(str, shape.chw))}")
+    return session
 
 
 def predict(export_dir: Path, images: Sequence[Path]) -> list[tuple[str, float]]:
     """Per image: the predicted class (its name where the export has names) and its
     softmax probability."""
     _, shape = read_export(export_dir)
-    model = json.loads((export_dir / MODEL_FILE).read_text())
+    model_path = export_dir / MODEL_FILE
+    model = read_json_file(model_path, "export file")  # read_export checked: an object
     stats = model.get("normalization")
     if not (export_dir / ONNX_FILE).is_file() or not stats:
         raise ValueError(f"{export_dir} has no {ONNX_FILE} with its normalisation "
                          "(export with --retrain-epochs)")
+    if not isinstance(stats, dict):
+        raise ValueError(f"{model_path}: normalization must be an object with mean and std, "
+                         f"got {stats!r}")
     names = model.get("class_names") or [str(i) for i in range(shape.num_classes)]
-    mean = np.asarray(stats["mean"], dtype=np.float32).reshape(-1, 1, 1)
-    std = np.asarray(stats["std"], dtype=np.float32).reshape(-1, 1, 1)
-    session = onnxruntime.InferenceSession(str(export_dir / ONNX_FILE),
-                                           providers=["CPUExecutionProvider"])
+    mean, std = (_statistic(model_path, stats, key, shape.in_channels)
+                 for key in ("mean", "std"))
+    session = _session(export_dir / ONNX_FILE, shape, model_path)
     batch = np.concatenate([_prepare(p, shape.in_channels, shape.input_size, mean, std)
                             for p in images])
     (logits,) = session.run(None, {session.get_inputs()[0].name: batch})

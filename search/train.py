@@ -21,6 +21,7 @@ from cse_nets.cli import OneLineParser, exits_on_bad_input, positive_int_arg
 from cse_nets.load import save_weights, write_export
 from search.data import DATASETS, FOLDER_PREFIX, load_dataset
 from search.data.arguments import add_data_arguments
+from search.data.folder import TEST_FRACTION
 from search.study.objectives import ACCURACY, PARAMS
 from search.study.schema import (
     ARCH,
@@ -104,6 +105,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                           seed=config.seed, input_size=args.input_size,
                           strict_images=args.strict_images)
     info = splits.info
+    if not len(splits.test[1]):  # refused now: the test accuracy comes after all training
+        raise ValueError(f"{info.name}: the test split is empty (without a test/ folder, "
+                         f"{TEST_FRACTION:.0%} of each class, rounded, is kept for testing); "
+                         "add images, or a test/ folder")
     model = build_network(arch, info.shape, seed=config.seed)
     if args.save is not None:
         args.save.mkdir(parents=True, exist_ok=True)  # fail now, not after training

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-__all__ = ["non_negative_int", "positive_int", "positive_int_arg"]
+__all__ = ["MAX_SEED", "non_negative_int", "positive_int", "positive_int_arg", "seed_int"]
+
+MAX_SEED = 2**32 - 1  # the largest seed numpy's RandomState (Optuna's samplers) accepts
 
 
 def positive_int(value: Any, name: str) -> int:
@@ -32,3 +34,11 @@ def positive_int_arg(text: str) -> int:
         return positive_int(int(text), "value")
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+
+
+def seed_int(value: Any, name: str) -> int:
+    """``value`` if it is an ``int`` in 0..:data:`MAX_SEED`, else ``ValueError`` naming
+    ``name``: a larger seed passes argparse and fails only deep inside numpy or torch."""
+    if non_negative_int(value, name) > MAX_SEED:
+        raise ValueError(f"{name} must be at most {MAX_SEED} (2**32 - 1), got {value!r}")
+    return value

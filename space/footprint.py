@@ -116,17 +116,19 @@ def format_bytes(count: float) -> str:
     return f"{count / 1e3:.3g} kB"
 
 
-def check_network_fits(arch: Arch, shape: InputShape) -> Footprint:
-    """The footprint, or ``ValueError`` naming the estimate when the weights and one image's
-    activations alone would exceed this machine's memory."""
+def check_network_fits(arch: Arch, shape: InputShape, batch: int = 1) -> Footprint:
+    """The footprint, or ``ValueError`` naming the estimate when the weights and the
+    activations of ``batch`` images alone would exceed this machine's memory."""
     footprint = network_footprint(arch, shape)
-    needed = footprint.weight_bytes + footprint.image_bytes
+    needed = footprint.weight_bytes + batch * footprint.image_bytes
     memory = physical_memory()
     if needed > memory:
+        chw = "x".join(map(str, shape.chw))
+        images = f"a {chw} input" if batch == 1 else f"a batch of {batch:,} {chw} inputs"
         raise ValueError(
-            f"the network for a {'x'.join(map(str, shape.chw))} input would need about "
-            f"{format_bytes(needed)} (estimate: {footprint.params:,} parameters, "
-            f"{footprint.activations:,} activations per image, {footprint.blocks:,} blocks), "
+            f"the network for {images} would need about {format_bytes(needed)} (estimate: "
+            f"{footprint.params:,} parameters, {footprint.activations:,} activations per "
+            f"image, {footprint.blocks:,} blocks), "
             f"more than this machine's {format_bytes(memory)} of memory")
     return footprint
 

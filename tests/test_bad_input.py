@@ -8,8 +8,11 @@ whole table takes seconds. Warnings count as stray stderr lines, so none may be 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sqlite3
+import subprocess
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,13 +21,16 @@ import pytest
 from optuna.trial import create_trial
 
 from cse_nets import summary
+from cse_nets.latency import cli as latency
 from search import export, report, run, train
 from space import preset
+from tests.search.folders import make_image_folder
 from tests.search.studies import ROWS, make_study
+from tests.search.test_export import write_onnx_export
 
 MAINS: dict[str, Callable[[list[str] | None], int]] = {
     "summary": summary.main, "train": train.main, "run": run.main, "report": report.main,
-    "export": export.main,
+    "export": export.main, "latency": latency.main,
 }
 NESTING = 200_000
 INF = float("inf")
@@ -88,6 +94,11 @@ def _on_synthetic(*flags: str) -> list[str]:
     return ["--dataset", "synthetic", *flags]
 
 
+def _latency(tmp: Path, *flags: str) -> list[str]:
+    """Nothing measured, and any table kept under ``tmp``."""
+    return [*flags, "--no-measure", "--cache-dir", str(tmp / "latency")]
+
+
 # (command, case) -> argv maker and a fragment the one line must hold
 CASES: dict[tuple[str, str], tuple[Callable[[Path, int], list[str]], str]] = {
     ("summary", "a stage with c = 10^9"): (
@@ -138,7 +149,31 @@ CASES: dict[tuple[str, str], tuple[Callable[[Path, int], list[str]], str]] = {
         lambda t, p: _on_synthetic("--storage", _other_schema(t), "--study-name", "demo"),
         "optuna storage upgrade --storage sqlite:///"),
     ("export", "top 0"): (lambda t, p: [*_study_args(_study(t)), "--top", "0"], "--top"),
+    ("latency", "input 3x99999x99999"): (
+        lambda t, p: _latency(t, "--arch", "paper-mix", "--input", "3x99999x99999"),
+        "estimate"),
+    ("latency", "10^18 classes"): (
+        lambda t, p: _latency(t, "--arch", "paper-mix", "--input", "3x32x32", "--classes",
+                              str(10**18)), "estimate"),
+    ("latency", "batch 10^9"): (
+        lambda t, p: _latency(t, "--arch", "paper-mix", "--dataset", "cifar10", "--batch",
+                              str(10**9)), "batch of 1,000,000,000"),
+    ("latency", "a stage with c = 200,000"): (
+        lambda t, p: _latency(t, "--arch", _arch_file(t, c=200_000), "--dataset", "cifar10"),
+        "estimate"),
+    ("train", "seed 10^20"): (
+        lambda t, p: ["--arch", "paper-mix", "--dataset", "synthetic", "--seed", str(10**20)],
+        "seed must be at most"),
+    ("run", "seed 2^32"): (lambda t, p: _on_synthetic("--seed", str(2**32)),
+                           "seed must be at most"),
 }
+# An integer no size or count can be: once an OverflowError deep in the arithmetic.
+CASES.update({(command, "an integer of 401 digits"): (
+    lambda t, p: ["--arch", _arch_file(t, c=10**400), "--dataset", "synthetic"],
+    "integer of 401 digits") for command in ("summary", "train")})
+CASES["latency", "an integer of 401 digits"] = (
+    lambda t, p: _latency(t, "--arch", _arch_file(t, c=10**400), "--dataset", "synthetic"),
+    "integer of 401 digits")
 # Both read a study the same way, so both meet the same hostile studies.
 STUDY_CASES: dict[str, tuple[Callable[[Path, int], list[str]], str]] = {
     "study name ../escape": (  # --study: the alias of --study-name
@@ -174,4 +209,40 @@ def test_bad_input_is_one_error_line_and_status_2(
     assert "Traceback" not in out + err
     assert not [w for w in caught if issubclass(w.category, RuntimeWarning)], caught
     assert not (tmp_path / "results" / "ray").exists()  # nothing ran
+    assert not list(tmp_path.glob("results/*.db"))  # no study created
     assert not (tmp_path / "escape").exists()
+
+
+def _fifo(path: Path) -> str:
+    os.mkfifo(path)
+    return str(path)
+
+
+def _folder_with_a_fifo(tmp: Path) -> str:
+    folder = make_image_folder(tmp / "shapes", 3)
+    _fifo(folder / "red-square" / "pipe.png")
+    return f"folder:{folder}"
+
+
+# Each names a named pipe (FIFO) where a file belongs: once a read that waited forever for
+# a writer, deaf to Ctrl-C. In a subprocess, so that a wait fails the test, not the run.
+FIFO_CASES: dict[str, Callable[[Path], list[str]]] = {
+    "summary --arch": lambda t: ["cse_nets.summary", "--arch", _fifo(t / "arch.json"),
+                                 "--dataset", "cifar10"],
+    "predict image": lambda t: ["search.predict", str(write_onnx_export(t / "export")),
+                                _fifo(t / "photo.png")],
+    "an image in a folder, --strict-images": lambda t: [
+        "search.train", "--arch", "paper-mix", "--dataset", _folder_with_a_fifo(t),
+        "--strict-images", "--data-dir", str(t / "data"), "--device", "cpu"],
+}
+
+
+@pytest.mark.parametrize("case", list(FIFO_CASES))
+def test_a_named_pipe_is_refused_without_waiting(case: str, tmp_path: Path) -> None:
+    argv = FIFO_CASES[case](tmp_path)
+    done = subprocess.run([sys.executable, "-m", *argv], capture_output=True, text=True,
+                          timeout=120, check=False, stdin=subprocess.DEVNULL,
+                          env={**os.environ, "TQDM_DISABLE": "1"})  # no progress bars
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
+    assert "pipe" in done.stderr

@@ -37,6 +37,7 @@ from cse_nets.latency.table import (
 )
 from cse_nets.latency.timing import Timing
 from space import Arch, InputShape
+from space.footprint import check_network_fits
 
 __all__ = ["format_comparison", "format_prediction", "main"]
 
@@ -119,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     target = check_target(args.target)
     arch, shape = network_from_args(args)
     batches = [args.batch] if args.batch else list(CUDA_BATCHES if target == "cuda" else [1])
+    for batch in batches:  # before a block is built: the table builds them one by one
+        check_network_fits(arch, shape, batch)
     for i, batch in enumerate(batches):
         if i:
             print()

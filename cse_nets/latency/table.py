@@ -216,11 +216,11 @@ class LatencyTable:
         """The entries on disk; empty (with a warning) if the file is damaged."""
         path = self.path
         try:
-            text = path.read_text()
+            raw = path.read_bytes()
         except FileNotFoundError:
             return {}
         try:
-            data = json.loads(text)
+            data = json.loads(raw)  # bytes that are not text: a UnicodeDecodeError, caught
             if not isinstance(data, dict) or data.get("fingerprint") != self.fingerprint:
                 raise ValueError("its key does not match this table's")
             entries = data["entries"]

@@ -22,14 +22,19 @@ The rules:
 * Validation split: ``val/`` if present (``val_fraction`` is then ignored); otherwise
   ``val_fraction`` of the remaining training images, drawn with ``seed``, as for every
   dataset.
-* Channels: 1 if every image is greyscale by its mode (L, LA, 1, I, I;16, F), else 3 (RGB;
-  alpha dropped, palettes expanded).
+* Channels: 1 if every image is greyscale by its mode (L, LA, 1, I, I;16, I;16B, F), else
+  3 (RGB; alpha dropped, palettes expanded).
+* Pixel values: 8 bits, as in training. Wider greyscale is scaled from its mode's range
+  (:func:`search.data.images.to_8bit`): 16-bit (I;16*, and I, as Pillow opens some 16-bit
+  files) from 0..65535, float (F) from [0, 1]; an image with a value outside that range
+  refuses the folder, naming the file.
 * Size: ``input_size``, else 64 if the median shorter side is at least 64 pixels, else 32
   (:func:`default_size`). The shorter side is resized, then the centre cropped
   (:func:`search.data.fit_square`, as for Imagenette); JPEGs decode at a reduced scale
   when that still leaves at least ``input_size`` pixels.
-* Undecodable images are skipped with a one-line warning naming a few (the cache keeps the
-  list), or refused with ``strict_images``.
+* Undecodable images, and image names that are named pipes (FIFOs), are skipped with a
+  one-line warning naming a few (the cache keeps the list), or refused with
+  ``strict_images``.
 * Normalisation: mean and std per channel of the training split's pixels.
 * Memory: decoding needs :func:`memory_needed` bytes, checked against ``MemAvailable`` of
   ``/proc/meminfo`` from the image headers before any image is decoded.
@@ -58,7 +63,7 @@ from PIL import Image
 from torch import Tensor
 from tqdm import tqdm
 
-from search.data.images import fit_square
+from search.data.images import GREY_RANGES, PixelRangeError, fit_square, to_8bit
 from search.data.names import FOLDER_PREFIX, dataset_slug
 from search.data.splits import (
     DatasetError,
@@ -72,6 +77,7 @@ from search.data.splits import (
 from search.data.tensor_cache import cached_arrays
 from space import InputShape
 from space.files import write_text_atomically
+from space.jsonfile import open_file
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -90,7 +96,7 @@ IMAGE_EXTENSIONS = frozenset({".bmp", ".gif", ".jpeg", ".jpg", ".pgm", ".png", "
 TEST_FRACTION = 0.2  # of each class, carved when there is no test/ folder
 TEST_SEED = 0
 SPLITS = ("train", "val", "test")
-_GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
+_GREY_MODES = frozenset({"1", "L", "LA", *GREY_RANGES})
 # Threads, one per core (at most 8), 64 images per task: Pillow decodes without holding
 # the GIL, and processes lose to their start-up. measured: README "Measured"
 # (benchmarks/bench_folder_decode.py).
@@ -101,7 +107,7 @@ _CHUNK = 64
 # Pillow's resize buffers (up to 3 more images of that size).
 _DECODE_BYTES_PER_PIXEL = 16
 _EXAMPLES = 3  # undecodable files named in a message
-_FORMAT = 1  # part of every cache key: bump it when decoding changes
+_FORMAT = 2  # part of every cache key: bump it when decoding changes
 
 T = TypeVar("T")
 
@@ -312,7 +318,7 @@ def _header_facts(scan: FolderScan, path: Path) -> dict[str, int]:
 
 def _read_header(path: str) -> tuple[str, int, int] | None:
     try:
-        with Image.open(path) as image:  # reads the header only
+        with open_file(path, "image") as file, Image.open(file) as image:  # the header only
             return image.mode, *image.size
     except Exception:  # Pillow's plugins raise many types; decoding will skip the file
         return None
@@ -382,12 +388,17 @@ def _decode_folder(scan: FolderScan, shape: InputShape, max_pixels: int) -> Deco
 
 
 def decode_image(path: str, mode: str, size: int) -> Tensor | None:
-    """One image as uint8 ``(C, size, size)`` in ``mode`` (L or RGB); None if it cannot be."""
+    """One image as uint8 ``(C, size, size)`` in ``mode`` (L or RGB); None if it cannot be
+    read or decoded; :class:`DatasetError` naming it if its values are outside its mode's
+    range (see :func:`search.data.images.to_8bit`)."""
     try:
-        with Image.open(path) as image:
+        with open_file(path, "image") as file, Image.open(file) as image:
             # JPEG only: decode at 1/2, 1/4 or 1/8 scale when both sides stay >= size.
             image.draft(mode, (size, size))
-            return fit_square(image.convert(mode), size)
+            return fit_square(to_8bit(image, mode), size)
+    except PixelRangeError as err:
+        raise DatasetError(f"{path}: {err}; save it as 8 or 16 bits, or as floats in "
+                           "[0, 1]") from None
     except Exception:  # Pillow's plugins raise many types (OSError, SyntaxError, struct.error)
         return None
 

@@ -36,7 +36,7 @@ from search.study.storage import (
 )
 from search.training.step import Speedups
 from space import DATASET_SHAPES, PRESETS
-from space.checks import non_negative_int, positive_int
+from space.checks import positive_int, seed_int
 from space.footprint import check_dataset_fits
 
 __all__ = [
@@ -156,7 +156,7 @@ class SearchConfig:
             # Refused here, before Ray starts, not in a trial (folders: their own memory rule).
             check_dataset_fits(self.dataset, replace(DATASET_SHAPES[self.dataset],
                                                      input_size=self.input_size))
-        non_negative_int(self.seed, "seed")
+        seed_int(self.seed, "seed")
         self._check_scheduler()  # its name and rungs: SchedulerSpec's checks
         if self.subset is not None and not 0 < self.subset <= 1:
             raise ValueError(f"subset must be in (0, 1], got {self.subset!r}")

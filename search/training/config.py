@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from space.checks import non_negative_int, positive_int
+from space.checks import positive_int, seed_int
 
 __all__ = ["OPTIMIZERS", "PRECISIONS", "RECIPES", "SCHEDULES", "TrainConfig"]
 
@@ -43,7 +43,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size"):
             positive_int(getattr(self, name), f"train config: {name}")
-        non_negative_int(self.seed, "train config: seed")
+        seed_int(self.seed, "train config: seed")
         for name, choices in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
                               ("precision", PRECISIONS)):
             if getattr(self, name) not in choices:

@@ -98,10 +98,13 @@ def test_save_merges_with_entries_another_process_wrote(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("text", ["", "{not json", '{"fingerprint": {}, "entries": {}}',
-                                  "[1, 2]"])
+                                  "[1, 2]", b'{"fingerprint": "\xff\xfe\x80"}'])
 def test_a_damaged_file_is_rebuilt_with_a_warning(tmp_path, text) -> None:
     table, _ = fake_table(tmp_path)
-    table.path.write_text(text)
+    if isinstance(text, bytes):  # not UTF-8
+        table.path.write_bytes(text)
+    else:
+        table.path.write_text(text)
     with pytest.warns(UserWarning, match="rebuilding"):
         rebuilt, measurer = fake_table(tmp_path)
     rebuilt.latencies([BTN])

@@ -1,23 +1,28 @@
 from __future__ import annotations
 
 import json
+import struct
+import zlib
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime
 import optuna
 import pandas as pd
 import pytest
 import torch
+from onnx import helper
+from PIL import Image
 
-from cse_nets.load import load_model
-from search import export, report
+from cse_nets.load import MODEL_FILE, ONNX_FILE, load_model, write_export
+from search import export, predict, report
 from search.data import load_dataset
 from search.data.augment import Normalize
 from search.study.schema import export_attr
 from search.training import TrainConfig, measure_accuracy
-from space import Arch, Stage
+from space import Arch, InputShape, Stage
 from tests.search.studies import BAD_CASES, Row, bad_argv, make_study
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
@@ -134,3 +139,99 @@ def test_a_study_without_a_usable_train_config_is_bad_input(tmp_path, storage, s
                         str(tmp_path), "--retrain-epochs", "1"])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and "train_config" in err
+
+
+# --- search.predict on damaged exports and hostile images -------------------------------------
+
+PREDICT_SHAPE = InputShape(3, 8, 3)
+
+
+def write_onnx_export(directory: Path, **model: object) -> Path:
+    """An export that ``search.predict`` runs, written in milliseconds: TINY's ``arch.json``
+    and a ``model.json`` for 3x8x8 images (``model`` overrides its keys), with a hand-built
+    ``model.onnx`` whose logits are the mean of each channel (class 0 is the reddest)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    extra = {"class_names": ["red", "green", "blue"],
+             "normalization": {"mean": [0.5] * 3, "std": [0.25] * 3}}
+    write_export(directory, TINY, PREDICT_SHAPE, extra)
+    text = json.loads((directory / MODEL_FILE).read_text())
+    (directory / MODEL_FILE).write_text(json.dumps({**text, **model}))
+    size = ["batch", 3, PREDICT_SHAPE.input_size, PREDICT_SHAPE.input_size]
+    graph = helper.make_graph(
+        [helper.make_node("GlobalAveragePool", ["images"], ["pooled"]),
+         helper.make_node("Flatten", ["pooled"], ["logits"])], "channel-means",
+        [helper.make_tensor_value_info("images", onnx.TensorProto.FLOAT, size)],
+        [helper.make_tensor_value_info("logits", onnx.TensorProto.FLOAT, ["batch", 3])])
+    onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx_model.ir_version = 9  # one every onnxruntime this project allows reads
+    onnx.save(onnx_model, directory / ONNX_FILE)
+    return directory
+
+
+def _png(path: Path, colour: tuple[int, int, int] = (200, 30, 30)) -> Path:
+    Image.new("RGB", (12, 10), colour).save(path)
+    return path
+
+
+def _huge_png(path: Path) -> Path:
+    """A valid PNG header for 20000x20000 pixels (the pixels need not follow: Pillow
+    refuses the size when it opens the file)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data)))
+    header = struct.pack(">IIBBBBB", 20_000, 20_000, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
+    return path
+
+
+def test_predict_names_the_class_of_each_image(tmp_path, capsys):
+    export_dir = write_onnx_export(tmp_path / "export")
+    images = [_png(tmp_path / "red.png"), _png(tmp_path / "blue.png", (10, 20, 240))]
+    assert predict.main([str(export_dir), *map(str, images)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" (")[0] for line in lines] == [f"{images[0]}: red",
+                                                       f"{images[1]}: blue"]
+
+
+def _truncated_onnx(tmp: Path) -> tuple[Path, list[Path]]:
+    export_dir = write_onnx_export(tmp / "export")
+    whole = (export_dir / ONNX_FILE).read_bytes()
+    (export_dir / ONNX_FILE).write_bytes(whole[: len(whole) // 2])
+    return export_dir, [_png(tmp / "a.png")]
+
+
+def _garbage_onnx(tmp: Path) -> tuple[Path, list[Path]]:
+    export_dir = write_onnx_export(tmp / "export")
+    (export_dir / ONNX_FILE).write_bytes(b"not a model\n" * 10)
+    return export_dir, [_png(tmp / "a.png")]
+
+
+PREDICT_CASES = {
+    "20000x20000 image": (
+        lambda t: (write_onnx_export(t / "export"), [_huge_png(t / "huge.png")]),
+        "huge.png"),
+    "garbage model.onnx": (_garbage_onnx, "model.onnx"),
+    "truncated model.onnx": (_truncated_onnx, "model.onnx"),
+    "input size other than the model's": (
+        lambda t: (write_onnx_export(t / "export", input_size=16), [_png(t / "a.png")]),
+        "model.json says 3x16x16"),
+    "normalization not an object": (
+        lambda t: (write_onnx_export(t / "export", normalization=[0.5, 0.25]),
+                   [_png(t / "a.png")]), "normalization must be an object"),
+    "std of 0": (
+        lambda t: (write_onnx_export(t / "export", normalization={
+            "mean": [0.5] * 3, "std": [0.25, 0, 0.25]}), [_png(t / "a.png")]), "above 0"),
+    "std of the wrong length": (
+        lambda t: (write_onnx_export(t / "export", normalization={
+            "mean": [0.5] * 3, "std": [0.25]}), [_png(t / "a.png")]), "3 finite number"),
+}
+
+
+@pytest.mark.parametrize("case", list(PREDICT_CASES))
+def test_predict_bad_input_is_one_line_and_exit_2(tmp_path, capsys, case):
+    make, fragment = PREDICT_CASES[case]
+    export_dir, images = make(tmp_path)
+    code = predict.main([str(export_dir), *map(str, images)])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "", (out, err)
+    assert err.startswith("error: ") and err.count("\n") == 1 and fragment in err, err

@@ -387,3 +387,82 @@ def test_dataset_names_and_slugs(tmp_path):
         SearchConfig(dataset="mnist")
     with pytest.raises(DatasetError, match=r"unknown dataset 'folder:'.*folder:PATH"):
         load_dataset("folder:")
+
+
+# --- pixel depth: 16-bit and float greyscale --------------------------------------------------
+
+
+def _sixteen_bit_folder(root: Path, per_class: int = 30) -> Path:
+    """Two classes of 16-bit greyscale noise PNGs: dim (300-5000) and bright (20000-65535);
+    clipped to 8 bits, as Pillow's convert("L") does, both are a constant 255."""
+    rng = np.random.default_rng(0)
+    for cls, (low, high) in (("bright", (20_000, 65_536)), ("dim", (300, 5_001))):
+        (root / cls).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = rng.integers(low, high, size=(16, 16)).astype(np.uint16)
+            Image.fromarray(pixels).save(root / cls / f"{i:03d}.png")
+    return root
+
+
+def test_sixteen_bit_images_are_scaled_to_8_bits_not_clipped(tmp_path):
+    folder = _sixteen_bit_folder(tmp_path / "scans")
+    splits = _load(folder, tmp_path / "data", val_fraction=0)
+    images = torch.cat([splits.train[0], splits.test[0]])
+    labels = torch.cat([splits.train[1], splits.test[1]])
+    assert splits.info.shape.in_channels == 1 and len(_rows(images)) == len(images)
+    assert all(len(image.unique()) > 10 for image in images)  # noise, not a constant
+    bright, dim = (images[labels == label].double().mean() for label in (0, 1))
+    assert 150 < bright < 185 and 5 < dim < 15  # the classes' mean value / 257
+    assert 0.3 < splits.info.mean[0] < 0.4 and splits.info.std[0] > 0.25
+
+
+@pytest.mark.parametrize(("dtype", "suffix"), [("<u2", ".png"), (">u2", ".tif"),
+                                               ("<i4", ".tif")])
+def test_every_16_bit_mode_scales_by_65535(tmp_path, dtype, suffix):
+    pixels = np.linspace(0, 65535, 64 * 64).reshape(64, 64).astype(dtype)
+    path = tmp_path / f"ramp{suffix}"
+    Image.fromarray(pixels).save(path)
+    decoded = image_folder.decode_image(str(path), "L", 64)
+    assert decoded is not None and decoded.shape == (1, 64, 64)
+    assert torch.equal(decoded[0], torch.from_numpy(np.rint(pixels / 257).astype(np.uint8)))
+
+
+def test_float_images_in_0_1_keep_their_grey_levels(tmp_path):
+    path = tmp_path / "ramp.tif"
+    Image.fromarray(np.linspace(0, 1, 32 * 32, dtype=np.float32).reshape(32, 32)).save(path)
+    for mode in ("L", "RGB"):
+        decoded = image_folder.decode_image(str(path), mode, 32)
+        assert decoded is not None and len(decoded.unique()) > 200
+        assert int(decoded.min()) == 0 and int(decoded.max()) == 255
+
+
+@pytest.mark.parametrize(("values", "mode"), [(np.float32([[0, 1.5]]), "F"),
+                                              (np.float32([[0, np.nan]]), "F"),
+                                              (np.int32([[0, 70_000]]), "I")])
+def test_a_folder_with_values_outside_the_modes_range_is_refused(tmp_path, values, mode):
+    folder = make_image_folder(tmp_path / "shapes", 3, grey=True)
+    odd = Image.fromarray(np.repeat(values, 8, axis=0))
+    assert odd.mode == mode
+    odd.save(folder / "red-square" / "odd.tif")
+    with pytest.raises(DatasetError, match=rf"odd\.tif: {mode} image with values") as err:
+        _load(folder, tmp_path / "data")
+    assert "\n" not in str(err.value)
+
+
+def test_a_short_run_learns_16_bit_classes_and_records_their_statistics(tmp_path, capsys):
+    from search.train import main
+    from tests.search.test_train import TINY
+
+    folder = _sixteen_bit_folder(tmp_path / "scans", per_class=100)
+    arch = tmp_path / "tiny.json"
+    arch.write_text(TINY.to_json())
+    saved = tmp_path / "run"
+    # Batches of 8 over 3 epochs: 60 steps, enough for the norms' running statistics, which
+    # evaluation uses, to settle (at 20 steps it still scored chance).
+    assert main(["--arch", str(arch), "--dataset", f"folder:{folder}", "--input-size", "16",
+                 "--epochs", "3", "--batch-size", "8", "--lr", "0.05", "--device", "cpu",
+                 "--data-dir", str(tmp_path / "data"), "--save", str(saved)]) == 0
+    metrics = json.loads((saved / "metrics.json").read_text())
+    assert metrics["test_accuracy"] >= 0.8, capsys.readouterr().out  # chance is 0.5
+    stats = json.loads((saved / "model.json").read_text())["normalization"]
+    assert 0.3 < stats["mean"][0] < 0.4 and stats["std"][0] > 0.25

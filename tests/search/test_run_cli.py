@@ -40,6 +40,7 @@ BAD_INPUT = {
     "negative trials": _on("--trials", "-3"),
     "trials not a number": _on("--trials", "many"),
     "negative seed": _on("--seed", "-1"),
+    "seed beyond 32 bits": _on("--seed", str(2**32)),
     "zero epochs": _on("--epochs", "0"),
     "negative batch size": _on("--batch-size", "-8"),
     "subset zero": _on("--subset", "0"),
@@ -75,6 +76,7 @@ def test_bad_input_is_one_error_line_and_status_2(
     assert err.count("\n") == 1, err
     assert out == ""
     assert not (tmp_path / "ray").exists()  # rejected before any trial ran
+    assert not list(tmp_path.glob("*.db"))  # and before the study was created
 
 
 def test_defaults() -> None:

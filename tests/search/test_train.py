@@ -25,6 +25,7 @@ from search.training import (
 )
 from search.training.loop import FINITE_CHECK_STEPS
 from space import Arch, InputShape, Stage
+from tests.search.folders import make_image_folder
 
 TINY = Arch(stages=(Stage("btn", c=8, n=1, s=2, t=2), Stage("cse", c=16, n=1, s=2)),
             stem=8, head=32)
@@ -51,6 +52,7 @@ def splits8() -> Splits:
     [{"epochs": 0}, {"epochs": -1}, {"batch_size": 0}, {"lr": 0.0}, {"lr": math.nan},
      {"subset": 0.0}, {"subset": 1.5}, {"schedule": "step"}, {"precision": "fp16"},
      {"optimizer": "lamb"}, {"momentum": 1.0}, {"momentum": 0.0}, {"seed": -1},
+     {"seed": 2**32},
      {"label_smoothing": 1.0}, {"epochs": True}],
 )
 def test_config_refuses_bad_values(change):
@@ -189,13 +191,14 @@ def _bad_args(tmp_path, arch_file):
         "bad device": [*tiny, "--dataset", "synthetic", "--device", "quantum"],
         "input too small": ["--arch", "paper-mix", "--dataset", "synthetic", "--input-size", "2"],
         "missing dataset": [*tiny, "--dataset", "fashion-mnist", "--data-dir", str(tmp_path)],
+        "seed beyond 32 bits": [*tiny, "--dataset", "synthetic", "--seed", str(10**20)],
     }
 
 
 @pytest.mark.parametrize("case", [
     "unknown preset", "unknown dataset", "bad json", "not an arch", "arch is a folder",
     "zero epochs", "negative epochs", "subset zero", "subset above one", "val fraction one",
-    "bad device", "input too small", "missing dataset",
+    "bad device", "input too small", "missing dataset", "seed beyond 32 bits",
 ])
 def test_cli_bad_input_is_one_line_and_exit_2(case, tmp_path, arch_file, capsys, monkeypatch):
     monkeypatch.setenv(FASHION_MNIST_ENV, str(tmp_path / "no-fashion-here"))
@@ -203,6 +206,17 @@ def test_cli_bad_input_is_one_line_and_exit_2(case, tmp_path, arch_file, capsys,
     out, err = capsys.readouterr()
     assert out == ""
     assert err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_cli_refuses_an_empty_test_split_before_training(tmp_path, arch_file, capsys):
+    folder = make_image_folder(tmp_path / "shapes", 2)  # 20% of 2 per class rounds to none
+    assert main(["--arch", str(arch_file), "--dataset", f"folder:{folder}", "--device", "cpu",
+                 "--data-dir", str(tmp_path / "data")]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""  # not a line of training
+    error = err.splitlines()[-1]  # after the folder's progress bars
+    assert error.startswith("error: ") and err.count("error") == 1, err
+    assert "test split is empty" in error
 
 
 def test_cli_trains_and_saves(tmp_path, arch_file, capsys):
