@@ -41,6 +41,7 @@ from search.study.schema import (
     ARCH_STR,
     CACHED_FROM,
     CLASS_NAMES,
+    DATA_SOURCE,
     DATASET,
     DEVICE,
     EXPORT_DIR,
@@ -85,6 +86,7 @@ class StudyInfo:
     train_config: dict[str, Any]
     class_names: tuple[str, ...] | None = None  # output index -> class, where known
     scheduler: dict[str, Any] | None = None  # e.g. {"name": "mo-asha", "rungs": [1, 3]}
+    data_source: dict[str, Any] | None = None  # an image folder's, as the search recorded it
 
     @property
     def metric_names(self) -> tuple[str, ...]:
@@ -116,6 +118,8 @@ def read_study_info(study: optuna.Study) -> StudyInfo:
         train_config=dict(attrs.get(TRAIN_CONFIG, {})),
         class_names=tuple(attrs[CLASS_NAMES]) if attrs.get(CLASS_NAMES) else None,
         scheduler=dict(attrs[SCHEDULER]) if isinstance(attrs.get(SCHEDULER), dict) else None,
+        data_source=(dict(attrs[DATA_SOURCE]) if isinstance(attrs.get(DATA_SOURCE), dict)
+                     else None),
     )
 
 
