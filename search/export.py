@@ -10,6 +10,10 @@ contribution) it writes ``<results-dir>/<study>/export/<trial>-<ops>-<params>k/`
 validation data with the study's recipe and writes ``weights.pt``, ``model.onnx`` (batch
 dimension dynamic; checked in onnxruntime against PyTorch) and ``metrics.json`` with the
 **test** accuracy, which also goes back into the study for ``search.report``.
+
+Each export folder is filled beside its place and renamed into it once every file is
+written, so it holds the earlier export or the whole new one. An image folder changed
+since the search is refused before anything (:mod:`search.data.source`).
 """
 
 from __future__ import annotations
