@@ -57,6 +57,7 @@ from search.study.schema import (
     INTERRUPTED,
     INTERRUPTED_REASON,
     LATENCY_TARGET,
+    NODE_LOST,
     NUM_CLASSES,
     OBJECTIVE_NAMES,
     PRESET,
@@ -418,6 +419,11 @@ def _search(plan: _Plan, study: optuna.Study, storage: optuna.storages.RDBStorag
           f"(optuna-dashboard {config.storage_url})", file=out)
     if experiment_dir is not None:
         print(f"trials:  {experiment_dir}", file=out)
+    lost = sum(bool(t.user_attrs.get(NODE_LOST)) for t in study.get_trials(deepcopy=False)
+               if t.number >= existing)
+    if lost:
+        print(f"{lost} trial(s) lost with their Ray node do not count towards --trials; "
+              "rerun the same command to train as many in their place", file=out)
     failure = _every_trial_failed(study, existing)
     if failure is not None:
         raise RunFailed(failure)

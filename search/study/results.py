@@ -48,6 +48,8 @@ from search.study.schema import (
     FAIL_REASON,
     INPUT_SHAPE,
     LATENCY_TARGET,
+    NODE_ID,
+    NODE_IP,
     NUM_CLASSES,
     PARTIAL_ACCURACY,
     PRESET,
@@ -132,7 +134,8 @@ class StudyResults:
     trained, where recorded), pruned_epoch, rung and partial_val_accuracy (for a trial the
     scheduler stopped early, state PRUNED: the epochs it trained, the 0-based rung it was
     stopped at and its validation accuracy then, not a final one), test_accuracy,
-    export_dir, train_seconds, wall_seconds, device, seed, cached_from (for a duplicate
+    export_dir, train_seconds, wall_seconds, device, node_ip and node_id (the Ray node that
+    trained it), seed, cached_from (for a duplicate
     served from the cache, the trial that was trained), fail_reason, and for complete
     trials on_front and hv_contribution. A column that shows a user attr is named by the
     attr's key (:mod:`search.study.schema`), but for rung (``pruned_rung``); the
@@ -223,6 +226,8 @@ def _trial_row(trial: FrozenTrial, info: StudyInfo, arch: Arch | None,
         TRAIN_SECONDS: attrs.get(TRAIN_SECONDS),
         WALL_SECONDS: attrs.get(WALL_SECONDS),
         DEVICE: attrs.get(DEVICE, ""),
+        NODE_IP: attrs.get(NODE_IP, ""),
+        NODE_ID: attrs.get(NODE_ID, ""),
         SEED: attrs.get(SEED),
         CACHED_FROM: attrs.get(CACHED_FROM),
         FAIL_REASON: attrs.get(FAIL_REASON, ""),
