@@ -14,7 +14,10 @@ changes shape.
 
 Such a trial is not retried: Tune cannot lower its concurrency mid-run, so a retry would
 meet the same neighbours; the declared memory is what keeps trials from crowding each
-other out, and a rerun of the command gets the budget's remaining trials.
+other out, and a rerun of the command gets the budget's remaining trials. A trial lost
+with its node (``node lost: ...``) is the cluster's failure, not its architecture's: it
+is marked :data:`~search.study.schema.NODE_LOST` and does not count towards the budget,
+so that rerun also trains one in its place.
 """
 
 from __future__ import annotations
