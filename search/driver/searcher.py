@@ -44,6 +44,7 @@ from search.study.schema import (
     PRUNED_EPOCH,
     PRUNED_RUNG,
     WALL_SECONDS,
+    WORKER_DIED,
 )
 from space import Arch, sample_arch
 
@@ -183,9 +184,10 @@ class StudySearch(OptunaSearch):
             trial.set_user_attr(PRUNED_RUNG, stop.rung)
             trial.set_user_attr(PARTIAL_ACCURACY, result[self._metrics[0]])
             return TrialState.PRUNED
-        if error and not self._stopping():
+        if error and not self._stopping():  # its worker died
             reason = self._failure_reason(trial_id)
             trial.set_user_attr(FAIL_REASON, reason)
+            trial.set_user_attr(WORKER_DIED, True)
             if reason.startswith(NODE_LOST_REASON):  # the cluster's failure: not counted
                 trial.set_user_attr(NODE_LOST, True)
         else:  # Tune stopped it before its last report (the search was interrupted)

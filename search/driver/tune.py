@@ -64,6 +64,7 @@ from search.study.schema import (
     SCHEDULER,
     TRAIN_CONFIG,
     VAL_FRACTION,
+    WORKER_DIED,
     budget_trials,
     is_cached,
 )
@@ -435,19 +436,24 @@ def _search(plan: _Plan, study: optuna.Study, storage: optuna.storages.RDBStorag
 
 
 def _every_trial_failed(study: optuna.Study, first: int) -> str | None:
-    """One line when trials numbered from ``first`` were trained and every one failed
-    (an exit status of 0 would pass for a search), with the commonest reason; else None."""
+    """One line when trials numbered from ``first`` were trained, none completed, and some
+    failed with an error of their own (an exit status of 0 would pass for a search: a
+    configuration no trial can train with shows there), with the commonest such reason;
+    else None. Trials whose worker died are the machine's failures, reported per trial,
+    as when other trials complete."""
     trained = [t for t in study.get_trials(deepcopy=False)
                if t.number >= first and t.state.is_finished() and not is_cached(t)]
-    if not trained or any(t.state != TrialState.FAIL for t in trained):
+    if any(t.state != TrialState.FAIL for t in trained):
         return None
-    reasons = Counter(str(t.user_attrs.get(FAIL_REASON, "no reason recorded"))
-                      for t in trained)
-    (reason, count), others = reasons.most_common(1)[0], len(reasons) - 1
-    share = f"all {len(trained)}" if not others else f"{count} of {len(trained)}"
-    rest = (f" ({others} other reason(s): fail_reason in study {study.study_name!r})"
-            if others else "")
-    return f"every trial failed, {share} with: {reason}{rest}"
+    own = [t for t in trained if not t.user_attrs.get(WORKER_DIED)]
+    if not own:
+        return None
+    reasons = Counter(str(t.user_attrs.get(FAIL_REASON, "no reason recorded")) for t in own)
+    reason, count = reasons.most_common(1)[0]
+    if count == len(trained):
+        return f"every trial failed, all {count} with: {reason}"
+    return (f"every trial failed, {count} of {len(trained)} with: {reason} (the others' "
+            f"fail_reason is in study {study.study_name!r})")
 
 
 def _describe_scheduler(plan: _Plan) -> str:

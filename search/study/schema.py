@@ -83,6 +83,11 @@ INTERRUPTED = "interrupted"
 # NODE_LOST_REASON): the cluster's failure, not the architecture's, so it does not count
 # against the trial budget either; a rerun trains another trial in its place.
 NODE_LOST = "node_lost"
+# True on a trial whose Ray worker died (killed by Ray's memory monitor, crashed, its node
+# lost; search.driver.worker_deaths) rather than raised an error of its own: the machine's
+# failure, which says nothing of the configuration (a run whose every trial raised one
+# fails as a whole; search.driver.tune).
+WORKER_DIED = "worker_died"
 # A trial the scheduler stopped at a rung (search.driver.scheduler) is PRUNED, never
 # COMPLETE, so no sampler and no front takes its partial accuracy for a final one:
 PRUNED_EPOCH = "pruned_epoch"  # int: the epochs it trained

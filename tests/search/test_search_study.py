@@ -22,6 +22,7 @@ from search.study.schema import (
     INTERRUPTED,
     INTERRUPTED_REASON,
     NODE_LOST,
+    WORKER_DIED,
     budget_trials,
 )
 from space import Arch, preset, preset_params
@@ -81,6 +82,7 @@ def test_a_trial_lost_with_its_node_does_not_count(storage: optuna.storages.RDBS
     study = optuna.load_study(study_name="s", storage=storage)
     lost = study.get_trials()[1]
     assert lost.state == TrialState.FAIL and lost.user_attrs[NODE_LOST] is True
+    assert lost.user_attrs[WORKER_DIED] is True  # the machine's failure, not its own
     assert lost.user_attrs["fail_reason"] == "node lost: Ray node 5f died"
     # The cluster's failure, not the architecture's: a rerun trains one in its place.
     assert [t.number for t in budget_trials(study)] == [0]
