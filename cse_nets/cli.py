@@ -16,10 +16,11 @@ from functools import wraps
 from space import Arch, InputShape, dataset_shape, load_arch, parse_input_shape
 from space.checks import positive_int_arg
 
-__all__ = ["BAD_INPUT", "Interrupted", "OneLineParser", "exits_on_bad_input", "first_line",
-           "positive_int_arg"]
+__all__ = ["BAD_INPUT", "FAILED", "Interrupted", "OneLineParser", "RunFailed",
+           "exits_on_bad_input", "first_line", "positive_int_arg"]
 
 BAD_INPUT = 2
+FAILED = 1
 
 Main = Callable[[Sequence[str] | None], int | None]
 
@@ -36,6 +37,12 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
         self.status = status
+
+
+class RunFailed(RuntimeError):
+    """A run that took its input and did its work, none of which succeeded (a search whose
+    every trial failed): ``str()`` is the one ``error:`` line, the exit status
+    :data:`FAILED`, as the input itself was not known to be bad."""
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -68,7 +75,8 @@ def network_from_args(args: argparse.Namespace) -> tuple[Arch, InputShape]:
 
 
 def exits_on_bad_input(main: Main) -> Callable[[Sequence[str] | None], int]:
-    """Wrap a CLI ``main(argv)``: ``ValueError``/``OSError`` become ``error: ...`` and exit 2.
+    """Wrap a CLI ``main(argv)``: ``ValueError``/``OSError`` become ``error: ...`` and exit 2
+    (:class:`RunFailed`: exit 1).
 
     Code raises ``ValueError`` with a message that names the bad value; this is the one
     place that turns it into what a user sees, so no traceback reaches a terminal.
@@ -78,10 +86,10 @@ def exits_on_bad_input(main: Main) -> Callable[[Sequence[str] | None], int]:
     def wrapper(argv: Sequence[str] | None = None) -> int:
         try:
             return main(argv) or 0
-        except (ValueError, OSError) as err:
+        except (ValueError, OSError, RunFailed) as err:
             message = " ".join(str(err).split()) or type(err).__name__
             print(f"error: {message}", file=sys.stderr)
-            return BAD_INPUT
+            return FAILED if isinstance(err, RunFailed) else BAD_INPUT
         except KeyboardInterrupt as err:
             print(str(err) or "interrupted", file=sys.stderr)
             return err.status if isinstance(err, Interrupted) else 128 + signal.SIGINT

@@ -10,6 +10,10 @@ contribution) it writes ``<results-dir>/<study>/export/<trial>-<ops>-<params>k/`
 validation data with the study's recipe and writes ``weights.pt``, ``model.onnx`` (batch
 dimension dynamic; checked in onnxruntime against PyTorch) and ``metrics.json`` with the
 **test** accuracy, which also goes back into the study for ``search.report``.
+
+Each export folder is filled beside its place and renamed into it once every file is
+written, so it holds the earlier export or the whole new one. An image folder changed
+since the search is refused before anything (:mod:`search.data.source`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +43,7 @@ from search.cli import add_study_arguments, open_study_from_args, storage_url_fr
 from search.data import Splits, load_dataset
 from search.data.arguments import add_data_dir_argument
 from search.data.augment import Normalize
+from search.data.source import check_unchanged, folder_now
 from search.study.objectives import ACCURACY, MACS, PARAMS
 from search.study.results import StudyInfo, StudyResults, load_results
 from search.study.schema import (
@@ -62,6 +68,7 @@ from search.training import (
     versions,
 )
 from space import Arch
+from space.files import write_folder_atomically
 
 __all__ = ["ONNX_CHECK_IMAGES", "choose", "export_name", "main", "retrain_config"]
 
@@ -114,7 +121,7 @@ class _Retraining:
 
 
 def _write_specs(directory: Path, number: int, arch: Arch, info: StudyInfo,
-                 retraining: _Retraining | None) -> None:
+                 retraining: _Retraining | None = None) -> None:
     """``arch.json``, ``model.json`` and ``summary.txt``: what every export has."""
     extra: dict[str, Any] = {"dataset": info.dataset, "study": info.name, "trial": number,
                              "class_names": info.class_names}
@@ -191,6 +198,21 @@ def _retrain(directory: Path, row: pd.Series, arch: Arch, info: StudyInfo,
     return metrics
 
 
+def _export_retrained(directory: Path, row: pd.Series, arch: Arch, info: StudyInfo,
+                      retraining: _Retraining) -> dict[str, Any]:
+    """The whole retrained export of ``row``'s trial in ``directory``, which changes only
+    once every file is written: a failure on the way (training, ONNX, the latency
+    measurement) leaves an earlier export of it as it was."""
+    metrics: dict[str, Any] = {}
+
+    def write(folder: Path) -> None:
+        _write_specs(folder, int(row["number"]), arch, info, retraining)
+        metrics.update(_retrain(folder, row, arch, info, retraining))
+
+    write_folder_atomically(directory, write)
+    return metrics
+
+
 @exits_on_bad_input
 def main(argv: Sequence[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m search.export", description=__doc__.splitlines()[0])
@@ -212,6 +234,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                          "test accuracy into it; export without it, or copy the database")
     results = load_results(study)
     info = results.info
+    # Before any work: a changed folder carves another test split (search.data.source).
+    check_unchanged(info.data_source, folder_now(info.dataset), info.name)
     chosen = choose(results, args.top)
     root = output_dir(args.results_dir, args.study, "export")  # before any slow work
     retraining = None
@@ -225,14 +249,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if arch is None:
             raise StudyError(f"trial {number} on the front has no readable arch attribute")
         directory = root / export_name(number, arch, int(row[PARAMS.metric]))
-        directory.mkdir(exist_ok=True)
-        _write_specs(directory, number, arch, info, retraining)
         if retraining is None:
-            print(f"trial {number}: {directory}")
+            if (directory / METRICS_FILE).exists():  # its specs would drop the weights
+                print(f"trial {number}: {directory} (kept: a retrained export)")
+            else:
+                write_folder_atomically(directory, partial(_write_specs, number=number,
+                                                           arch=arch, info=info))
+                print(f"trial {number}: {directory}")
             continue
         started = time.perf_counter()
         try:
-            metrics = _retrain(directory, row, arch, info, retraining)
+            metrics = _export_retrained(directory, row, arch, info, retraining)
         except NonFiniteLossError as err:
             failed += 1
             print(f"warning: trial {number} not retrained: {err}", file=sys.stderr)

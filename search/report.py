@@ -25,6 +25,7 @@ from plotly.offline import get_plotlyjs
 from cse_nets.cli import OneLineParser, exits_on_bad_input, first_line
 from cse_nets.latency import OpComparison, compare_ops
 from search.cli import add_study_arguments, storage_url_from_args
+from search.data.source import check_unchanged, folder_now
 from search.reporting.figures import REFERENCE_OPS, report_figures
 from search.reporting.paper_points import paper_points
 from search.study.objectives import ACCURACY, MACS, PARAMS
@@ -228,6 +229,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     storage_url = storage_url_from_args(args)
     study = open_study(args.study, storage_url)
     results = load_results(study)
+    info = results.info
+    # The report shows test accuracies measured on the folder as it was: a changed folder
+    # is refused here as search.run and search.export refuse it.
+    check_unchanged(info.data_source, folder_now(info.dataset), info.name)
     out = output_dir(args.results_dir, args.study)
     results.trials.to_csv(out / "trials.csv", index=False)
     latency = next((o for o in results.info.objectives if o.target), None)

@@ -7,7 +7,8 @@ Examples::
     python -m search.run --dataset cifar10 --trials 200 --address head-node:6379
 
 Rerunning a command resumes its study. Bad input prints one ``error: ...`` line on stderr
-and exits with status 2.
+and exits with status 2; a run whose every trial failed prints one such line with the
+reason and exits with status 1.
 """
 
 from __future__ import annotations

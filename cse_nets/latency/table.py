@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import tempfile
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -47,6 +48,7 @@ __all__ = [
     "PredictedPart",
     "Prediction",
     "block_entry",
+    "check_table_dir",
     "compare_ops",
     "default_table_dir",
     "network_entries",
@@ -152,13 +154,30 @@ def network_entries(arch: Arch, shape: InputShape) -> list[tuple[str, Entry]]:
     return parts
 
 
+def check_table_dir(directory: str | Path | None = None) -> None:
+    """``ValueError`` (one line) unless a latency table can be written in ``directory``
+    (default :func:`default_table_dir`): for a search, whose parallel trials share their
+    measurements through it, where :meth:`LatencyTable.save` would only warn."""
+    directory = Path(directory) if directory is not None else default_table_dir()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as err:
+        raise ValueError(f"latency tables cannot be written in {directory} "
+                         f"({err.strerror or err}); a search's trials share their block "
+                         "measurements there: point XDG_CACHE_HOME to a writable folder"
+                         ) from None
+
+
 def _call_entry(shape: InputShape) -> Entry:
     return Entry("call", shape.in_channels, shape.in_channels, shape.input_size)
 
 
 class LatencyTable:
     """Block latencies for one target and batch size; missing entries are measured when
-    first asked for and written to disk by :meth:`save`.
+    first asked for and written to disk by :meth:`save` (kept in memory where the disk
+    refuses them).
 
     ``measurer`` (for tests, or another protocol) times one entry; by default it builds the
     entry's module and runs :func:`cse_nets.latency.measure.measure_module`. ``fingerprint``
@@ -216,25 +235,25 @@ class LatencyTable:
         """The entries on disk; empty (with a warning) if the file is damaged."""
         path = self.path
         try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            return {}
-        try:
-            data = json.loads(raw)  # bytes that are not text: a UnicodeDecodeError, caught
+            # bytes that are not text: a UnicodeDecodeError (a ValueError), caught below
+            data = json.loads(path.read_bytes())
             if not isinstance(data, dict) or data.get("fingerprint") != self.fingerprint:
                 raise ValueError("its key does not match this table's")
             entries = data["entries"]
             if not isinstance(entries, dict):
                 raise ValueError("entries is not an object")
             return {str(key): Timing.from_dict(value) for key, value in entries.items()}
-        except (ValueError, KeyError, TypeError) as err:
+        except (FileNotFoundError, NotADirectoryError):  # no table yet, or no folder for one
+            return {}
+        except (OSError, ValueError, KeyError, TypeError) as err:
             if warn:
                 warnings.warn(f"latency table {path} is unreadable ({str(err)[:100]}); "
                               f"rebuilding it", stacklevel=3)
             return {}
 
     def save(self) -> None:
-        """Merge with what is on disk now and replace the file atomically.
+        """Merge with what is on disk now and replace the file atomically; a folder that
+        cannot be written is a warning, and the entries stay in this object.
 
         Several processes (Ray trials) may share a table: each writes a temporary file in
         the same directory and renames it over the table, so a reader sees the old or the
@@ -249,8 +268,15 @@ class LatencyTable:
         data = {"fingerprint": self.fingerprint,
                 "entries": {key: timing.to_dict()
                             for key, timing in sorted(self._entries.items())}}
-        write_text_atomically(self.path, json.dumps(data, indent=1))
         self._unsaved = False
+        try:
+            write_text_atomically(self.path, json.dumps(data, indent=1))
+        except OSError as err:
+            # The measurements are good; only a later process would have to repeat them.
+            # The same text every time, so Python shows it once per process.
+            warnings.warn(f"latency table {self.path} cannot be written "
+                          f"({err.strerror or err}); its measurements are kept in memory, "
+                          "for this process only", stacklevel=3)
 
     def latencies(self, entries: Iterable[Entry]) -> list[float]:
         """Latencies of ``entries`` (measuring the missing ones), saved once at the end."""

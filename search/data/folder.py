@@ -124,6 +124,11 @@ class FolderScan:
     files: dict[str, list[tuple[str, int]]]
     key: str  # hash of the names, sizes and modification times of every image
 
+    def identity(self) -> dict[str, str]:
+        """The facts of a dataset ``source`` that name this content: equal identities, the
+        same images in the same splits (the key covers the carving rule too)."""
+        return {"path": str(self.root), "layout": self.layout, "content_key": self.key}
+
     @property
     def paths(self) -> list[str]:
         """Every image's absolute path, split after split in the order of :data:`SPLITS`."""
@@ -231,9 +236,7 @@ def load_folder(
     mean, std = _channel_stats(splits.train[0])
     carved = {"from": "carved", "seed": seed, "fraction": val_fraction}
     source = {
-        "path": str(scan.root),
-        "layout": scan.layout,
-        "content_key": scan.key,
+        **scan.identity(),
         "images": {split: len(pair[1]) for split, pair in
                    zip(SPLITS, (splits.train, splits.val, splits.test), strict=True)},
         "val": {"from": "val/"} if "val" in scan.files else carved,

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from cse_nets.cli import OneLineParser
 from cse_nets.latency.measure import DEFAULT_TARGET, TARGETS
-from search.data import DATASETS, FOLDER_PREFIX, dataset_slug, is_dataset
+from cse_nets.latency.table import check_table_dir
+from search.data import DATASETS, FOLDER_PREFIX, Splits, dataset_slug, is_dataset, stratified_split
 from search.data.arguments import add_data_arguments
 from search.data.folder import scan_folder
 from search.driver.samplers import DEFAULT_SAMPLER, SAMPLERS
@@ -45,6 +46,7 @@ __all__ = [
     "Budget",
     "SearchConfig",
     "build_parser",
+    "check_budget_fits",
     "check_config",
     "parse_config",
 ]
@@ -232,9 +234,38 @@ class SearchConfig:
 def check_config(config: SearchConfig) -> None:
     """What ``config`` names on disk, checked before Ray starts
     (:func:`search.driver.tune.run_search` calls it): an image folder's layout, from its
-    directory listing; its images are decoded when the search loads them."""
+    directory listing (its images are decoded when the search loads them), and for a
+    latency objective the latency-table folder, which the trials share: unwritable, each
+    trial would measure every block again, in parallel with the others' training."""
     if config.dataset.startswith(FOLDER_PREFIX):
         scan_folder(config.dataset.removeprefix(FOLDER_PREFIX))
+    if any(o.target for o in config.ordered_objectives):
+        check_table_dir()
+
+
+def check_budget_fits(budget: Budget, splits: Splits, seed: int) -> Budget:
+    """``budget`` with its batch no larger than the images a trial trains on; ``ValueError``
+    (one line) for a budget the dataset cannot serve, where every trial would fail or
+    learn nothing: no validation image to score on, or fewer training images per trial
+    than classes. :func:`search.driver.tune.run_search` calls it when the data is loaded,
+    before Ray starts and before the study records the configuration."""
+    labels = splits.train[1]
+    classes = splits.info.shape.num_classes
+    if len(splits.val[1]) == 0:
+        raise ValueError(f"--val-fraction {budget.val_fraction:g} leaves no validation image "
+                         f"({len(labels):,} training images in {classes} classes, each "
+                         "class's share rounds to none); trials are scored on it: raise it")
+    # What search.training.loop trains a trial on: the same stratified draw.
+    trained = (len(labels) if budget.subset >= 1 else
+               len(stratified_split(labels, budget.subset, seed)[1]))
+    if trained < classes:
+        raise ValueError(f"--subset {budget.subset:g} gives a trial {trained} of the "
+                         f"{len(labels):,} training images, fewer than the {classes} "
+                         "classes (each class's share rounds down): raise --subset")
+    # A batch never holds more than the images a trial trains on (one batch of all of
+    # them), so no flag can make a trial allocate for more.
+    per_trial = max(1, round(budget.subset * len(labels)))
+    return replace(budget, batch_size=min(budget.batch_size, per_trial))
 
 
 def build_parser() -> argparse.ArgumentParser:

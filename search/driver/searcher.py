@@ -35,6 +35,8 @@ from search.study.schema import (
     FAIL_REASON,
     INTERRUPTED,
     INTERRUPTED_REASON,
+    NODE_LOST,
+    NODE_LOST_REASON,
     NUMBER_KEY,
     PARTIAL_ACCURACY,
     PARTIAL_KEY,
@@ -44,6 +46,7 @@ from search.study.schema import (
     PRUNED_RUNG,
     REJECTED,
     WALL_SECONDS,
+    WORKER_DIED,
 )
 from space import Arch, sample_arch
 from space.sample import check_params
@@ -203,8 +206,12 @@ class StudySearch(OptunaSearch):
             trial.set_user_attr(PRUNED_RUNG, stop.rung)
             trial.set_user_attr(PARTIAL_ACCURACY, result[self._metrics[0]])
             return TrialState.PRUNED
-        if error and not self._stopping():
-            trial.set_user_attr(FAIL_REASON, self._failure_reason(trial_id))
+        if error and not self._stopping():  # its worker died
+            reason = self._failure_reason(trial_id)
+            trial.set_user_attr(FAIL_REASON, reason)
+            trial.set_user_attr(WORKER_DIED, True)
+            if reason.startswith(NODE_LOST_REASON):  # the cluster's failure: not counted
+                trial.set_user_attr(NODE_LOST, True)
         else:  # Tune stopped it before its last report (the search was interrupted)
             trial.set_user_attr(FAIL_REASON, INTERRUPTED_REASON)
             trial.set_user_attr(INTERRUPTED, True)

@@ -21,6 +21,7 @@ import os
 import sys
 import time
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -28,13 +29,15 @@ from typing import Any, TextIO
 
 import optuna
 import ray
+import torch
 from optuna.trial import TrialState
 from ray import tune
 
-from cse_nets.cli import Interrupted, first_line
+from cse_nets.cli import Interrupted, RunFailed, first_line
 from search.data import Splits, load_dataset
+from search.data.source import check_unchanged
 from search.driver.address import check_ray_address
-from search.driver.config import Budget, SearchConfig, check_config
+from search.driver.config import Budget, SearchConfig, check_budget_fits, check_config
 from search.driver.progress import Progress, format_front
 from search.driver.samplers import make_sampler
 from search.driver.scheduler import SchedulerSpec, make_scheduler
@@ -54,13 +57,16 @@ from search.study.schema import (
     INTERRUPTED,
     INTERRUPTED_REASON,
     LATENCY_TARGET,
+    NODE_LOST,
     NUM_CLASSES,
     OBJECTIVE_NAMES,
     PRESET,
     SCHEDULER,
     TRAIN_CONFIG,
     VAL_FRACTION,
+    WORKER_DIED,
     budget_trials,
+    is_cached,
 )
 from search.study.storage import display_url, open_rdb_storage, writing_to_storage
 from search.training import RECIPES, TrainConfig
@@ -245,12 +251,14 @@ def _check_study(study: optuna.Study, config: SearchConfig, attrs: dict[str, Any
                 TRAIN_CONFIG: _comparable(study.user_attrs.get(TRAIN_CONFIG))}
     wanted = {**attrs, TRAIN_CONFIG: _comparable(attrs[TRAIN_CONFIG])}
     differs = [key for key in (DATASET, INPUT_SHAPE, OBJECTIVE_NAMES, LATENCY_TARGET,
-                               TRAIN_CONFIG, VAL_FRACTION, DATA_SOURCE)
+                               TRAIN_CONFIG, VAL_FRACTION)
                if recorded.get(key) != wanted[key]]
     if differs:
         raise SearchError(
             f"study {config.study!r} in {display_url(config.storage_url)} was run with another "
             f"{', '.join(differs)}; rerun it with its own flags or choose a new --study-name")
+    # The flags agree; the image folder must too (search.export and search.report ask the same).
+    check_unchanged(recorded.get(DATA_SOURCE), wanted[DATA_SOURCE], config.study)
 
 
 def fail_interrupted(study: optuna.Study, storage: optuna.storages.BaseStorage) -> int:
@@ -291,8 +299,11 @@ def run_search(config: SearchConfig, *, out: TextIO = sys.stdout,
                trainable: Trainable = run_trial) -> SearchResult:
     """Run (or resume) the search of ``config`` until the study holds ``trials`` trials.
 
-    :class:`SearchError` for input the search cannot use (dataset, storage, cluster, a
-    study run with other settings); the trials' own failures are recorded, not raised.
+    :class:`SearchError` (or another ``ValueError``) for input the search cannot use
+    (dataset, a budget it cannot serve, storage, cluster, a study run with other
+    settings), before Ray starts where it can be known then; the trials' own failures are
+    recorded, not raised, unless every trial this call trained failed
+    (:class:`cse_nets.cli.RunFailed`, with the commonest reason).
     ``trainable`` runs one trial (:func:`search.trials.trainable.run_trial`, the real
     training; tests give one with known learning curves).
     """
@@ -302,6 +313,10 @@ def run_search(config: SearchConfig, *, out: TextIO = sys.stdout,
         check_ray_address(config.address)
     storage = open_rdb_storage(config.storage_url,
                                config.results_dir if config.storage is None else None)
+    # The data, checked against the budget before Ray starts and before the study records
+    # anything: a configuration no trial can train with is one line now, not a study of
+    # failed trials whose recorded configuration then refuses the corrected rerun.
+    data = _load_data(config, gpu=_expect_gpu(config))
     # A full disk or a read-only database fails any write of the study: one line.
     with writing_to_storage("the search's trials"), _search_settings():
         study = _create_or_load_study(config, storage)
@@ -310,24 +325,48 @@ def run_search(config: SearchConfig, *, out: TextIO = sys.stdout,
             _start_ray(config.address)
             stop.install()  # over the handlers ray.init installs
             try:
-                return _search(_plan(config, trainable), study, storage, stop, out, start)
+                return _search(_plan(config, trainable, data), study, storage, stop, out,
+                               start)
             finally:
                 ray.shutdown()
 
 
-def _plan(config: SearchConfig, trainable: Trainable) -> _Plan:
-    cluster_gpus = ray.cluster_resources().get("GPU", 0)
-    gpu = cluster_gpus > 0 if config.gpus_per_trial is None else config.gpus_per_trial > 0
+@dataclass(frozen=True)
+class _Data:
+    """The dataset, split and checked for the budget of the trials' device."""
+
+    gpu: bool  # the device the budget is for
+    budget: Budget
+    scheduler: SchedulerSpec
+    splits: Splits
+
+
+def _expect_gpu(config: SearchConfig) -> bool:
+    """Whether the trials will train on GPUs, as far as is known before Ray starts:
+    ``--gpus-per-trial``, else this machine's GPUs for a Ray started here. A cluster's
+    GPUs are known once Ray has joined it; ``_plan`` loads the data again if they differ."""
+    if config.gpus_per_trial is not None:
+        return config.gpus_per_trial > 0
+    return config.address is None and torch.cuda.is_available()
+
+
+def _load_data(config: SearchConfig, *, gpu: bool) -> _Data:
     budget = config.resolve_budget(gpu=gpu)
     scheduler = config.scheduler_spec(gpu=gpu)  # refuses mo-asha without a rung to stop at
     # A missing dataset raises DatasetError, a ValueError: the CLI's one-line bad input.
     splits = load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed,
                           val_fraction=budget.val_fraction, input_size=config.input_size,
                           strict_images=config.strict_images)
-    # A batch never holds more than the images a trial trains on (one batch of all of
-    # them), so no flag can make a trial allocate for more.
-    per_trial = max(1, round(budget.subset * len(splits.train[1])))
-    budget = replace(budget, batch_size=min(budget.batch_size, per_trial))
+    return _Data(gpu=gpu, budget=check_budget_fits(budget, splits, config.seed),
+                 scheduler=scheduler, splits=splits)
+
+
+def _plan(config: SearchConfig, trainable: Trainable, data: _Data) -> _Plan:
+    cluster_gpus = ray.cluster_resources().get("GPU", 0)
+    gpu = cluster_gpus > 0 if config.gpus_per_trial is None else config.gpus_per_trial > 0
+    if gpu != data.gpu:
+        data = _load_data(config, gpu=gpu)
+    budget, scheduler, splits = data.budget, data.scheduler, data.splits
     train_config = replace(
         RECIPES["default"], epochs=budget.epochs, batch_size=budget.batch_size,
         subset=budget.subset, seed=config.seed, device="cuda" if gpu else "cpu",
@@ -382,11 +421,40 @@ def _search(plan: _Plan, study: optuna.Study, storage: optuna.storages.RDBStorag
     print(f"study:   {config.study} in {shown} (optuna-dashboard {shown})", file=out)
     if experiment_dir is not None:
         print(f"trials:  {experiment_dir}", file=out)
+    lost = sum(bool(t.user_attrs.get(NODE_LOST)) for t in study.get_trials(deepcopy=False)
+               if t.number >= existing)
+    if lost:
+        print(f"{lost} trial(s) lost with their Ray node do not count towards --trials; "
+              "rerun the same command to train as many in their place", file=out)
+    failure = _every_trial_failed(study, existing)
+    if failure is not None:
+        raise RunFailed(failure)
     return SearchResult(
         study_name=config.study, storage_url=config.storage_url,
         experiment_dir=experiment_dir, ran=len(study.trials) - existing,
         counted=len(budget_trials(study)), wall_seconds=time.perf_counter() - start,
     )
+
+
+def _every_trial_failed(study: optuna.Study, first: int) -> str | None:
+    """One line when trials numbered from ``first`` were trained, none completed, and some
+    failed with an error of their own (an exit status of 0 would pass for a search: a
+    configuration no trial can train with shows there), with the commonest such reason;
+    else None. Trials whose worker died are the machine's failures, reported per trial,
+    as when other trials complete."""
+    trained = [t for t in study.get_trials(deepcopy=False)
+               if t.number >= first and t.state.is_finished() and not is_cached(t)]
+    if any(t.state != TrialState.FAIL for t in trained):
+        return None
+    own = [t for t in trained if not t.user_attrs.get(WORKER_DIED)]
+    if not own:
+        return None
+    reasons = Counter(str(t.user_attrs.get(FAIL_REASON, "no reason recorded")) for t in own)
+    reason, count = reasons.most_common(1)[0]
+    if count == len(trained):
+        return f"every trial failed, all {count} with: {reason}"
+    return (f"every trial failed, {count} of {len(trained)} with: {reason} (the others' "
+            f"fail_reason is in study {study.study_name!r})")
 
 
 def _describe_scheduler(plan: _Plan) -> str:

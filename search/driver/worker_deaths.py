@@ -14,7 +14,10 @@ changes shape.
 
 Such a trial is not retried: Tune cannot lower its concurrency mid-run, so a retry would
 meet the same neighbours; the declared memory is what keeps trials from crowding each
-other out, and a rerun of the command gets the budget's remaining trials.
+other out, and a rerun of the command gets the budget's remaining trials. A trial lost
+with its node (``node lost: ...``) is the cluster's failure, not its architecture's: it
+is marked :data:`~search.study.schema.NODE_LOST` and does not count towards the budget,
+so that rerun also trains one in its place.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from ray import cloudpickle, tune
 from ray.air.execution._internal.actor_manager import RayActorManager
 
 from cse_nets.cli import first_line
-from search.study.schema import CRASH_REASON
+from search.study.schema import CRASH_REASON, NODE_LOST_REASON
 
 __all__ = ["WORKER_DEATHS", "FailureReasons", "WorkerDied", "surviving_worker_deaths",
            "worker_death_reason"]
@@ -48,11 +51,16 @@ WORKER_DEATHS = (ray.exceptions.OutOfMemoryError, ray.exceptions.WorkerCrashedEr
 _OOM_KILL = "killed due to the node running low on memory"
 _WORKER_USED = re.compile(r"memory used=([\d.]+\s*[KMGT]?B)")
 _NODE_USED = re.compile(r"was ([\d.]+\s*[KMGT]?B) used / ([\d.]+\s*[KMGT]?B) limit")
+# A trial's actor whose node died (its raylet killed, the machine gone) dies with an
+# ActorDiedError, whose type says no more than any actor death's; its text (2.60 checked)
+# says "The actor died because its node has died. Node Id: <hex>".
+_NODE_DIED = re.compile(r"its node has died\. Node Id: ([0-9a-f]+)")
 
 
 def worker_death_reason(err: BaseException | str | None) -> str:
     """Why a trial's worker died, in one line for its ``fail_reason``; ``err`` may also be
-    the text Tune kept of an error it could not pickle."""
+    the text Tune kept of an error it could not pickle. A lost node's reason starts with
+    :data:`~search.study.schema.NODE_LOST_REASON`."""
     if isinstance(err, WorkerDied):
         return str(err)
     text = str(err)
@@ -61,8 +69,11 @@ def worker_death_reason(err: BaseException | str | None) -> str:
         used = f": worker used {worker.group(1)}" if worker else ""
         where = f" (node at {node.group(1)} of {node.group(2)})" if node else ""
         return f"killed by Ray's memory monitor{used}{where}"
+    node = _NODE_DIED.search(text)
+    if node is not None:
+        return f"{NODE_LOST_REASON}: Ray node {node.group(1)} died while the trial ran on it"
     if isinstance(err, ray.exceptions.NodeDiedError):
-        return f"its Ray node was lost: {first_line(err)}"
+        return f"{NODE_LOST_REASON}: {first_line(err)}"
     if isinstance(err, ray.exceptions.WorkerCrashedError | ray.exceptions.RayActorError):
         return "its Ray worker died (a crash or a kill: a segfault, SIGKILL, a lost node)"
     return CRASH_REASON

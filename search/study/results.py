@@ -41,12 +41,15 @@ from search.study.schema import (
     ARCH_STR,
     CACHED_FROM,
     CLASS_NAMES,
+    DATA_SOURCE,
     DATASET,
     DEVICE,
     EXPORT_DIR,
     FAIL_REASON,
     INPUT_SHAPE,
     LATENCY_TARGET,
+    NODE_ID,
+    NODE_IP,
     NUM_CLASSES,
     PARTIAL_ACCURACY,
     PRESET,
@@ -85,6 +88,7 @@ class StudyInfo:
     train_config: dict[str, Any]
     class_names: tuple[str, ...] | None = None  # output index -> class, where known
     scheduler: dict[str, Any] | None = None  # e.g. {"name": "mo-asha", "rungs": [1, 3]}
+    data_source: dict[str, Any] | None = None  # an image folder's, as the search recorded it
 
     @property
     def metric_names(self) -> tuple[str, ...]:
@@ -116,6 +120,8 @@ def read_study_info(study: optuna.Study) -> StudyInfo:
         train_config=dict(attrs.get(TRAIN_CONFIG, {})),
         class_names=tuple(attrs[CLASS_NAMES]) if attrs.get(CLASS_NAMES) else None,
         scheduler=dict(attrs[SCHEDULER]) if isinstance(attrs.get(SCHEDULER), dict) else None,
+        data_source=(dict(attrs[DATA_SOURCE]) if isinstance(attrs.get(DATA_SOURCE), dict)
+                     else None),
     )
 
 
@@ -128,7 +134,8 @@ class StudyResults:
     trained, where recorded), pruned_epoch, rung and partial_val_accuracy (for a trial the
     scheduler stopped early, state PRUNED: the epochs it trained, the 0-based rung it was
     stopped at and its validation accuracy then, not a final one), test_accuracy,
-    export_dir, train_seconds, wall_seconds, device, seed, cached_from (for a duplicate
+    export_dir, train_seconds, wall_seconds, device, node_ip and node_id (the Ray node that
+    trained it), seed, cached_from (for a duplicate
     served from the cache, the trial that was trained), fail_reason, and for complete
     trials on_front and hv_contribution. A column that shows a user attr is named by the
     attr's key (:mod:`search.study.schema`), but for rung (``pruned_rung``); the
@@ -219,6 +226,8 @@ def _trial_row(trial: FrozenTrial, info: StudyInfo, arch: Arch | None,
         TRAIN_SECONDS: attrs.get(TRAIN_SECONDS),
         WALL_SECONDS: attrs.get(WALL_SECONDS),
         DEVICE: attrs.get(DEVICE, ""),
+        NODE_IP: attrs.get(NODE_IP, ""),
+        NODE_ID: attrs.get(NODE_ID, ""),
         SEED: attrs.get(SEED),
         CACHED_FROM: attrs.get(CACHED_FROM),
         FAIL_REASON: attrs.get(FAIL_REASON, ""),

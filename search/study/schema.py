@@ -67,14 +67,27 @@ DEVICE = "device"  # str: the torch device it trained on
 SEED = "seed"  # int: the training seed (weights, subset, batch order)
 VERSIONS = "versions"  # {package: version}: Python and the packages the result depends on
 PEAK_GPU_BYTES = "peak_gpu_bytes"  # int: most CUDA memory allocated at once (CUDA only)
+# The Ray node that trained it (search.trials.trainable, from ray.get_runtime_context()):
+NODE_IP = "node_ip"  # str: its IP address (nodes of one machine share it)
+NODE_ID = "node_id"  # str: its Ray node id, hex: one per node, whatever the machine
 # int: for a duplicate served from the evaluation cache, the number of the trial that was
 # trained (search.study.evaluation_cache); it has that trial's other attrs
 CACHED_FROM = "cached_from"
-# str: why a FAIL trial failed: its error, CRASH_REASON or INTERRUPTED_REASON
+# str: why a FAIL trial failed: its error, CRASH_REASON, INTERRUPTED_REASON, or a reason
+# that starts with NODE_LOST_REASON
 FAIL_REASON = "fail_reason"
 # True on a trial cut short by its search stopping: it failed for a reason outside its
 # architecture, so it does not count against the trial budget.
 INTERRUPTED = "interrupted"
+# True on a trial whose Ray node was lost while it ran (its FAIL_REASON starts with
+# NODE_LOST_REASON): the cluster's failure, not the architecture's, so it does not count
+# against the trial budget either; a rerun trains another trial in its place.
+NODE_LOST = "node_lost"
+# True on a trial whose Ray worker died (killed by Ray's memory monitor, crashed, its node
+# lost; search.driver.worker_deaths) rather than raised an error of its own: the machine's
+# failure, which says nothing of the configuration (a run whose every trial raised one
+# fails as a whole; search.driver.tune).
+WORKER_DIED = "worker_died"
 # A trial the scheduler stopped at a rung (search.driver.scheduler) is PRUNED, never
 # COMPLETE, so no sampler and no front takes its partial accuracy for a final one:
 PRUNED_EPOCH = "pruned_epoch"  # int: the epochs it trained
@@ -84,8 +97,9 @@ PARTIAL_ACCURACY = "partial_val_accuracy"  # float: its validation accuracy then
 # before anything was sampled or trained, it does not count against the budget either.
 REJECTED = "rejected"
 
-# FAIL_REASON's values for failures outside the objective
+# FAIL_REASON's values for failures outside the objective (NODE_LOST_REASON: how one begins)
 INTERRUPTED_REASON = "interrupted: the search stopped before this trial finished"
+NODE_LOST_REASON = "node lost"
 CRASH_REASON = ("the trial's Ray worker failed outside the objective (see error.txt in "
                 "its trial directory)")
 
@@ -113,12 +127,12 @@ def budget_trials(study: optuna.Study) -> list[FrozenTrial]:
     """Trials that count towards ``--trials``: trained and complete, stopped early at a rung
     (PRUNED: as with ``study.optimize(n_trials=...)`` and Optuna's pruners), or failed on
     their own account. Duplicates served from the cache cost no training and do not
-    count, nor do trials the search's own stopping interrupted, nor trials enqueued outside
-    the space."""
+    count, nor do trials the search's own stopping interrupted, that were lost with their
+    Ray node, or that were enqueued outside the space."""
     return [
         t for t in study.get_trials(deepcopy=False)
         if (t.state == TrialState.COMPLETE and not is_cached(t))
         or t.state == TrialState.PRUNED
         or (t.state == TrialState.FAIL and not t.user_attrs.get(INTERRUPTED)
-            and not t.user_attrs.get(REJECTED))
+            and not t.user_attrs.get(NODE_LOST) and not t.user_attrs.get(REJECTED))
     ]

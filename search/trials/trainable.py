@@ -22,13 +22,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import ray
 import torch
 from ray import tune
 from ray.tune.execution.placement_groups import PlacementGroupFactory
 
 from cse_nets.cli import first_line
 from search.study.objectives import Objective
-from search.study.schema import ARCH_KEY, ATTRS_KEY, EPOCH_KEY, FAIL_KEY, PARTIAL_KEY
+from search.study.schema import (
+    ARCH_KEY,
+    ATTRS_KEY,
+    EPOCH_KEY,
+    FAIL_KEY,
+    NODE_ID,
+    NODE_IP,
+    PARTIAL_KEY,
+)
 from search.training import TrainConfig
 from search.training.evaluate import Evaluation, train_and_score
 from search.training.step import Speedups
@@ -92,8 +101,16 @@ def report_evaluation(evaluation: Evaluation, objectives: Sequence[Objective], *
                       final: bool) -> None:
     """Report a candidate to Tune after an epoch: objective values so far, ``epoch``, and
     the user attrs (``final``) or the same so far (:class:`search.driver.searcher.StudySearch`
-    reads them). From inside a trainable only."""
+    reads them), with the Ray node the trial runs on. From inside a trainable only."""
+    attrs = {**evaluation.user_attrs(), **_node_attrs()}
     tune.report({**dict(zip((o.metric for o in objectives), evaluation.values(objectives),
                             strict=True)),
                  EPOCH_KEY: len(evaluation.val_accuracy_per_epoch),
-                 ATTRS_KEY if final else PARTIAL_KEY: json.dumps(evaluation.user_attrs())})
+                 ATTRS_KEY if final else PARTIAL_KEY: json.dumps(attrs)})
+
+
+def _node_attrs() -> dict[str, str]:
+    """The Ray node this trial runs on: on a cluster, where to look when a node misbehaves
+    (nodes of one machine share an IP; the id tells them apart)."""
+    return {NODE_IP: ray.util.get_node_ip_address(),
+            NODE_ID: ray.get_runtime_context().get_node_id()}

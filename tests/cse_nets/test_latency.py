@@ -241,3 +241,19 @@ def test_cuda_measurements_are_positive_and_finite(batch, tmp_path) -> None:
     assert 0 < timing.median_s < 1
     table = LatencyTable("cuda", batch=batch, directory=tmp_path, protocol=FAST)
     assert predict_latency(TINY, TINY_SHAPE, "cuda", table=table, batch=batch).total_s > 0
+
+
+def test_an_unwritable_cache_is_a_warning_and_the_table_is_kept_in_memory(
+        tmp_path, capsys, monkeypatch) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker / "cache"))  # no folder can be made
+    path = tmp_path / "tiny.json"
+    path.write_text(TINY.to_json())
+    with pytest.warns(UserWarning, match="cannot be written.*kept in memory"):
+        code = main(["--arch", str(path), "--input", "3x8x8", "--classes", "4", "--target",
+                     "cpu-torch", "--no-measure", "--compare-ops"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "total (table)" in out and "CSE/BTN" in out
+    assert not (blocker / "cache").exists()

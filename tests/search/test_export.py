@@ -235,3 +235,48 @@ def test_predict_bad_input_is_one_line_and_exit_2(tmp_path, capsys, case):
     out, err = capsys.readouterr()
     assert code == 2 and out == "", (out, err)
     assert err.startswith("error: ") and err.count("\n") == 1 and fragment in err, err
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+@pytest.mark.slow
+def test_an_unwritable_latency_cache_is_a_warning_and_the_export_is_whole(
+        tmp_path, storage, synthetic, monkeypatch):
+    study = synthetic_study(storage, synthetic.info, rows=ROWS[:1])
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker / "cache"))  # no folder can be made
+    with pytest.warns(UserWarning, match="latency table .* cannot be written"):
+        code = export.main(["--study", "demo", "--storage", storage, "--results-dir",
+                            str(tmp_path), "--retrain-epochs", "1",
+                            "--data-dir", str(tmp_path / "data")])
+    assert code == 0
+    folder = tmp_path / "demo" / "export" / "0-bc-3k"
+    assert {p.name for p in folder.iterdir()} == {"arch.json", "model.json", "summary.txt",
+                                                 "weights.pt", "model.onnx", "metrics.json"}
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["latency"]["predicted_ms"] > 0  # from the table kept in memory
+    assert study.user_attrs[export_attr(0)] == {"test_accuracy": metrics["test_accuracy"],
+                                                "export_dir": str(folder)}
+
+
+@pytest.mark.slow
+def test_a_failure_mid_export_leaves_the_earlier_export_as_it_was(
+        tmp_path, storage, synthetic, monkeypatch):
+    study = synthetic_study(storage, synthetic.info, rows=ROWS[:1])
+    argv = ["--study", "demo", "--storage", storage, "--results-dir", str(tmp_path)]
+    assert export.main(argv) == 0
+    exports = tmp_path / "demo" / "export"
+    before = _files(exports / "0-bc-3k")
+
+    def broken(*args: object) -> float:
+        raise RuntimeError("the ONNX exporter broke")
+
+    monkeypatch.setattr(export, "_export_onnx", broken)
+    with pytest.raises(RuntimeError, match="ONNX exporter broke"):
+        export.main([*argv, "--retrain-epochs", "1"])  # after training, before metrics
+    assert [p.name for p in exports.iterdir()] == ["0-bc-3k"]  # no partial folder beside it
+    assert _files(exports / "0-bc-3k") == before  # no new weights beside the old specs
+    assert export_attr(0) not in study.user_attrs

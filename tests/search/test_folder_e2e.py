@@ -21,8 +21,10 @@ pytestmark = pytest.mark.slow
 STUDY = "folder-shapes-smoke"  # the default name: the folder's slug and the budget
 
 
-def test_folder_search_report_export_and_predict(tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """An image folder and the results dir of a finished search of it."""
+    tmp_path = tmp_path_factory.mktemp("folder-search")
     folder = make_image_folder(tmp_path / "shapes", per_class=40)
     results = tmp_path / "results"
     with _own_ray_tmp() as ray_tmp:
@@ -33,6 +35,12 @@ def test_folder_search_report_export_and_predict(tmp_path: Path,
              "--sampler", "random", "--results-dir", str(results)],
             env=_env(ray_tmp), capture_output=True, text=True, timeout=600, check=False)
     assert run.returncode == 0, run.stderr
+    return folder, results
+
+
+def test_folder_search_report_export_and_predict(searched: tuple[Path, Path], tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    folder, results = searched
     storage = f"sqlite:///{results / STUDY}.db"
     study = optuna.load_study(study_name=STUDY, storage=storage)
     assert study.user_attrs["class_names"] == list(CLASSES)
@@ -56,6 +64,29 @@ def test_folder_search_report_export_and_predict(tmp_path: Path,
     assert predict.main([str(exported), str(image)]) == 0
     line = capsys.readouterr().out.strip()
     assert line.startswith(f"{image}: ") and line.split(": ")[1].split(" (")[0] in CLASSES
+
+
+def test_a_changed_folder_is_refused_by_export_and_report(
+        searched: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    folder, results = searched
+    storage = f"sqlite:///{results / STUDY}.db"
+    recorded = optuna.load_study(study_name=STUDY, storage=storage).user_attrs
+    args = ["--study", STUDY, "--results-dir", str(results)]
+    # One more image in a class: the carved test split is drawn again from the new content.
+    added = write_image(folder / CLASSES[0] / "added.png", CLASSES[0], np.random.default_rng(3))
+    capsys.readouterr()
+    try:
+        for main, flags in ((export.main, ["--top", "1", "--retrain-epochs", "1"]),
+                            (report.main, ["--no-dashboard"])):
+            assert main([*args, *flags]) == 2
+            out, err = capsys.readouterr()
+            assert out == "" and err.count("\n") == 1, err
+            assert err.startswith(f"error: image folder {folder} has changed since study "
+                                  f"'{STUDY}' was run on it (files added, removed or modified)")
+    finally:
+        added.unlink()
+    # No test accuracy of the changed folder reached the study.
+    assert optuna.load_study(study_name=STUDY, storage=storage).user_attrs == recorded
 
 
 @pytest.mark.parametrize(("layout", "message"), [

@@ -5,12 +5,14 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import optuna
 import pytest
 import torch
 
 from search.data import DatasetError
 from search.driver.config import BUDGETS, SearchConfig, check_config, parse_config
 from search.run import main
+from tests.search.folders import make_image_folder
 
 
 def _closed_port() -> int:
@@ -60,6 +62,9 @@ BAD_INPUT = {
     "address without a port": _on("--address", "localhost"),
     "unreachable address": _on("--address", "127.0.0.1:{closed_port}"),
     "results dir under a file": _on("--results-dir", "{tmp}/file/results"),
+    # Found only when the data is loaded, still before Ray starts: every trial would fail.
+    "validation split rounding to empty": _on("--val-fraction", "0.0001"),
+    "training subset rounding to empty": _on("--subset", "0.001"),
 }
 
 
@@ -139,3 +144,50 @@ def test_latency_objective_carries_its_target() -> None:
                               "cpu-torch"))
     assert [(o.name, o.target) for o in config.ordered_objectives] == [
         ("accuracy", None), ("latency", "cpu-torch")]
+
+
+def _refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """The one error line of a search refused with status 2 before Ray started (after the
+    progress bars of an image folder's decoding, on stderr too)."""
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    line = err.splitlines()[-1]
+    assert out == "" and line.startswith("error: ") and err.count("error") == 1, err
+    return line
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (("--val-fraction", "0.0001"), "--val-fraction 0.0001 leaves no validation image "
+                                   "(2,000 training images in 10 classes"),
+    (("--subset", "0.001"), "--subset 0.001 gives a trial 0 of the 1,800 training images, "
+                            "fewer than the 10 classes"),
+])
+def test_a_budget_the_data_cannot_serve_is_refused_before_the_study(
+        flags: tuple[str, ...], message: str, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    argv = _on("--results-dir", str(tmp_path), "--input-size", "16", *flags)
+    assert message in _refused(argv, capsys)
+    # Nothing recorded: the corrected command starts a new study, not a refused resume.
+    assert optuna.get_all_study_names(f"sqlite:///{tmp_path / 'synthetic-standard.db'}") == []
+
+
+def test_a_folder_of_one_image_per_class_is_refused_before_ray(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    classes = tuple(f"c{i:04d}" for i in range(1000))
+    folder = make_image_folder(tmp_path / "one-each", per_class=1, classes=classes)
+    err = _refused(["--dataset", f"folder:{folder}", "--results-dir", str(tmp_path / "r"),
+                    "--input-size", "16", "--data-dir", str(tmp_path / "data")], capsys)
+    assert "leaves no validation image (1,000 training images in 1000 classes" in err
+    assert not (tmp_path / "r" / "ray").exists()
+
+
+def test_an_unwritable_latency_cache_is_refused_for_a_latency_search(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "file" / "cache"))  # tests run as root
+    err = _refused(_on("--objectives", "accuracy,latency", "--results-dir",
+                       str(tmp_path / "r")), capsys)
+    assert err.startswith(f"error: latency tables cannot be written in "
+                          f"{tmp_path / 'file' / 'cache' / 'cse-nas' / 'latency'} (")
+    assert not (tmp_path / "r").exists()  # refused with the flags, before the storage

@@ -391,3 +391,15 @@ def test_a_trial_killed_by_rays_memory_monitor_fails_and_the_search_goes_on(
     assert trial.user_attrs["fail_reason"].startswith("killed by Ray's memory monitor"), \
         trial.user_attrs["fail_reason"]
     assert "[1/1] trials done (1 failed)" in run.stdout
+
+
+def test_a_run_whose_every_trial_failed_exits_1_with_the_reason(tmp_path: Path) -> None:
+    with _own_ray_tmp() as ray_tmp:
+        # paper-mix's loss turns NaN at this learning rate (see the test above).
+        run = _search(tmp_path, ray_tmp, "--trials", "1", "--presets", "paper-mix",
+                      "--lr", "1e6")
+    assert run.returncode == 1, run.stderr
+    assert run.stderr.count("error: ") == 1
+    assert run.stderr.splitlines()[-1].startswith(
+        "error: every trial failed, all 1 with: NonFiniteLossError: ")
+    assert "[1/1] trials done (1 failed)" in run.stdout

@@ -47,7 +47,8 @@ def test_run_search_gives_the_process_its_settings_back(
 
         monkeypatch.setattr(tune_module.ray, "init", lambda **kwargs: None)
         monkeypatch.setattr(tune_module.ray, "shutdown", lambda: None)
-        monkeypatch.setattr(tune_module, "_plan", lambda config, trainable: None)
+        monkeypatch.setattr(tune_module, "_load_data", lambda config, gpu: None)
+        monkeypatch.setattr(tune_module, "_plan", lambda config, trainable, data: None)
         monkeypatch.setattr(tune_module, "_search", search)
         config = SearchConfig(dataset="synthetic", results_dir=tmp_path)
         if outcome == "raises":

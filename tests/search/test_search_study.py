@@ -21,6 +21,8 @@ from search.study.schema import (
     FAIL_KEY,
     INTERRUPTED,
     INTERRUPTED_REASON,
+    NODE_LOST,
+    WORKER_DIED,
     budget_trials,
 )
 from space import Arch, preset, preset_params
@@ -67,6 +69,23 @@ def test_outcomes_land_in_the_study(storage: optuna.storages.RDBStorage) -> None
     # The interrupted trial does not use up the budget; the genuine failures do.
     study = optuna.load_study(study_name="s", storage=storage)
     assert [t.number for t in budget_trials(study)] == [0, 1, 2]
+
+
+def test_a_trial_lost_with_its_node_does_not_count(storage: optuna.storages.RDBStorage) -> None:
+    search = StudySearch(input_size=16, objectives=OBJECTIVES, study_name="s",
+                         sampler=make_sampler("random", seed=0, trials=8), storage=storage,
+                         failure_reason=lambda trial_id: "node lost: Ray node 5f died")
+    search.suggest("a")
+    search.suggest("b")
+    search.on_trial_complete("a", result=_result(0.5, 100))
+    search.on_trial_complete("b", error=True)
+    study = optuna.load_study(study_name="s", storage=storage)
+    lost = study.get_trials()[1]
+    assert lost.state == TrialState.FAIL and lost.user_attrs[NODE_LOST] is True
+    assert lost.user_attrs[WORKER_DIED] is True  # the machine's failure, not its own
+    assert lost.user_attrs["fail_reason"] == "node lost: Ray node 5f died"
+    # The cluster's failure, not the architecture's: a rerun trains one in its place.
+    assert [t.number for t in budget_trials(study)] == [0]
 
 
 def test_enqueued_preset_runs_first(storage: optuna.storages.RDBStorage) -> None:

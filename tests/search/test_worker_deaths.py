@@ -64,3 +64,23 @@ def test_the_memory_monitors_text_names_the_cause_and_its_figures(message: str) 
     reason = worker_death_reason(message)  # as Tune keeps an error it cannot pickle
     assert reason.startswith("killed by Ray's memory monitor: worker used 1.25GB")
     assert worker_death_reason(ray.exceptions.OutOfMemoryError(message)) == reason
+
+
+NODE_DIED = ("The actor died unexpectedly before finishing this task.\n\tclass_name: "
+             "ImplicitFunc\n\tip: 10.0.0.2\nThe actor died because its node has died. Node "
+             "Id: c2fa4a4fb698\n\tthe actor's node was terminated unexpectedly: health check "
+             "failed due to missing too many heartbeats")
+
+
+@pytest.mark.parametrize("error", [
+    ray.exceptions.RayActorError(error_msg=NODE_DIED),  # what Ray 2.60 raises
+    NODE_DIED,  # as Tune keeps an error it cannot pickle
+])
+def test_a_lost_node_says_node_lost_and_which(error: object) -> None:
+    assert worker_death_reason(error) == (
+        "node lost: Ray node c2fa4a4fb698 died while the trial ran on it")
+
+
+def test_a_node_died_error_says_node_lost() -> None:
+    reason = worker_death_reason(ray.exceptions.NodeDiedError("node 10.0.0.2 died"))
+    assert reason == "node lost: node 10.0.0.2 died"

@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from space.files import cache_root, write_atomically, write_text_atomically
+from space.files import (
+    cache_root,
+    write_atomically,
+    write_folder_atomically,
+    write_text_atomically,
+)
 
 
 def test_cache_root_honours_xdg_cache_home(monkeypatch, tmp_path) -> None:
@@ -47,3 +52,25 @@ def test_a_failing_write_leaves_the_old_file_and_no_partial_one(tmp_path, error)
         write_atomically(path, write)
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["cache.pt"]
+
+
+def test_a_folder_is_replaced_whole_or_not_at_all(tmp_path) -> None:
+    path = tmp_path / "exports" / "0-bc-3k"  # the parent is made too
+
+    def write(names: tuple[str, ...], fail: bool = False):
+        def fill(partial: Path) -> None:
+            assert partial.parent == path.parent and not any(partial.iterdir())
+            for name in names:
+                (partial / name).write_text(name)
+                if fail:
+                    raise OSError(28, "No space left on device")
+        return fill
+
+    write_folder_atomically(path, write(("arch.json", "weights.pt")))
+    assert sorted(p.name for p in path.iterdir()) == ["arch.json", "weights.pt"]
+    with pytest.raises(OSError, match="No space"):
+        write_folder_atomically(path, write(("arch.json", "model.onnx"), fail=True))
+    assert sorted(p.name for p in path.iterdir()) == ["arch.json", "weights.pt"]
+    write_folder_atomically(path, write(("arch.json",)))
+    assert [p.name for p in path.iterdir()] == ["arch.json"]  # no file of the old folder
+    assert [p.name for p in path.parent.iterdir()] == ["0-bc-3k"]  # nothing left beside it
