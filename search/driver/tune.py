@@ -311,12 +311,12 @@ def run_search(config: SearchConfig, *, out: TextIO = sys.stdout,
     check_config(config)
     if config.address is not None:
         check_ray_address(config.address)
+    # The data, checked against the budget before Ray starts and before the storage or the
+    # study records anything: a configuration no trial can train with is one line now, not
+    # a study of failed trials whose recorded configuration then refuses the corrected rerun.
+    data = _load_data(config, gpu=_expect_gpu(config))
     storage = open_rdb_storage(config.storage_url,
                                config.results_dir if config.storage is None else None)
-    # The data, checked against the budget before Ray starts and before the study records
-    # anything: a configuration no trial can train with is one line now, not a study of
-    # failed trials whose recorded configuration then refuses the corrected rerun.
-    data = _load_data(config, gpu=_expect_gpu(config))
     # A full disk or a read-only database fails any write of the study: one line.
     with writing_to_storage("the search's trials"), _search_settings():
         study = _create_or_load_study(config, storage)
