@@ -54,6 +54,7 @@ _NODE_USED = re.compile(r"was ([\d.]+\s*[KMGT]?B) used / ([\d.]+\s*[KMGT]?B) lim
 # A trial's actor whose node died (its raylet killed, the machine gone) dies with an
 # ActorDiedError, whose type says no more than any actor death's; its text (2.60 checked)
 # says "The actor died because its node has died. Node Id: <hex>".
+WORKER_DIED_REASON = "its Ray worker died (a crash or a kill: a segfault, SIGKILL, a lost node)"
 _NODE_DIED = re.compile(r"its node has died\. Node Id: ([0-9a-f]+)")
 
 
@@ -71,12 +72,17 @@ def worker_death_reason(err: BaseException | str | None) -> str:
         return f"killed by Ray's memory monitor{used}{where}"
     node = _NODE_DIED.search(text)
     if node is not None:
-        return f"{NODE_LOST_REASON}: Ray node {node.group(1)} died while the trial ran on it"
+        return node_lost_reason(node.group(1))
     if isinstance(err, ray.exceptions.NodeDiedError):
         return f"{NODE_LOST_REASON}: {first_line(err)}"
     if isinstance(err, ray.exceptions.WorkerCrashedError | ray.exceptions.RayActorError):
-        return "its Ray worker died (a crash or a kill: a segfault, SIGKILL, a lost node)"
+        return WORKER_DIED_REASON
     return CRASH_REASON
+
+
+def node_lost_reason(node_id: str) -> str:
+    """The reason of a trial whose worker died with the Ray node ``node_id``."""
+    return f"{NODE_LOST_REASON}: Ray node {node_id} died while the trial ran on it"
 
 
 def _last_error(trial: Any) -> BaseException | str | None:
@@ -98,10 +104,13 @@ class FailureReasons(tune.Callback):
 
     def __init__(self) -> None:
         self._trials: dict[str, Any] = {}
+        self._dead_at_start: set[str] | None = None
 
     def on_step_begin(self, iteration: int, trials: list[Any], **info: Any) -> None:
         # Every step, not on_trial_start: a worker can die before its trial starts.
         self._trials.update((trial.trial_id, trial) for trial in trials)
+        if self._dead_at_start is None:
+            self._dead_at_start = _dead_nodes()
 
     def reason(self, trial_id: str) -> str:
         """Read from the error Tune stored for the trial just before it told the searcher."""
@@ -109,11 +118,27 @@ class FailureReasons(tune.Callback):
             error = _last_error(self._trials.get(trial_id))
         except Exception:  # an unreadable error file: the generic reason will do
             error = None
-        return worker_death_reason(error)
+        reason = worker_death_reason(error)
+        if reason == WORKER_DIED_REASON:
+            # Ray reports a worker that died with its node either as the node's death or,
+            # when the actor's failure reaches Tune first, as a bare actor death. A node
+            # that died during this search then explains it (a crash at the very moment
+            # another node is lost would be misnamed; that is the price of not guessing).
+            lost = sorted(_dead_nodes() - (self._dead_at_start or set()))
+            if lost:
+                return node_lost_reason(lost[0])
+        return reason
 
     # Tune pickles its searcher (which holds ``reason``); a copy needs no live trials.
     def __getstate__(self) -> dict[str, Any]:
-        return {"_trials": {}}
+        return {"_trials": {}, "_dead_at_start": self._dead_at_start}
+
+
+def _dead_nodes() -> set[str]:
+    """The ids of the cluster's nodes that are no longer alive (none without Ray)."""
+    if not ray.is_initialized():
+        return set()
+    return {node["NodeID"] for node in ray.nodes() if not node["Alive"]}
 
 
 class WorkerDied(ray.exceptions.RayActorError):

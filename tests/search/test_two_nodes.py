@@ -44,6 +44,9 @@ START_TIMEOUT_S = 120
 QUICK_HEALTH_CHECKS = {"RAY_health_check_period_ms": "1000",
                        "RAY_health_check_failure_threshold": "3"}
 TRIALS = ("--trials", "4", "--cpus-per-trial", "1", "--no-presets")
+# Trials long enough (seconds, not a fraction of one) that a node killed once one runs
+# there kills it mid-training, not after it finished.
+LONG_TRIALS = (*TRIALS, "--subset", "1", "--epochs", "5")
 
 
 @dataclass(frozen=True)
@@ -149,7 +152,7 @@ def _wait_for_a_trial_under(raylet: int, search: subprocess.Popen) -> None:
 
 def test_a_lost_node_fails_its_trial_only_and_the_rerun_replaces_it(
         cluster: Cluster, second_node: int, tmp_path: Path) -> None:
-    search = _start(tmp_path, cluster.ray_tmp, *TRIALS, "--address", cluster.address)
+    search = _start(tmp_path, cluster.ray_tmp, *LONG_TRIALS, "--address", cluster.address)
     try:
         _wait_for_a_trial_under(second_node, search)
         time.sleep(1)  # into its training
@@ -168,7 +171,7 @@ def test_a_lost_node_fails_its_trial_only_and_the_rerun_replaces_it(
     assert "1 trial(s) lost with their Ray node do not count towards --trials" in out
 
     # The lost trial does not count: the same command trains one in its place.
-    rerun = _search(tmp_path, cluster.ray_tmp, *TRIALS, "--address", cluster.address)
+    rerun = _search(tmp_path, cluster.ray_tmp, *LONG_TRIALS, "--address", cluster.address)
     assert rerun.returncode == 0, rerun.stderr
     assert "3/4 trials done" in rerun.stdout
     assert len(_study(tmp_path).get_trials(states=(TrialState.COMPLETE,))) == 4
