@@ -68,7 +68,7 @@ from search.training import (
 )
 from space import Arch
 
-__all__ = ["ONNX_CHECK_IMAGES", "choose", "export_name", "main", "retrain_config"]
+__all__ = ["ONNX_CHECK_IMAGES", "choose", "export_name", "export_onnx", "main", "retrain_config"]
 
 METRICS_FILE, SUMMARY_FILE = "metrics.json", "summary.txt"
 ONNX_CHECK_IMAGES = 64  # test images run through both PyTorch and onnxruntime
@@ -130,7 +130,7 @@ def _write_specs(directory: Path, number: int, arch: Arch, info: StudyInfo,
     (directory / SUMMARY_FILE).write_text(format_profile(arch, info.shape) + "\n")
 
 
-def _export_onnx(model: nn.Module, images: torch.Tensor, path: Path) -> float:
+def export_onnx(model: nn.Module, images: torch.Tensor, path: Path) -> float:
     """Write ``model`` as ONNX with a dynamic batch dimension; return the largest absolute
     difference between onnxruntime's and PyTorch's logits on ``images``."""
     model = model.cpu().eval()
@@ -182,7 +182,7 @@ def _retrain(directory: Path, row: pd.Series, arch: Arch, info: StudyInfo,
     save_weights(model, directory)
     images = splits.test[0][:ONNX_CHECK_IMAGES]
     normalize = Normalize(splits.info.mean, splits.info.std, torch.device("cpu"))
-    max_diff = _export_onnx(model, normalize(images), directory / ONNX_FILE)
+    max_diff = export_onnx(model, normalize(images), directory / ONNX_FILE)
     metrics = {
         "trial": number,
         ARCH: str(arch),
