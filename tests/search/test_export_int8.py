@@ -1,9 +1,10 @@
 """``search.export --int8``: model.int8.onnx beside model.onnx, tested, timed, runnable by
-``search.predict --int8``."""
+``search.predict --int8``; and the report's int8 op comparison."""
 
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import onnxruntime
@@ -11,8 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
-from search import export, predict
+from search import export, predict, report
 from search.data.augment import Normalize
+from search.reporting.figures import op_latency_figure
+from space import InputShape
 from tests.search import test_export
 from tests.search.test_export import ROWS, synthetic_study
 
@@ -87,3 +90,20 @@ def test_predict_int8_without_the_file_is_one_error_line(tmp_path, storage, synt
     assert predict.main([str(folder), str(tmp_path / "x.png"), "--int8"]) == 2
     err = capsys.readouterr().err
     assert "has no model.int8.onnx" in err and err.count("\n") == 1
+
+
+def test_the_report_compares_ops_on_the_study_target_and_on_int8(monkeypatch) -> None:
+    shape = InputShape(3, 16, 10)
+    both = report.op_comparisons(shape, "cpu-onnxruntime")
+    assert list(both) == ["cpu-onnxruntime", "cpu-onnxruntime-int8"]
+    assert all(len(rows) == 7 for rows in both.values())  # paper-mix's seven stages
+    lines = report.op_latency_lines(both)
+    assert len(lines) == 2 and "CSE/BTN latency on cpu-onnxruntime-int8" in lines[1]
+    figure = op_latency_figure(both, "paper-mix")
+    assert [bar.name for bar in figure.data] == [
+        "as BTN blocks, cpu-onnxruntime", "as CSE blocks, cpu-onnxruntime",
+        "as BTN blocks, cpu-onnxruntime-int8", "as CSE blocks, cpu-onnxruntime-int8"]
+    assert list(report.op_comparisons(shape, "cpu-onnxruntime-int8")) == [
+        "cpu-onnxruntime-int8"]
+    monkeypatch.setitem(sys.modules, "onnxruntime.quantization", None)  # no quantiser
+    assert list(report.op_comparisons(shape, "cpu-onnxruntime")) == ["cpu-onnxruntime"]
