@@ -23,7 +23,8 @@ from cse_nets.latency.quantize import float_ops, quantize_onnx
 from cse_nets.load import INT8_ONNX_FILE
 from search.data import Splits
 
-__all__ = ["CALIBRATION_BATCH", "CALIBRATION_IMAGES", "onnx_predictions", "write_int8"]
+__all__ = ["CALIBRATION_BATCH", "CALIBRATION_IMAGES", "calibration_batches", "onnx_predictions",
+           "write_int8"]
 
 CALIBRATION_IMAGES = 256  # "a few hundred": MinMax ranges settle well before that
 CALIBRATION_BATCH = 32
