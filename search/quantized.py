@@ -26,7 +26,7 @@ from search.data import Splits
 __all__ = ["CALIBRATION_BATCH", "CALIBRATION_IMAGES", "calibration_batches", "onnx_predictions",
            "write_int8"]
 
-CALIBRATION_IMAGES = 256  # "a few hundred": MinMax ranges settle well before that
+CALIBRATION_IMAGES = 256  # a few hundred: MinMax keeps only each tensor's range, not a histogram
 CALIBRATION_BATCH = 32
 EVAL_BATCH = 500  # test images per onnxruntime call
 
