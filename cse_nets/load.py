@@ -25,11 +25,12 @@ from space import Arch, InputShape
 from space.footprint import check_network_fits
 from space.jsonfile import read_json_file
 
-__all__ = ["ARCH_FILE", "MODEL_FILE", "ONNX_FILE", "WEIGHTS_FILE", "ExportError", "load_model",
-           "read_export", "save_weights", "write_export"]
+__all__ = ["ARCH_FILE", "INT8_ONNX_FILE", "MODEL_FILE", "ONNX_FILE", "WEIGHTS_FILE",
+           "ExportError", "load_model", "read_export", "save_weights", "write_export"]
 
 ARCH_FILE, MODEL_FILE, WEIGHTS_FILE, ONNX_FILE = ("arch.json", "model.json", "weights.pt",
                                              "model.onnx")
+INT8_ONNX_FILE = "model.int8.onnx"  # search.export --int8: model.onnx quantised
 _FORMAT = 1
 _SHAPE_KEYS = ("in_channels", "input_size", "num_classes")
 

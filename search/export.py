@@ -9,7 +9,10 @@ contribution) it writes ``<results-dir>/<study>/export/<trial>-<ops>-<params>k/`
 ``--retrain-epochs`` it also trains the architecture from scratch on training +
 validation data with the study's recipe and writes ``weights.pt``, ``model.onnx`` (batch
 dimension dynamic; checked in onnxruntime against PyTorch) and ``metrics.json`` with the
-**test** accuracy, which also goes back into the study for ``search.report``.
+**test** accuracy, which also goes back into the study for ``search.report``. With
+``--int8`` it writes ``model.int8.onnx`` beside ``model.onnx``, statically quantised and
+calibrated on training images, with its test accuracy, size, latency and the ops that stay
+in float in ``metrics.json`` (:mod:`search.quantized`).
 
 Each export folder is filled beside its place and renamed into it once every file is
 written, so it holds the earlier export or the whole new one. An image folder changed
@@ -35,8 +38,9 @@ from torch import nn
 
 from cse_nets import build_network, count_macs, count_parameters
 from cse_nets.cli import OneLineParser, exits_on_bad_input, positive_int_arg
-from cse_nets.latency import measure_onnx, predict_latency
+from cse_nets.latency import measure_onnx, predict_corrected
 from cse_nets.latency.measure import ONNX_TARGET
+from cse_nets.latency.quantize import check_quantizer
 from cse_nets.load import ONNX_FILE, save_weights, write_export
 from cse_nets.summary import format_profile
 from search.cli import add_study_arguments, open_study_from_args, storage_url_from_args
@@ -44,6 +48,7 @@ from search.data import Splits, load_dataset
 from search.data.arguments import add_data_dir_argument
 from search.data.augment import Normalize
 from search.data.source import check_unchanged, folder_now
+from search.quantized import write_int8
 from search.study.objectives import ACCURACY, MACS, PARAMS
 from search.study.results import StudyInfo, StudyResults, load_results
 from search.study.schema import (
@@ -70,7 +75,7 @@ from search.training import (
 from space import Arch
 from space.files import write_folder_atomically
 
-__all__ = ["ONNX_CHECK_IMAGES", "choose", "export_name", "main", "retrain_config"]
+__all__ = ["ONNX_CHECK_IMAGES", "choose", "export_name", "export_onnx", "main", "retrain_config"]
 
 METRICS_FILE, SUMMARY_FILE = "metrics.json", "summary.txt"
 ONNX_CHECK_IMAGES = 64  # test images run through both PyTorch and onnxruntime
@@ -118,6 +123,7 @@ def _load_splits(info: StudyInfo, data_dir: Path | None, seed: int) -> Splits:
 class _Retraining:
     config: TrainConfig
     splits: Splits
+    int8: bool = False  # also write model.int8.onnx
 
 
 def _write_specs(directory: Path, number: int, arch: Arch, info: StudyInfo,
@@ -131,7 +137,7 @@ def _write_specs(directory: Path, number: int, arch: Arch, info: StudyInfo,
     (directory / SUMMARY_FILE).write_text(format_profile(arch, info.shape) + "\n")
 
 
-def _export_onnx(model: nn.Module, images: torch.Tensor, path: Path) -> float:
+def export_onnx(model: nn.Module, images: torch.Tensor, path: Path) -> float:
     """Write ``model`` as ONNX with a dynamic batch dimension; return the largest absolute
     difference between onnxruntime's and PyTorch's logits on ``images``."""
     model = model.cpu().eval()
@@ -147,13 +153,20 @@ def _export_onnx(model: nn.Module, images: torch.Tensor, path: Path) -> float:
     return float(np.abs(got - expected).max())
 
 
-def _latency(onnx_file: Path, arch: Arch, info: StudyInfo) -> dict[str, Any]:
-    """The exported model's measured latency, next to what the block table predicts."""
+def _measured(onnx_file: Path, info: StudyInfo) -> dict[str, Any]:
+    """An exported ONNX file's measured latency, batch 1, on onnxruntime's CPU settings."""
     measured = measure_onnx(onnx_file, (1, *info.shape.chw))
-    predicted = predict_latency(arch, info.shape, ONNX_TARGET)  # model.onnx's runtime
-    return {"target": ONNX_TARGET, "batch": 1, "measured_ms": measured.median_s * 1e3,
-            "spread_ms": measured.spread_s * 1e3, "runs": measured.runs,
-            "predicted_ms": predicted.total_s * 1e3}
+    return {"batch": 1, "measured_ms": measured.median_s * 1e3,
+            "spread_ms": measured.spread_s * 1e3, "runs": measured.runs}
+
+
+def _latency(onnx_file: Path, arch: Arch, info: StudyInfo) -> dict[str, Any]:
+    """The exported model's measured latency, next to what the table and its correction
+    predict (for model.onnx's runtime)."""
+    predicted = predict_corrected(arch, info.shape, ONNX_TARGET)
+    return {"target": ONNX_TARGET, **_measured(onnx_file, info),
+            "predicted_ms": predicted.total_s * 1e3,
+            "predicted_blocks_ms": predicted.blocks.total_s * 1e3}
 
 
 def _retrain(directory: Path, row: pd.Series, arch: Arch, info: StudyInfo,
@@ -176,7 +189,7 @@ def _retrain(directory: Path, row: pd.Series, arch: Arch, info: StudyInfo,
     save_weights(model, directory)
     images = splits.test[0][:ONNX_CHECK_IMAGES]
     normalize = Normalize(splits.info.mean, splits.info.std, torch.device("cpu"))
-    max_diff = _export_onnx(model, normalize(images), directory / ONNX_FILE)
+    max_diff = export_onnx(model, normalize(images), directory / ONNX_FILE)
     metrics = {
         "trial": number,
         ARCH: str(arch),
@@ -190,10 +203,15 @@ def _retrain(directory: Path, row: pd.Series, arch: Arch, info: StudyInfo,
                     TRAIN_SECONDS: result.train_seconds, DEVICE: result.device,
                     "final_train_loss": result.history[-1].train_loss},
         "onnx": {"file": ONNX_FILE, "check_images": len(images),
-                 "max_abs_diff": max_diff, "runtime": f"onnxruntime {onnxruntime.__version__}"},
+                 "max_abs_diff": max_diff, "runtime": f"onnxruntime {onnxruntime.__version__}",
+                 "size_kb": (directory / ONNX_FILE).stat().st_size / 1024},
         "latency": _latency(directory / ONNX_FILE, arch, info),
         VERSIONS: versions(),
     }
+    if retraining.int8:
+        metrics["int8"] = write_int8(directory, directory / ONNX_FILE, splits, normalize,
+                                     seed=config.seed,
+                                     measure=lambda path: _measured(path, info))
     (directory / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
 
@@ -224,6 +242,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="retrain each on train + validation for this many epochs, "
                              "test it, write weights and ONNX")
     parser.add_argument("--device", help="device for retraining (default: the study's)")
+    parser.add_argument("--int8", action="store_true",
+                        help="with --retrain-epochs, also write model.int8.onnx (static int8 "
+                             "quantisation calibrated on training images), tested and timed")
     add_data_dir_argument(parser)
     args = parser.parse_args(argv)
 
@@ -239,9 +260,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen = choose(results, args.top)
     root = output_dir(args.results_dir, args.study, "export")  # before any slow work
     retraining = None
+    if args.int8 and not args.retrain_epochs:
+        raise ValueError("--int8 quantises the retrained model: give --retrain-epochs too")
+    if args.int8:
+        check_quantizer()  # before any slow work
     if args.retrain_epochs:
         config = retrain_config(info, args.retrain_epochs, args.device)
-        retraining = _Retraining(config, _load_splits(info, args.data_dir, config.seed))
+        retraining = _Retraining(config, _load_splits(info, args.data_dir, config.seed),
+                                 int8=args.int8)
     failed = 0
     for _, row in chosen.iterrows():
         number = int(row["number"])
@@ -267,8 +293,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         with writing_to_storage(f"trial {number}'s test accuracy"):
             study.set_user_attr(export_attr(number), {TEST_ACCURACY: metrics[TEST_ACCURACY],
                                                       EXPORT_DIR: str(directory)})
+        int8 = (f"  int8 test acc {metrics['int8']['test_accuracy']:.2%}"
+                if "int8" in metrics else "")
         print(f"trial {number}: {directory}  test acc {metrics[TEST_ACCURACY]:.2%}  "
-              f"onnx max |diff| {metrics['onnx']['max_abs_diff']:.1e}  "
+              f"onnx max |diff| {metrics['onnx']['max_abs_diff']:.1e}{int8}  "
               f"({time.perf_counter() - started:.0f} s)")
     if retraining is not None:
         print(f"test accuracies saved in study {info.name!r}; "

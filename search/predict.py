@@ -1,6 +1,10 @@
 """python -m search.predict: run an exported model.onnx on image files, print each class.
 
     python -m search.predict results/my-study/export/7-bbbcccc-210k photo.jpg other.png
+    python -m search.predict --int8 results/my-study/export/7-bbbcccc-210k photo.jpg
+
+``--int8`` runs ``model.int8.onnx`` (``search.export --int8``) instead; it takes the same
+float input, so the preparation is the same.
 
 Each image is prepared exactly as training saw it: converted to the export's channels
 (grey or RGB; 16-bit and float greyscale scaled to 8 bits), its shorter side resized to
@@ -21,7 +25,7 @@ import onnxruntime
 from PIL import Image
 
 from cse_nets.cli import OneLineParser, exits_on_bad_input, first_line
-from cse_nets.load import MODEL_FILE, ONNX_FILE, read_export
+from cse_nets.load import INT8_ONNX_FILE, MODEL_FILE, ONNX_FILE, read_export
 from search.data import fit_square
 from search.data.images import to_8bit
 from space import InputShape
@@ -72,23 +76,25 @@ def _session(path: Path, shape: InputShape, model_path: Path) -> onnxruntime.Inf
     return session
 
 
-def predict(export_dir: Path, images: Sequence[Path]) -> list[tuple[str, float]]:
+def predict(export_dir: Path, images: Sequence[Path], *,
+            int8: bool = False) -> list[tuple[str, float]]:
     """Per image: the predicted class (its name where the export has names) and its
-    softmax probability."""
+    softmax probability, from ``model.onnx`` or (``int8``) ``model.int8.onnx``."""
     _, shape = read_export(export_dir)
     model_path = export_dir / MODEL_FILE
     model = read_json_file(model_path, "export file")  # read_export checked: an object
     stats = model.get("normalization")
-    if not (export_dir / ONNX_FILE).is_file() or not stats:
-        raise ValueError(f"{export_dir} has no {ONNX_FILE} with its normalisation "
-                         "(export with --retrain-epochs)")
+    onnx_file = INT8_ONNX_FILE if int8 else ONNX_FILE
+    if not (export_dir / onnx_file).is_file() or not stats:
+        raise ValueError(f"{export_dir} has no {onnx_file} with its normalisation "
+                         f"(export with --retrain-epochs{' --int8' if int8 else ''})")
     if not isinstance(stats, dict):
         raise ValueError(f"{model_path}: normalization must be an object with mean and std, "
                          f"got {stats!r}")
     names = model.get("class_names") or [str(i) for i in range(shape.num_classes)]
     mean, std = (_statistic(model_path, stats, key, shape.in_channels)
                  for key in ("mean", "std"))
-    session = _session(export_dir / ONNX_FILE, shape, model_path)
+    session = _session(export_dir / onnx_file, shape, model_path)
     batch = np.concatenate([_prepare(p, shape.in_channels, shape.input_size, mean, std)
                             for p in images])
     (logits,) = session.run(None, {session.get_inputs()[0].name: batch})
@@ -102,8 +108,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m search.predict", description=__doc__.splitlines()[0])
     parser.add_argument("export", type=Path, help="an export directory with model.onnx")
     parser.add_argument("images", type=Path, nargs="+", help="image files")
+    parser.add_argument("--int8", action="store_true",
+                        help=f"run {INT8_ONNX_FILE} (search.export --int8) instead")
     args = parser.parse_args(argv)
-    for path, (name, probability) in zip(args.images, predict(args.export, args.images),
+    for path, (name, probability) in zip(args.images,
+                                         predict(args.export, args.images, int8=args.int8),
                                          strict=True):
         print(f"{path}: {name} ({probability:.2f})")
     return 0

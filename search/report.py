@@ -10,9 +10,10 @@ study, where optuna-dashboard shows them; a short summary goes to the terminal.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import optuna
@@ -23,7 +24,7 @@ from optuna_dashboard import save_note, save_plotly_graph_object
 from plotly.offline import get_plotlyjs
 
 from cse_nets.cli import OneLineParser, exits_on_bad_input, first_line
-from cse_nets.latency import OpComparison, compare_ops
+from cse_nets.latency import INT8_TARGET, OpComparison, check_target, compare_ops
 from search.cli import add_study_arguments, storage_url_from_args
 from search.data.source import check_unchanged, folder_now
 from search.reporting.figures import REFERENCE_OPS, report_figures
@@ -40,9 +41,10 @@ from search.study.schema import (
     TEST_ACCURACY,
 )
 from search.study.storage import open_study, output_dir, sqlite_read_only, writing_to_storage
-from space import PRESETS, stage_resolutions
+from space import PRESETS, InputShape, stage_resolutions
 
-__all__ = ["html_head", "main", "op_latency_lines", "summary_lines", "trial_note", "write_html"]
+__all__ = ["html_head", "main", "op_comparisons", "op_latency_lines", "summary_lines",
+           "trial_note", "write_html"]
 
 _FRONT_COLUMNS = ["number", ARCH, PRESET, PARAMS.metric, MACS.metric, ACCURACY.metric,
                   TEST_ACCURACY, "hv_contribution"]
@@ -104,16 +106,29 @@ def _best_within(complete: pd.DataFrame, name: str, metric: str, budget: float,
             + (f"; {name} itself {itself.max():.2%}" if len(itself) else ""))
 
 
-def op_latency_lines(rows: Sequence[OpComparison]) -> list[str]:
-    """What the CSE-vs-BTN latency comparison shows, said plainly."""
-    if not rows:
-        return []
-    faster = [r.part for r in rows if r.cse_saves_s > 0]
-    ratios = ", ".join(f"{r.part} ({r.size}px) {r.cse_s / r.btn_s:.2f}x" for r in rows
-                       if r.btn_s > 0)
-    return [f"{REFERENCE_OPS}'s stages as CSE vs as BTN blocks, CSE/BTN latency: {ratios}; "
-            + (f"CSE is faster only at {', '.join(faster)}" if faster
-               else "CSE is slower at every stage")]
+def op_comparisons(shape: InputShape, target: str) -> dict[str, list[OpComparison]]:
+    """Per target, :func:`compare_ops` for the reference model's stages: on the study's
+    latency target and, where onnxruntime's quantiser is installed, on int8, which is
+    what a deployment often runs (``search.export --int8``)."""
+    targets = [target]
+    if target != INT8_TARGET:
+        with contextlib.suppress(ValueError):  # no quantiser here: the study's target alone
+            targets.append(check_target(INT8_TARGET))
+    return {t: compare_ops(PRESETS[REFERENCE_OPS], shape, t) for t in targets}
+
+
+def op_latency_lines(comparisons: Mapping[str, Sequence[OpComparison]]) -> list[str]:
+    """What the CSE-vs-BTN latency comparison shows per target, said plainly."""
+    lines = []
+    for target, rows in comparisons.items():
+        faster = [r.part for r in rows if r.cse_saves_s > 0]
+        ratios = ", ".join(f"{r.part} ({r.size}px) {r.cse_s / r.btn_s:.2f}x" for r in rows
+                           if r.btn_s > 0)
+        lines.append(f"{REFERENCE_OPS}'s stages as CSE vs as BTN blocks, CSE/BTN latency on "
+                     f"{target}: {ratios}; "
+                     + (f"CSE is faster only at {', '.join(faster)}" if faster
+                        else "CSE is slower at every stage"))
+    return lines
 
 
 def trial_note(results: StudyResults, number: int) -> str:
@@ -236,8 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = output_dir(args.results_dir, args.study)
     results.trials.to_csv(out / "trials.csv", index=False)
     latency = next((o for o in results.info.objectives if o.target), None)
-    op_latency = (compare_ops(PRESETS[REFERENCE_OPS], results.info.shape, latency.target)
-                  if latency is not None else [])
+    op_latency = (op_comparisons(results.info.shape, latency.target)
+                  if latency is not None else {})
     figures = report_figures(results, paper_points(results.info.dataset), op_latency)
     lines = summary_lines(results) + op_latency_lines(op_latency)
     write_html(out / "report.html", results, figures, lines)

@@ -3,6 +3,7 @@ next to its measured whole-network latency.
 
     python -m cse_nets.latency --arch paper-mix --dataset cifar10 --target cpu-onnxruntime
     python -m cse_nets.latency --arch my_arch.json --input 3x32x32 --classes 10 --compare-ops
+    python -m cse_nets.latency --arch paper-mix --dataset cifar10 --corrected
 
 The measurement protocol is :mod:`cse_nets.latency.timing`'s, the targets
 :mod:`cse_nets.latency.measure`'s and the table :mod:`cse_nets.latency.table`'s; this
@@ -20,6 +21,7 @@ from cse_nets.cli import (
     network_from_args,
     positive_int_arg,
 )
+from cse_nets.latency.correction import correction_for, predict_corrected
 from cse_nets.latency.measure import (
     CUDA_BATCHES,
     DEFAULT_TARGET,
@@ -56,9 +58,10 @@ def _table(rows: list[list[str]], left: int) -> list[str]:
     return lines
 
 
-def format_prediction(prediction: Prediction, measured: Timing | None) -> str:
-    """Per stem/stage/head: blocks and predicted ms; then the total and, when given, the
-    measured whole network and the prediction's error."""
+def format_prediction(prediction: Prediction, measured: Timing | None,
+                      corrected_s: float | None = None) -> str:
+    """Per stem/stage/head: blocks and predicted ms; then the total, the corrected total
+    when given and, when given, the measured whole network and the predictions' errors."""
     counts: dict[str, int] = {}
     for part in prediction.parts:
         counts[part.part] = counts.get(part.part, 0) + 1
@@ -67,12 +70,16 @@ def format_prediction(prediction: Prediction, measured: Timing | None) -> str:
              for name, seconds in prediction.by_part().items()]
     rows.append(["call overhead", "", _ms(prediction.overhead_s)])
     rows.append(["total (table)", str(len(prediction.parts)), _ms(prediction.total_s)])
+    if corrected_s is not None:
+        rows.append(["total (corrected)", "", _ms(corrected_s)])
     lines = _table(rows, left=1)
     if measured is not None:
         error = prediction.total_s / measured.median_s - 1
         lines.append(f"measured whole network: {_ms(measured.median_s)} ms (interquartile "
                      f"spread {_ms(measured.spread_s)} ms, best round {_ms(measured.best_s)} "
-                     f"ms, {measured.runs} runs); table error {error:+.1%}")
+                     f"ms, {measured.runs} runs); table error {error:+.1%}"
+                     + ("" if corrected_s is None else
+                        f", corrected error {corrected_s / measured.median_s - 1:+.1%}"))
     return "\n".join(lines)
 
 
@@ -90,10 +97,15 @@ def format_comparison(rows: list[OpComparison]) -> str:
 def _report(arch: Arch, shape: InputShape, target: str, batch: int, args) -> None:
     table = LatencyTable(target, batch=batch, directory=args.cache_dir)
     prediction = predict_latency(arch, shape, target, table=table, batch=batch)
+    corrected = None
+    if args.corrected:
+        correction = correction_for(table, shape, progress=print)
+        corrected = predict_corrected(arch, shape, target, table=table, batch=batch,
+                                      correction=correction).total_s
     measured = None if args.no_measure else measure_network(arch, shape, target, batch=batch)
     print(f"{target}, batch {batch} (table: {table.path}, {table.measured} entries "
           f"measured now)")
-    print(format_prediction(prediction, measured))
+    print(format_prediction(prediction, measured, corrected))
     if args.compare_ops:
         print(f"\nCSE vs BTN blocks per stage position ({target}, batch {batch}; BTN t=6 and "
               f"CSE r=16, cap=8 where the stage uses the other op)")
@@ -114,6 +126,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"latency table directory (default {default_table_dir()})")
     parser.add_argument("--compare-ops", action="store_true",
                         help="also print CSE vs BTN block latency per stage position")
+    parser.add_argument("--corrected", action="store_true",
+                        help="also print the total corrected for whole-network effects "
+                             "(fitted once per machine, target and input on measured "
+                             "networks: minutes the first time)")
     parser.add_argument("--no-measure", action="store_true",
                         help="print the table's prediction only, skip the whole-network run")
     args = parser.parse_args(argv)

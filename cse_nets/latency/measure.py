@@ -4,6 +4,9 @@ Targets (all batch 1 unless a batch is given; always inference, eval mode):
 
 * ``cpu-onnxruntime``: exported to ONNX, run by onnxruntime's CPU provider with one
   intra-op and one inter-op thread, sequential execution, all graph optimisations;
+* ``cpu-onnxruntime-int8``: the same, after static int8 quantisation of the ONNX model
+  (:mod:`cse_nets.latency.quantize`, calibrated on random inputs: latency does not depend
+  on the values), as ``search.export``'s ``model.int8.onnx`` runs;
 * ``cpu-torch``: eager PyTorch under ``inference_mode`` with one thread;
 * ``cuda``: eager PyTorch on the GPU, each run timed by CUDA events (batch 1 and a larger
   batch: the caller picks; :data:`CUDA_BATCHES` is what the CLI measures).
@@ -14,6 +17,14 @@ timed on one repeated input, paper-mix's blocks summed to 2.09 ms but the networ
 a branch per element, and on one input repeated thousands of times the branch predictor
 learns a small block's sign pattern, which it cannot in a whole network nor on real
 images; the repeated input made small CSE blocks look 3x cheaper than they are.
+
+CPU targets time each run by the calling thread's CPU time (``time.thread_time``), not the
+wall clock: with one intra-op thread, onnxruntime and torch compute on the calling thread,
+so on an idle machine the two agree, and on a shared one the CPU time leaves out the time
+the thread waited for a core. Measured here at load average 3.5 on 2 cores, one network
+four times: wall-clock medians 7.72, 4.40, 4.23 and 4.94 ms (best rounds 3.69-3.93 ms),
+thread CPU time 3.725, 3.704, 3.716 and 3.714 ms. Another job can still slow the thread
+through the caches it shares, which the CPU time keeps.
 
 Every target times with :func:`cse_nets.latency.timing.time_calls`, the one protocol. Thread
 counts are pinned for the measurement and restored after it; so is the CPU affinity when
@@ -44,6 +55,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cse_nets.latency.quantize import check_quantizer, quantize_onnx, random_batches
 from cse_nets.latency.timing import Protocol, Timing, time_calls
 from cse_nets.network import build_network
 from space import Arch, InputShape
@@ -52,7 +64,9 @@ __all__ = [
     "CUDA_BATCHES",
     "DEFAULT_TARGET",
     "DISTINCT_INPUTS",
+    "INT8_TARGET",
     "ONNX_TARGET",
+    "ONNX_TARGETS",
     "TARGETS",
     "check_target",
     "cpu_model",
@@ -64,7 +78,9 @@ __all__ = [
 ]
 
 ONNX_TARGET = "cpu-onnxruntime"  # the target that runs ONNX models, such as an export's
-TARGETS = (ONNX_TARGET, "cpu-torch", "cuda")
+INT8_TARGET = "cpu-onnxruntime-int8"  # the same runtime on statically quantised models
+TARGETS = (ONNX_TARGET, INT8_TARGET, "cpu-torch", "cuda")
+ONNX_TARGETS = (ONNX_TARGET, INT8_TARGET)
 DEFAULT_TARGET = ONNX_TARGET  # where latency is predicted when no target is named
 CUDA_BATCHES = (1, 64)
 INPUT_SEED = 0  # the measured inputs are random but fixed
@@ -78,6 +94,8 @@ def check_target(target: str) -> str:
         raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
     if target == "cuda" and not torch.cuda.is_available():
         raise ValueError("target 'cuda' needs a CUDA device, and torch sees none here")
+    if target == INT8_TARGET:
+        check_quantizer()
     return target
 
 
@@ -105,7 +123,7 @@ def target_fingerprint(target: str) -> dict[str, str]:
         found.update(gpu=torch.cuda.get_device_name(), cuda=str(torch.version.cuda))
     else:
         found["cpu"] = cpu_model()
-    if target == ONNX_TARGET:
+    if target in ONNX_TARGETS:
         found["onnxruntime"] = _version("onnxruntime")
     return found
 
@@ -182,7 +200,7 @@ def _onnx_timed_run(session, examples: Sequence[np.ndarray]) -> Callable[[], flo
     name = session.get_inputs()[0].name
     # Feeds built up front, so the timed call is session.run alone.
     feed = _in_turn([{name: example} for example in examples])
-    clock = time.perf_counter
+    clock = time.thread_time  # see the module docstring
 
     def timed() -> float:
         inputs = feed()
@@ -195,7 +213,7 @@ def _onnx_timed_run(session, examples: Sequence[np.ndarray]) -> Callable[[], flo
 
 def _torch_timed_run(module: nn.Module, examples: Sequence[torch.Tensor]) -> Callable[[], float]:
     example = _in_turn(examples)
-    clock = time.perf_counter
+    clock = time.thread_time  # see the module docstring
 
     def timed() -> float:
         x = example()
@@ -234,8 +252,11 @@ def measure_module(module: nn.Module, input_shape: Sequence[int], target: str, *
     examples = _examples(input_shape)
     module = module.eval()
     with _pinned(pin_core):
-        if target == ONNX_TARGET:
-            session = _onnx_session(export_onnx_bytes(module, examples[0]))
+        if target in ONNX_TARGETS:
+            model = export_onnx_bytes(module, examples[0])
+            if target == INT8_TARGET:
+                model = quantize_onnx(model, random_batches(input_shape))
+            session = _onnx_session(model)
             return time_calls(_onnx_timed_run(session, [x.numpy() for x in examples]),
                               protocol)
         if target == "cpu-torch":
@@ -256,8 +277,9 @@ def measure_network(arch: Arch, shape: InputShape, target: str, *, batch: int = 
 
 def measure_onnx(model: str | Path | bytes, input_shape: Sequence[int], *,
                  protocol: Protocol | None = None, pin_core: int | None = None) -> Timing:
-    """Latency of an ONNX model (a file such as ``search.export``'s ``model.onnx``, or its
-    bytes) in onnxruntime on the ``cpu-onnxruntime`` settings, for one float32 input."""
+    """Latency of an ONNX model (a file such as ``search.export``'s ``model.onnx`` or
+    ``model.int8.onnx``, or its bytes) in onnxruntime on the ``cpu-onnxruntime`` settings,
+    for one float32 input."""
     try:
         session = _onnx_session(model)
     except Exception as err:  # onnxruntime raises its own exception types

@@ -53,11 +53,12 @@ __all__ = [
     "default_table_dir",
     "network_entries",
     "predict_latency",
+    "table_for",
 ]
 
-# Bump when what an entry's number means changes (protocol, export path, probe model):
-# old files then stop matching and are rebuilt instead of mixed with new numbers.
-TABLE_FORMAT = 2
+# Bump when what an entry's number means changes (protocol, clock, export path, probe
+# model): old files then stop matching and are rebuilt instead of mixed with new numbers.
+TABLE_FORMAT = 3
 
 Measurer = Callable[["Entry"], Timing]
 
@@ -315,8 +316,10 @@ class Prediction:
         return totals
 
 
-def _table(target: str, table: LatencyTable | None, batch: int,
-           directory: str | Path | None) -> LatencyTable:
+def table_for(target: str, table: LatencyTable | None, batch: int,
+              directory: str | Path | None) -> LatencyTable:
+    """``table`` if it is for ``target`` and ``batch`` (``ValueError`` if not), else the
+    table for them in ``directory`` (default :func:`default_table_dir`)."""
     if table is None:
         return LatencyTable(target, batch=batch, directory=directory)
     if table.target != target or table.batch != batch:
@@ -331,7 +334,7 @@ def predict_latency(arch: Arch, shape: InputShape, target: str = DEFAULT_TARGET,
     """Predicted latency of ``build_network(arch, shape)`` on ``target`` from the table
     (the default one for ``target`` and ``batch`` unless ``table`` is given); entries it
     lacks are measured now and saved."""
-    table = _table(target, table, batch, directory)
+    table = table_for(target, table, batch, directory)
     parts = network_entries(arch, shape)
     call = _call_entry(shape)
     *latencies, overhead = table.latencies([entry for _, entry in parts] + [call])
@@ -372,7 +375,7 @@ def compare_ops(arch: Arch, shape: InputShape, target: str = DEFAULT_TARGET, *,
     A stage keeps its own ``t`` (BTN) or ``r``/``cap`` (CSE); the other op gets ``btn_t``
     (MobileNetV2's 6) or ``cse_r``/``cse_cap`` (the paper's 16 and 8).
     """
-    table = _table(target, table, batch, directory)
+    table = table_for(target, table, batch, directory)
     overhead = table.latency(_call_entry(shape))
     rows = []
     try:

@@ -46,7 +46,7 @@ from search.driver.stopping import StopSignals
 from search.driver.worker_deaths import FailureReasons, surviving_worker_deaths
 from search.study.evaluation_cache import EvaluationCache
 from search.study.lease import driver_lease
-from search.study.objectives import Objective
+from search.study.objectives import Objective, fit_latency_corrections
 from search.study.schema import (
     BUDGET,
     CLASS_NAMES,
@@ -405,6 +405,8 @@ def _search(plan: _Plan, study: optuna.Study, storage: optuna.storages.RDBStorag
           f"{_describe_scheduler(plan)}", file=out)
     experiment_dir = None
     if remaining > 0:
+        fit_latency_corrections(plan.objectives, plan.splits.info.shape,
+                                progress=lambda line: print(line, file=out, flush=True))
         try:
             with stop.deferred():
                 experiment_dir = _tune(plan, study, storage, remaining, stop, out)

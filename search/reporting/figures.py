@@ -7,7 +7,7 @@ own markers so the two are never mistaken for one another.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,7 @@ REFERENCE_OPS = "paper-mix"  # whose stages the op-latency figure compares
 
 _GREY, _FRONT, _PAPER, _TEST = "#b0b0b0", "#1f77b4", "#d62728", "#2ca02c"
 _SIZE = {"width": 1000, "height": 560}
+_PATTERNS = ("", "/")  # one bar fill per target of the op-latency figure
 
 
 def _hover(frame: pd.DataFrame) -> list[str]:
@@ -164,20 +165,24 @@ def latency_front_figure(results: StudyResults, latency: Objective) -> go.Figure
     return fig
 
 
-def op_latency_figure(rows: Sequence[OpComparison], reference: str,
-                      target: str) -> go.Figure:
+def op_latency_figure(comparisons: Mapping[str, Sequence[OpComparison]],
+                      reference: str) -> go.Figure:
     """Per stage of ``reference``: the table latency of the stage built from BTN blocks and
-    from CSE blocks at the same resolution, widths and stride."""
-    labels = [f"{r.part}<br>{r.size}px {r.c_in}->{r.c_out}<br>uses {r.op}" for r in rows]
+    from CSE blocks at the same resolution, widths and stride, one pair of bars per target
+    (the study's, then int8 where it is measured: :func:`search.report.op_comparisons`)."""
+    first = next(iter(comparisons.values()))
+    labels = [f"{r.part}<br>{r.size}px {r.c_in}->{r.c_out}<br>uses {r.op}" for r in first]
     fig = go.Figure()
-    fig.add_bar(x=labels, y=[r.btn_s * 1e3 for r in rows], name="as BTN blocks",
-                marker_color=_GREY)
-    fig.add_bar(x=labels, y=[r.cse_s * 1e3 for r in rows], name="as CSE blocks",
-                marker_color=_FRONT,
-                text=[f"{r.cse_s / r.btn_s:.2f}x" if r.btn_s > 0 else "" for r in rows],
-                textposition="outside")
+    for i, (target, rows) in enumerate(comparisons.items()):
+        fig.add_bar(x=labels, y=[r.btn_s * 1e3 for r in rows], name=f"as BTN blocks, {target}",
+                    marker_color=_GREY, marker_pattern_shape=_PATTERNS[i % len(_PATTERNS)])
+        fig.add_bar(x=labels, y=[r.cse_s * 1e3 for r in rows], name=f"as CSE blocks, {target}",
+                    marker_color=_FRONT, marker_pattern_shape=_PATTERNS[i % len(_PATTERNS)],
+                    text=[f"{r.cse_s / r.btn_s:.2f}x" if r.btn_s > 0 else "" for r in rows],
+                    textposition="outside")
     fig.update_layout(title=f"Where CSE blocks save or cost latency: {reference}'s stages on "
-                            f"{target}, as BTN vs as CSE blocks (label: CSE / BTN)",
+                            f"{' and '.join(comparisons)}, as BTN vs as CSE blocks "
+                            "(label: CSE / BTN)",
                       barmode="group", yaxis={"title": "predicted ms (batch 1)"},
                       title_font={"size": 14}, **_SIZE)
     return fig
@@ -252,18 +257,19 @@ def parallel_figure(results: StudyResults) -> go.Figure:
 
 
 def report_figures(results: StudyResults, paper: tuple[PaperPoint, ...],
-                   op_latency: Sequence[OpComparison] = ()) -> dict[str, go.Figure]:
+                   op_latency: Mapping[str, Sequence[OpComparison]] | None = None,
+                   ) -> dict[str, go.Figure]:
     """Every figure of the report, keyed by an id that is also its file name and its
     id in optuna-dashboard (saving under the same id again replaces it there).
 
-    ``op_latency`` is :func:`cse_nets.latency.compare_ops` for the paper's mix model on the
-    study's latency target, when the study minimises latency."""
+    ``op_latency`` is, per target, :func:`cse_nets.latency.compare_ops` for the paper's mix
+    model, when the study minimises latency."""
     latency = next((o for o in results.info.objectives if o.target), None)
     extra = {}
     if latency is not None:
         extra["front-latency"] = latency_front_figure(results, latency)
         if op_latency:
-            extra["op-latency"] = op_latency_figure(op_latency, REFERENCE_OPS, latency.target)
+            extra["op-latency"] = op_latency_figure(op_latency, REFERENCE_OPS)
     return {
         "front": front_figure(results, paper),
         **extra,

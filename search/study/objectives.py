@@ -23,7 +23,7 @@ from optuna.study import StudyDirection
 from torch import nn
 
 from cse_nets import build_network, count_macs, count_parameters
-from cse_nets.latency import predict_latency
+from cse_nets.latency import LatencyTable, correction_for, predict_corrected
 from cse_nets.latency.measure import DEFAULT_TARGET, check_target
 from search.study.pareto import to_minimisation
 from space import PRESETS, Arch, InputShape
@@ -36,6 +36,7 @@ __all__ = [
     "PARAMS",
     "REFERENCE_PRESET",
     "Objective",
+    "fit_latency_corrections",
     "hypervolume_space",
     "measure_costs",
     "objectives_from_metrics",
@@ -77,9 +78,10 @@ class Objective:
 
 def _predicted_latency_ms(arch: Arch, network: nn.Module, shape: InputShape,
                           target: str | None) -> float:
-    # From the per-block table (cse_nets.latency.table): noise-free once an entry exists,
-    # and entries are measured once per machine, not once per trial.
-    return predict_latency(arch, shape, target or DEFAULT_TARGET).total_s * 1e3
+    # From the per-block table (cse_nets.latency.table) and its whole-network correction
+    # (cse_nets.latency.correction): noise-free once the entries and the correction exist,
+    # and both are measured once per machine, not once per trial.
+    return predict_corrected(arch, shape, target or DEFAULT_TARGET).total_s * 1e3
 
 
 ACCURACY = Objective("accuracy", "val_accuracy", StudyDirection.MAXIMIZE,
@@ -137,6 +139,16 @@ def measure_costs(arch: Arch, network: nn.Module, shape: InputShape,
     wanted = {o.metric: o for o in (*ALWAYS_MEASURED, *objectives) if o.measure is not None}
     return {metric: o.measure(arch, network, shape, o.target)  # type: ignore[misc]
             for metric, o in wanted.items()}
+
+
+def fit_latency_corrections(objectives: Iterable[Objective], shape: InputShape,
+                            progress: Callable[[str], None] | None = None) -> None:
+    """Read or fit, in this process, the latency correction of every objective with a
+    target, so that parallel trials read it rather than each fitting (and timing) its own
+    while the others train."""
+    for objective in objectives:
+        if objective.target is not None:
+            correction_for(LatencyTable(objective.target), shape, progress=progress)
 
 
 def preset_costs(shape: InputShape, objectives: Iterable[Objective] = ()) -> pd.DataFrame:
