@@ -165,11 +165,15 @@ def _path(table: LatencyTable, key: dict[str, str]) -> Path:
 
 def _read(path: Path, key: dict[str, str], networks: int, seed: int) -> Correction | None:
     try:
-        text = path.read_text()
-    except FileNotFoundError:
+        raw = path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):  # none yet, or no folder for one
+        return None
+    except OSError as err:  # unreadable: fit it again, as for a damaged file
+        warnings.warn(f"latency correction {path} is unreadable ({err}); fitting it again",
+                      stacklevel=4)
         return None
     try:
-        data = json.loads(text)
+        data = json.loads(raw)  # bytes that are not text: a UnicodeDecodeError, caught
         if not isinstance(data, dict) or data.get("key") != key:
             raise ValueError("its key does not match this correction's")
         coefficients = {name: float(data["coefficients"][name]) for name in FEATURES}

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,9 @@ _NODE_USED = re.compile(r"was ([\d.]+\s*[KMGT]?B) used / ([\d.]+\s*[KMGT]?B) lim
 # A trial's actor whose node died (its raylet killed, the machine gone) dies with an
 # ActorDiedError, whose type says no more than any actor death's; its text (2.60 checked)
 # says "The actor died because its node has died. Node Id: <hex>".
+# How long a bare worker death waits for Ray to say whether its node died with it: a
+# crash that is no node loss (rare) holds the driver that long.
+NODE_DEATH_WAIT_S = 30.0
 WORKER_DIED_REASON = "its Ray worker died (a crash or a kill: a segfault, SIGKILL, a lost node)"
 _NODE_DIED = re.compile(r"its node has died\. Node Id: ([0-9a-f]+)")
 
@@ -124,9 +128,16 @@ class FailureReasons(tune.Callback):
             # when the actor's failure reaches Tune first, as a bare actor death. A node
             # that died during this search then explains it (a crash at the very moment
             # another node is lost would be misnamed; that is the price of not guessing).
-            lost = sorted(_dead_nodes() - (self._dead_at_start or set()))
-            if lost:
-                return node_lost_reason(lost[0])
+            # The actor's death can reach Tune before Ray's health checks declare its node
+            # dead (about 15 s by Ray's defaults), so a bare death waits for that verdict.
+            deadline = time.monotonic() + NODE_DEATH_WAIT_S
+            while True:
+                lost = sorted(_dead_nodes() - (self._dead_at_start or set()))
+                if lost:
+                    return node_lost_reason(lost[0])
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(0.5)
         return reason
 
     # Tune pickles its searcher (which holds ``reason``); a copy needs no live trials.

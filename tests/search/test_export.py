@@ -274,7 +274,7 @@ def test_a_failure_mid_export_leaves_the_earlier_export_as_it_was(
     def broken(*args: object) -> float:
         raise RuntimeError("the ONNX exporter broke")
 
-    monkeypatch.setattr(export, "_export_onnx", broken)
+    monkeypatch.setattr(export, "export_onnx", broken)
     with pytest.raises(RuntimeError, match="ONNX exporter broke"):
         export.main([*argv, "--retrain-epochs", "1"])  # after training, before metrics
     assert [p.name for p in exports.iterdir()] == ["0-bc-3k"]  # no partial folder beside it
