@@ -27,8 +27,9 @@ from cse_nets.cli import OneLineParser, exits_on_bad_input, first_line
 from cse_nets.latency import INT8_TARGET, OpComparison, check_target, compare_ops
 from search.cli import add_study_arguments, storage_url_from_args
 from search.data.source import check_unchanged, folder_now
-from search.reporting.figures import REFERENCE_OPS, report_figures
+from search.reporting.figures import PROXY_FIGURE, REFERENCE_OPS, report_figures
 from search.reporting.paper_points import paper_points
+from search.reporting.trust import trust_line
 from search.study.objectives import ACCURACY, MACS, PARAMS
 from search.study.results import StudyResults, load_results
 from search.study.schema import (
@@ -51,8 +52,9 @@ _FRONT_COLUMNS = ["number", ARCH, PRESET, PARAMS.metric, MACS.metric, ACCURACY.m
 
 
 def summary_lines(results: StudyResults) -> list[str]:
-    """Trial counts (pruned ones by epoch), scheduler, front size, hypervolume, and per
-    preset the best accuracy at or below its size."""
+    """Trial counts (pruned ones by epoch), scheduler, front size, hypervolume, per preset
+    the best accuracy at or below its size, retrained trials and how well the proxy ranked
+    them."""
     trials, complete = results.trials, results.complete
     states = ", ".join(f"{n} {s.lower()}" for s, n in trials["state"].value_counts().items())
     lines = [
@@ -70,6 +72,7 @@ def summary_lines(results: StudyResults) -> list[str]:
     lines.extend(f"trial {n} retrained: test acc {a:.2%} ({d})"
                  for n, a, d in zip(tested["number"], tested[TEST_ACCURACY],
                                     tested[EXPORT_DIR], strict=True))
+    lines.append(trust_line(trials, results.info.budget))
     return lines
 
 
@@ -203,6 +206,9 @@ def write_html(path: Path, results: StudyResults, figures: dict[str, go.Figure],
         if key == "front":
             parts += ["<h2>The front</h2>", front.to_html(index=False, na_rep="", escape=True,
                                                           float_format="{:.4f}".format)]
+    if PROXY_FIGURE not in figures:
+        parts.append("<p>No trial has been retrained yet, so the proxy ranking is not checked "
+                     "against test accuracy (python -m search.export --retrain-epochs E).</p>")
     parts.append("</body></html>")
     path.write_text("\n".join(parts), encoding="utf-8")
 

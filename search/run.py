@@ -18,14 +18,29 @@ from collections.abc import Sequence
 
 from cse_nets.cli import exits_on_bad_input
 from search.driver.config import parse_config
-from search.driver.tune import run_search
+from search.driver.tune import SearchResult, run_search
+from search.reporting.trust import trust_line
+from search.study.results import read_study_info, trials_table
+from search.study.storage import StudyError, open_study
 
 __all__ = ["main"]
 
 
+def _proxy_line(result: SearchResult) -> str | None:
+    """How far the search's ranking can be trusted, from the study as the search left it;
+    None where the study cannot say (the search itself has succeeded: no error for it)."""
+    try:
+        study = open_study(result.study_name, result.storage_url)
+        return trust_line(trials_table(study), read_study_info(study).budget)
+    except StudyError:
+        return None
+
+
 @exits_on_bad_input
 def main(argv: Sequence[str] | None = None) -> int:
-    run_search(parse_config(argv))
+    line = _proxy_line(run_search(parse_config(argv)))
+    if line is not None:
+        print(line)
     return 0
 
 

@@ -15,14 +15,17 @@ import plotly.graph_objects as go
 
 from cse_nets.latency import OpComparison
 from search.reporting.paper_points import PaperPoint
+from search.reporting.trust import MIN_RANKED, rank_agreement, retrained
 from search.study.objectives import ACCURACY, PARAMS, Objective
 from search.study.results import StudyResults
 from search.study.schema import ARCH, PARTIAL_ACCURACY, PRESET, PRUNED_EPOCH, TEST_ACCURACY
 
-__all__ = ["REFERENCE_OPS", "cse_flags", "cse_share_figure", "front_figure", "hypervolume_figure",
-           "latency_front_figure", "op_latency_figure", "parallel_figure", "report_figures"]
+__all__ = ["PROXY_FIGURE", "REFERENCE_OPS", "cse_flags", "cse_share_figure", "front_figure",
+           "hypervolume_figure", "latency_front_figure", "op_latency_figure", "parallel_figure",
+           "proxy_figure", "report_figures"]
 
 REFERENCE_OPS = "paper-mix"  # whose stages the op-latency figure compares
+PROXY_FIGURE = "proxy-vs-retrained"  # drawn only once a trial has been retrained
 
 _GREY, _FRONT, _PAPER, _TEST = "#b0b0b0", "#1f77b4", "#d62728", "#2ca02c"
 _SIZE = {"width": 1000, "height": 560}
@@ -256,6 +259,31 @@ def parallel_figure(results: StudyResults) -> go.Figure:
     return fig
 
 
+def proxy_figure(results: StudyResults) -> go.Figure:
+    """Per retrained trial, the proxy the search ranked it by (validation accuracy after the
+    search's short training) against its test accuracy after retraining: the closer the
+    two orders, the more the search's ranking can be trusted."""
+    tested = retrained(results.trials)
+    hover = [f"trial {n}<br>{arch}<br>{p:,.0f} params<br>val acc {a:.2%}<br>test acc {t:.2%}"
+             for n, arch, p, a, t in zip(tested["number"], tested[ARCH], tested[PARAMS.metric],
+                                         tested[ACCURACY.metric], tested[TEST_ACCURACY],
+                                         strict=True)]
+    fig = go.Figure(go.Scatter(x=tested[ACCURACY.metric], y=tested[TEST_ACCURACY],
+                               mode="markers+text", text=[f"#{n}" for n in tested["number"]],
+                               textposition="top center", name="retrained trials",
+                               marker={"symbol": "star", "color": _TEST, "size": 13},
+                               hovertext=hover, hoverinfo="text"))
+    agreement = rank_agreement(results.trials)
+    ranks = (agreement.text() if agreement is not None
+             else f"too few to rank (fewer than {MIN_RANKED})")
+    fig.update_layout(title=f"Proxy vs retrained: {len(tested)} retrained trial(s); {ranks}",
+                      xaxis={"title": "proxy: validation accuracy (search training)",
+                             "tickformat": ".1%"},
+                      yaxis={"title": "retrained: test accuracy", "tickformat": ".1%"},
+                      title_font={"size": 14}, **_SIZE)
+    return fig
+
+
 def report_figures(results: StudyResults, paper: tuple[PaperPoint, ...],
                    op_latency: Mapping[str, Sequence[OpComparison]] | None = None,
                    ) -> dict[str, go.Figure]:
@@ -270,6 +298,8 @@ def report_figures(results: StudyResults, paper: tuple[PaperPoint, ...],
         extra["front-latency"] = latency_front_figure(results, latency)
         if op_latency:
             extra["op-latency"] = op_latency_figure(op_latency, REFERENCE_OPS)
+    if not retrained(results.trials).empty:
+        extra[PROXY_FIGURE] = proxy_figure(results)
     return {
         "front": front_figure(results, paper),
         **extra,

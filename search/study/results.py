@@ -39,6 +39,7 @@ from search.study.pareto import (
 from search.study.schema import (
     ARCH,
     ARCH_STR,
+    BUDGET,
     CACHED_FROM,
     CLASS_NAMES,
     DATA_SOURCE,
@@ -72,6 +73,7 @@ __all__ = [
     "StudyResults",
     "load_results",
     "read_study_info",
+    "trials_table",
 ]
 
 _STAGE_FIELDS = ("op", "c", "n")  # per-stage columns of the trials table
@@ -89,6 +91,7 @@ class StudyInfo:
     class_names: tuple[str, ...] | None = None  # output index -> class, where known
     scheduler: dict[str, Any] | None = None  # e.g. {"name": "mo-asha", "rungs": [1, 3]}
     data_source: dict[str, Any] | None = None  # an image folder's, as the search recorded it
+    budget: str | None = None  # the --budget preset the search started from
 
     @property
     def metric_names(self) -> tuple[str, ...]:
@@ -122,6 +125,7 @@ def read_study_info(study: optuna.Study) -> StudyInfo:
         scheduler=dict(attrs[SCHEDULER]) if isinstance(attrs.get(SCHEDULER), dict) else None,
         data_source=(dict(attrs[DATA_SOURCE]) if isinstance(attrs.get(DATA_SOURCE), dict)
                      else None),
+        budget=str(attrs[BUDGET]) if attrs.get(BUDGET) is not None else None,
     )
 
 
@@ -257,14 +261,26 @@ def _trials_frame(trials: list[FrozenTrial], info: StudyInfo, archs: dict[int, A
     return frame
 
 
-def load_results(study: optuna.Study) -> StudyResults:
-    """Everything a report or an export needs; :class:`StudyError` when there is nothing."""
+def _read(study: optuna.Study) -> tuple[StudyInfo, list[FrozenTrial], dict[int, Arch],
+                                        pd.DataFrame]:
     info = read_study_info(study)
     trials = study.get_trials(deepcopy=False)
     if not trials:
         raise StudyError(f"study {info.name!r} has no trials")
     archs = {t.number: a for t in trials if (a := _parse_arch(t.user_attrs.get(ARCH)))}
-    frame = _trials_frame(trials, info, archs, study.user_attrs)
+    return info, trials, archs, _trials_frame(trials, info, archs, study.user_attrs)
+
+
+def trials_table(study: optuna.Study) -> pd.DataFrame:
+    """The trials table of :func:`load_results` less the front's columns (``on_front``,
+    ``hv_contribution``), which need every preset built: cheap enough for the end of a
+    search. :class:`StudyError` when the study has no trials or is not the search's."""
+    return _read(study)[3]
+
+
+def load_results(study: optuna.Study) -> StudyResults:
+    """Everything a report or an export needs; :class:`StudyError` when there is nothing."""
+    info, trials, archs, frame = _read(study)
     for column in (PARAMS.metric, MACS.metric):  # attributes: they may say what values do not
         infinite = frame[np.isinf(frame[column].astype(float))]
         if len(infinite):

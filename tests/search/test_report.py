@@ -10,7 +10,7 @@ from optuna_dashboard._note import get_note
 
 from cse_nets import build_network, count_parameters
 from search import report
-from search.study.schema import export_attr
+from search.study.schema import EXPORT_DIR, TEST_ACCURACY, export_attr
 from space import PRESETS, InputShape
 from tests.search.studies import BAD_CASES, MIX, ROWS, Row, bad_argv, make_study
 
@@ -62,10 +62,41 @@ def test_report_writes_csv_html_and_dashboard_items(tmp_path, storage, capsys):
     graphs = [k for k in study._storage.get_study_system_attrs(study._study_id)
               if k.startswith("dashboard:plot_data:")]
     assert {k.split(":")[2] for k in graphs} == {"front", "hypervolume", "cse-share",
-                                                "parallel"}
+                                                "parallel", "proxy-vs-retrained"}
     assert "front: 3 architectures" in get_note(study)
     note = get_note(optuna.trial.Trial(study, study.trials[1]._trial_id))
     assert "| 4 | cse | - | 64 | 4 | 2 | 16 | 8 | 32 |" in note and "on the front" in note
+
+
+def test_proxy_ranking_against_retrained_test_accuracy(tmp_path, storage, capsys):
+    study = make_study(storage)
+    # Proxy (val) order 0 > 1 > 3; retrained order 1 > 0 > 3: one pair of three swapped.
+    for number, accuracy in ((0, 0.88), (1, 0.90), (3, 0.85)):
+        study.set_user_attr(export_attr(number), {TEST_ACCURACY: accuracy,
+                                                  EXPORT_DIR: f"export/{number}"})
+    code, out, err = run(["--study", "demo", "--storage", storage, "--results-dir",
+                          str(tmp_path), "--no-dashboard"], capsys)
+    assert (code, err) == (0, "")
+    line = ("proxy ranking: Spearman 0.50, Kendall 0.33 over 3 retrained trials "
+            "(proxy val accuracy vs retrained test accuracy)")
+    assert line in out
+    page = (tmp_path / "demo" / "report.html").read_text()
+    assert 'id="proxy-vs-retrained"' in page
+    assert "Proxy vs retrained: 3 retrained trial(s); Spearman 0.50, Kendall 0.33" in page
+    assert "No trial has been retrained yet" not in page
+
+
+def test_without_retrained_trials_the_page_says_so(tmp_path, storage, capsys):
+    make_study(storage)
+    code, out, err = run(["--study", "demo", "--storage", storage, "--results-dir",
+                          str(tmp_path), "--no-dashboard"], capsys)
+    assert (code, err) == (0, "")
+    assert ("proxy ranking: not measured in this study (0 retrained trials; retrain more with "
+            "search.export --retrain-epochs); budget test: proxy fidelity not measured "
+            "(benchmarks/bench_fidelity.py measures it)") in out
+    page = (tmp_path / "demo" / "report.html").read_text()
+    assert "proxy-vs-retrained" not in page
+    assert "No trial has been retrained yet" in page
 
 
 def test_hypervolume_is_measured_in_decades_below_mobilenetv2(tmp_path, storage, capsys):

@@ -11,8 +11,11 @@ import torch
 
 from search.data import DatasetError
 from search.driver.config import BUDGETS, SearchConfig, check_config, parse_config
+from search.driver.tune import SearchResult
 from search.run import main
+from search.study.schema import EXPORT_DIR, TEST_ACCURACY, export_attr
 from tests.search.folders import make_image_folder
+from tests.search.studies import ROWS, make_study
 
 
 def _closed_port() -> int:
@@ -82,6 +85,32 @@ def test_bad_input_is_one_error_line_and_status_2(
     assert out == ""
     assert not (tmp_path / "ray").exists()  # rejected before any trial ran
     assert not list(tmp_path.glob("*.db"))  # and before the study was created
+
+
+@pytest.mark.parametrize(("rows", "exported", "printed"), [
+    (ROWS, (0, 1, 3), "proxy ranking: Spearman 1.00, Kendall 1.00 over 3 retrained trials "
+                      "(proxy val accuracy vs retrained test accuracy)\n"),
+    (ROWS, (), "proxy ranking: not measured in this study (0 retrained trials; retrain more "
+               "with search.export --retrain-epochs); budget test: proxy fidelity not "
+               "measured (benchmarks/bench_fidelity.py measures it)\n"),
+    ((), (), ""),  # a study that cannot say fails no finished search
+], ids=["retrained", "none retrained", "no trials"])
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_a_finished_search_ends_with_the_proxy_ranking(
+        rows: tuple, exported: tuple[int, ...], printed: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    def search(config: SearchConfig) -> SearchResult:  # the study a search would leave
+        study = make_study(config.storage_url, config.study, rows)
+        for number in exported:  # retrained in the proxy's order
+            study.set_user_attr(export_attr(number), {TEST_ACCURACY: ROWS[number].accuracy,
+                                                      EXPORT_DIR: f"export/{number}"})
+        return SearchResult(study_name=config.study, storage_url=config.storage_url,
+                            experiment_dir=None, ran=len(rows), counted=len(rows),
+                            wall_seconds=1.0)
+
+    monkeypatch.setattr("search.run.run_search", search)
+    assert main(_on("--storage", f"sqlite:///{tmp_path / 'studies.db'}")) == 0
+    assert capsys.readouterr() == (printed, "")
 
 
 def test_defaults() -> None:

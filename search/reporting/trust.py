@@ -1,0 +1,105 @@
+"""How far a search's proxy ranking can be trusted.
+
+The search ranks architectures by a cheap proxy: validation accuracy after a short
+training. Retraining front members (``search.export --retrain-epochs``) measures what the
+proxy stands for, test accuracy after a full training, so the study itself can say how
+well the two orders agree. Until a study has retrained enough trials, the benchmark's
+measurement for the study's budget (:data:`MEASURED_FIDELITY`) is the best figure there
+is. Pure pandas: no torch, no plotting.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from search.study.objectives import ACCURACY
+from search.study.schema import TEST_ACCURACY
+
+__all__ = ["FIDELITY_BENCHMARK", "MEASURED_FIDELITY", "MIN_RANKED", "Fidelity", "RankAgreement",
+           "rank_agreement", "retrained", "trust_line"]
+
+# Two points always agree perfectly or not at all; three is the least that says anything.
+MIN_RANKED = 3
+FIDELITY_BENCHMARK = "benchmarks/bench_fidelity.py"
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """A budget's proxy fidelity as the benchmark measured it against reference
+    architectures trained in full."""
+
+    spearman: float
+    low: float  # bootstrap 95% interval of ``spearman``
+    high: float
+    architectures: int  # reference architectures it was measured on
+
+
+# Budget name ("smoke", "quick", "standard") -> its measured fidelity. Filled only from runs
+# of FIDELITY_BENCHMARK: a budget without a measurement says so rather than borrow one.
+MEASURED_FIDELITY: dict[str, Fidelity] = {}
+
+
+@dataclass(frozen=True)
+class RankAgreement:
+    """Rank correlation of proxy and retrained accuracy; NaN where one side is constant
+    (every pair tied, so there is no order to compare)."""
+
+    spearman: float
+    kendall: float
+    trials: int
+
+    def text(self) -> str:
+        """``Spearman 0.83, Kendall 0.67``, as the line and the figure's title say it."""
+        return f"Spearman {_number(self.spearman)}, Kendall {_number(self.kendall)}"
+
+
+def retrained(trials: pd.DataFrame) -> pd.DataFrame:
+    """Rows of a trials table (:class:`search.study.results.StudyResults`) that have both a
+    proxy accuracy and a retrained test accuracy."""
+    return trials.dropna(subset=[ACCURACY.metric, TEST_ACCURACY])
+
+
+def rank_agreement(trials: pd.DataFrame) -> RankAgreement | None:
+    """Spearman's rho and Kendall's tau-b of proxy against retrained accuracy over the
+    retrained trials; None with fewer than :data:`MIN_RANKED` of them."""
+    pairs = retrained(trials)[[ACCURACY.metric, TEST_ACCURACY]].astype(float)
+    if len(pairs) < MIN_RANKED:
+        return None
+    # DataFrame.corr, unlike Series.corr, ranks without scipy (not a dependency here).
+    return RankAgreement(spearman=float(pairs.corr(method="spearman").iloc[0, 1]),
+                         kendall=float(pairs.corr(method="kendall").iloc[0, 1]),
+                         trials=len(pairs))
+
+
+def _number(value: float) -> str:
+    return "undefined" if math.isnan(value) else f"{value:.2f}"
+
+
+def _trials(count: int) -> str:
+    return f"{count} retrained trial" + ("" if count == 1 else "s")
+
+
+def _benchmark_text(budget: str | None) -> str:
+    if budget is None:
+        return "the study records no budget to look up a benchmark figure for"
+    fidelity = MEASURED_FIDELITY.get(budget)
+    if fidelity is None:
+        return (f"budget {budget}: proxy fidelity not measured ({FIDELITY_BENCHMARK} "
+                "measures it)")
+    return (f"benchmark figure for budget {budget}: Spearman {_number(fidelity.spearman)} "
+            f"[{_number(fidelity.low)}, {_number(fidelity.high)}] over "
+            f"{fidelity.architectures} reference architectures")
+
+
+def trust_line(trials: pd.DataFrame, budget: str | None) -> str:
+    """One terminal line: the study's own rank agreement where it has enough retrained
+    trials, otherwise the benchmark's figure for ``budget`` (the study's ``--budget``)."""
+    agreement = rank_agreement(trials)
+    if agreement is not None:
+        return (f"proxy ranking: {agreement.text()} over {_trials(agreement.trials)} "
+                "(proxy val accuracy vs retrained test accuracy)")
+    return (f"proxy ranking: not measured in this study ({_trials(len(retrained(trials)))}; "
+            f"retrain more with search.export --retrain-epochs); {_benchmark_text(budget)}")
