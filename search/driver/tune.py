@@ -16,6 +16,7 @@ at once and the exit status says which signal it was.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import sys
@@ -229,10 +230,13 @@ def _create_or_load_study(config: SearchConfig,
 
 
 def _comparable(train_config: Any) -> Any:
-    """A train config without the fields that change memory use but never results."""
+    """A train config as JSON stores it, without the fields that change memory use but never
+    results; a field added since the study was made has its default, which is how that
+    study was trained."""
     if not isinstance(train_config, dict):
         return train_config
-    return {k: v for k, v in train_config.items() if k != "eval_batch_size"}
+    full = json.loads(json.dumps({**asdict(TrainConfig()), **train_config}))
+    return {k: v for k, v in full.items() if k != "eval_batch_size"}
 
 
 def _check_study(study: optuna.Study, config: SearchConfig, attrs: dict[str, Any]) -> None:

@@ -5,7 +5,7 @@ training. Retraining front members (``search.export --retrain-epochs``) measures
 proxy stands for, test accuracy after a full training, so the study itself can say how
 well the two orders agree. Until a study has retrained enough trials, the benchmark's
 measurement for the study's budget (:data:`MEASURED_FIDELITY`) is the best figure there
-is. Pure pandas: no torch, no plotting.
+is. No torch, no plotting.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from search.study.objectives import ACCURACY
+from search.study.rank_agreement import kendall, spearman
 from search.study.schema import TEST_ACCURACY
 
 __all__ = ["FIDELITY_BENCHMARK", "MEASURED_FIDELITY", "MIN_RANKED", "Fidelity", "RankAgreement",
@@ -68,9 +69,8 @@ def rank_agreement(trials: pd.DataFrame) -> RankAgreement | None:
     pairs = retrained(trials)[[ACCURACY.metric, TEST_ACCURACY]].astype(float)
     if len(pairs) < MIN_RANKED:
         return None
-    # DataFrame.corr, unlike Series.corr, ranks without scipy (not a dependency here).
-    return RankAgreement(spearman=float(pairs.corr(method="spearman").iloc[0, 1]),
-                         kendall=float(pairs.corr(method="kendall").iloc[0, 1]),
+    proxy, final = pairs[ACCURACY.metric], pairs[TEST_ACCURACY]
+    return RankAgreement(spearman=spearman(proxy, final), kendall=kendall(proxy, final),
                          trials=len(pairs))
 
 

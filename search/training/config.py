@@ -32,6 +32,14 @@ class TrainConfig:
     schedule: str = "onecycle"
     warmup: float = 0.1  # fraction of all steps over which the lr rises linearly from ~0
     lr_decay: float = 0.98  # "exponential" only: lr multiplier per epoch
+    # Epochs (before the last) at which the schedule has run its whole course and starts
+    # again, warm-up included: at MO-ASHA's rungs, so that a rung scores an annealed model
+    # rather than one mid-schedule (benchmarks/bench_fidelity.py measured the difference).
+    anneal_at: tuple[int, ...] = ()
+    # Decay per step of an exponential moving average of the weights (and BatchNorm
+    # statistics); 0 is none. With one, validation scores the average, and the trained
+    # model ends holding it. Early steps average with min(ema, (1 + n) / (10 + n)).
+    ema: float = 0.0
     subset: float = 1.0  # fraction of the training split used (per class, drawn with seed)
     seed: int = 0  # subset, shuffling and augmentation (not the model's initial weights)
     device: str = "auto"  # "auto" (cuda if available, else cpu), "cpu", "cuda", "cuda:1"
@@ -56,6 +64,18 @@ class TrainConfig:
         _check_range("warmup", self.warmup, 0, 1)
         _check_range("lr_decay", self.lr_decay, 0, 1, low_open=True, high_closed=True)
         _check_range("subset", self.subset, 0, 1, low_open=True, high_closed=True)
+        if isinstance(self.anneal_at, list):  # as a study's JSON gives it back
+            object.__setattr__(self, "anneal_at", tuple(self.anneal_at))
+        if not isinstance(self.anneal_at, tuple):
+            raise ValueError(f"train config: anneal_at must be a tuple of epochs, "
+                             f"got {self.anneal_at!r}")
+        for epoch in self.anneal_at:
+            positive_int(epoch, "train config: anneal_at epoch")
+        if list(self.anneal_at) != sorted(set(self.anneal_at)) or (
+                self.anneal_at and self.anneal_at[-1] >= self.epochs):
+            raise ValueError(f"train config: anneal_at must be increasing epochs before the "
+                             f"last ({self.epochs}), got {self.anneal_at!r}")
+        _check_range("ema", self.ema, 0, 1)
         if self.optimizer == "sgd" and self.nesterov and self.momentum == 0:
             raise ValueError("train config: nesterov needs momentum > 0")
 

@@ -21,6 +21,7 @@ from importlib import metadata
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
 from search.data.augment import Normalize, shuffled_batches
@@ -111,8 +112,16 @@ def _autocast(precision: str, device: torch.device) -> contextlib.AbstractContex
 
 
 def learning_rate(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
-    """The learning rate of optimiser step ``step``, counted from 0 over the whole run."""
-    total = config.epochs * steps_per_epoch
+    """The learning rate of optimiser step ``step``, counted from 0 over the whole run; with
+    ``anneal_at``, of its step within the cycle (warm-up, then the decay) it falls in."""
+    start, end = 0, config.epochs
+    for boundary in config.anneal_at:
+        if step < boundary * steps_per_epoch:
+            end = boundary
+            break
+        start = boundary
+    step -= start * steps_per_epoch
+    total = (end - start) * steps_per_epoch
     warm = config.warmup * total
     factor = min(1.0, (step + 1) / warm) if warm > 0 else 1.0
     progress = max(0.0, (step - warm) / max(1.0, total - warm))  # 0 -> 1 after warm-up
@@ -177,6 +186,34 @@ class _Run:
     device: torch.device
     generator: torch.Generator
     steps: int  # optimiser steps per epoch
+    average: AveragedModel | None  # the weight average that is scored (TrainConfig.ema)
+
+    @property
+    def scored(self) -> nn.Module:
+        """What validation measures: the weight average if there is one."""
+        return self.model if self.average is None else self.average.module
+
+
+def _weight_average(model: nn.Module, decay: float) -> AveragedModel | None:
+    """An exponential moving average of ``model``'s weights and buffers (None for decay 0).
+
+    The decay starts low, min(decay, (1 + n) / (10 + n)) after n updates, so that a short run
+    is not dominated by its initial weights; n is counted here, not read from the device."""
+    if decay == 0:
+        return None
+    updates = 0
+
+    def update(averaged: list[Tensor], current: list[Tensor], _: Tensor) -> None:
+        nonlocal updates
+        updates += 1
+        weight = 1.0 - min(decay, (1 + updates) / (10 + updates))
+        for mean, value in zip(averaged, current, strict=True):
+            if mean.is_floating_point():
+                mean.lerp_(value, weight)
+            else:  # BatchNorm's batch counters
+                mean.copy_(value)
+
+    return AveragedModel(model, multi_avg_fn=update, use_buffers=True)
 
 
 def _new_run(model: nn.Module, info: DatasetInfo, config: TrainConfig, device: torch.device,
@@ -193,7 +230,8 @@ def _new_run(model: nn.Module, info: DatasetInfo, config: TrainConfig, device: t
     step = make_step(model, optimizer, loss, device=device, epochs=config.epochs,
                      speedups=speedups)
     return _Run(model=model, step=step, config=config, device=device,
-                generator=torch.Generator(device=device).manual_seed(config.seed), steps=steps)
+                generator=torch.Generator(device=device).manual_seed(config.seed), steps=steps,
+                average=_weight_average(model, config.ema))
 
 
 def train_epoch(run: _Run, batches: Iterable[tuple[Tensor, Tensor]], epoch: int, *,
@@ -205,6 +243,8 @@ def train_epoch(run: _Run, batches: Iterable[tuple[Tensor, Tensor]], epoch: int,
     for index, (x, y) in enumerate(batches):
         lr = learning_rate(config, (epoch - 1) * run.steps + index, run.steps)
         loss_sum += run.step(x, y, lr)
+        if run.average is not None:
+            run.average.update_parameters(run.model)
         if (index + 1) % FINITE_CHECK_STEPS == 0:
             _finite_mean(loss_sum, index + 1, epoch, config)
         if on_batch is not None:
@@ -249,7 +289,8 @@ def train_model(
         train_seconds = time.perf_counter() - epoch_started
         val_accuracy = None
         if len(val_labels):
-            val_accuracy = measure_accuracy(model, val_images, val_labels, info, device=device,
+            val_accuracy = measure_accuracy(run.scored, val_images, val_labels, info,
+                                            device=device,
                                             batch_size=config.eval_batch_size,
                                             precision=config.precision)
         stats = EpochStats(epoch=epoch, train_loss=train_loss, val_accuracy=val_accuracy,
@@ -259,6 +300,8 @@ def train_model(
         history.append(stats)
         if on_epoch is not None:
             on_epoch(stats)
+    if run.average is not None:
+        model.load_state_dict(run.average.module.state_dict())
     accuracies = [s.val_accuracy for s in history if s.val_accuracy is not None]
     return TrainResult(
         history=tuple(history),

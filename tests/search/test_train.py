@@ -53,7 +53,9 @@ def splits8() -> Splits:
      {"subset": 0.0}, {"subset": 1.5}, {"schedule": "step"}, {"precision": "fp16"},
      {"optimizer": "lamb"}, {"momentum": 1.0}, {"momentum": 0.0}, {"seed": -1},
      {"seed": 2**32},
-     {"label_smoothing": 1.0}, {"epochs": True}],
+     {"label_smoothing": 1.0}, {"epochs": True}, {"ema": 1.0}, {"ema": -0.1},
+     {"epochs": 3, "anneal_at": (3,)}, {"epochs": 9, "anneal_at": (3, 1)},
+     {"epochs": 9, "anneal_at": (0,)}, {"epochs": 9, "anneal_at": 3}],
 )
 def test_config_refuses_bad_values(change):
     with pytest.raises(ValueError, match="train config"):
@@ -78,6 +80,20 @@ def test_warm_up_then_decay_towards_zero(schedule):
     assert all(a <= b for a, b in itertools.pairwise(lrs[:peak + 1]))
     assert all(a >= b for a, b in itertools.pairwise(lrs[peak:]))
     assert 0 < lrs[-1] < 0.005
+
+
+def test_annealed_rungs_restart_the_schedule_at_each_rung():
+    config = TrainConfig(epochs=9, lr=0.1, warmup=0.1, anneal_at=(1, 3))
+    lrs = [learning_rate(config, step, steps_per_epoch=20) for step in range(180)]
+    # Each cycle (epochs 0-1, 1-3, 3-9) warms up from near 0 and decays to near 0 again.
+    for start, end in ((0, 20), (20, 60), (60, 180)):
+        cycle = lrs[start:end]
+        assert max(cycle) == pytest.approx(0.1)
+        assert cycle[0] < 0.1 and cycle[-1] < 0.1 / (end - start) * 1.5
+    plain = [learning_rate(replace(config, anneal_at=()), s, 20) for s in range(180)]
+    assert plain[19] > 0.09  # without: epoch 1 ends just after the warm-up, at the peak
+    # A study's JSON gives a list back; it is the same config.
+    assert TrainConfig(epochs=9, anneal_at=[1, 3]) == TrainConfig(epochs=9, anneal_at=(1, 3))
 
 
 def test_resolve_device_and_precision():
@@ -110,6 +126,19 @@ def test_same_seed_same_weights_on_cpu(splits8):
     assert all(torch.equal(first[k], second[k]) for k in first)
     other = weights(replace(config, seed=6))
     assert not all(torch.equal(first[k], other[k]) for k in first)
+
+
+def test_ema_scores_and_keeps_the_average_without_changing_the_training(splits8):
+    config = replace(FAST, batch_size=16, subset=0.5, seed=3)
+    raw, averaged = _tiny(splits8), _tiny(splits8)
+    train_model(raw, splits8, config)
+    result = train_model(averaged, splits8, replace(config, ema=0.9))
+    # The average lags the raw weights it follows, so the two runs end apart ...
+    assert not all(torch.allclose(a, b) for a, b in zip(raw.parameters(),
+                                                        averaged.parameters(), strict=True))
+    # ... and what validation scored is the model that is handed back.
+    again = measure_accuracy(averaged, *splits8.val, splits8.info, device="cpu")
+    assert again == result.val_accuracy
 
 
 class _NaNAfter(nn.Module):

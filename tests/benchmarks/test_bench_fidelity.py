@@ -1,0 +1,91 @@
+"""The reference set's and the fidelity benchmark's ``--preset ci`` runs (synthetic data)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.slow
+BENCHMARKS = Path(__file__).parents[2] / "benchmarks"
+
+
+def _run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(BENCHMARKS / script), *args],
+                          capture_output=True, text=True, timeout=900, check=False)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("reference") / "ci.csv"
+    run = _run("reference_set.py", "--preset", "ci", "--out", str(path))
+    assert run.returncode == 0, run.stderr
+    return path
+
+
+def test_reference_set_has_every_planned_row_and_resumes(reference: Path) -> None:
+    rows = pd.read_csv(reference)
+    # ci: paper-mix, 3 random strata, one narrow paper-like and reverse hybrid; seed 1 for 3.
+    assert len(rows) == 6 + 3 and not rows.duplicated(["name", "seed"]).any()
+    assert set(rows["kind"]) == {"preset", "random", "paper-like", "reverse"}
+    assert sorted(rows.loc[rows["seed"] == 1, "name"]) == ["cse-early-narrow", "paper-mix",
+                                                          "random-01"]
+    for row in rows.itertuples():
+        epochs = json.loads(row.val_accuracy_per_epoch)
+        assert len(epochs) == 2 and epochs[-1] == pytest.approx(row.val_accuracy, abs=1e-5)
+        assert 0 <= row.test_accuracy <= 1 and row.params > 0 and row.macs > 0
+        assert row.cpu_seconds > 0 and json.loads(row.versions)["torch"]
+    assert rows["command"].str.contains("reference_set.py --preset ci").all()
+    # The random strata are ordered by size: one architecture from each third.
+    random = rows[(rows["kind"] == "random") & (rows["seed"] == 0)].sort_values("name")
+    assert random["params"].is_monotonic_increasing
+    again = _run("reference_set.py", "--preset", "ci", "--out", str(reference))
+    assert again.returncode == 0 and "9 done, 0 to train" in again.stdout
+    assert pd.read_csv(reference).equals(rows)
+
+
+def test_fidelity_ranks_the_reference_itself_at_exactly_one(reference: Path,
+                                                            tmp_path: Path) -> None:
+    run = _run("bench_fidelity.py", "--preset", "ci", "--reference", str(reference),
+               "--out", str(tmp_path), "--run", "ci")
+    assert run.returncode == 0, run.stderr
+    out = tmp_path / "ci"
+    scores = pd.read_csv(out / "scores.csv")
+    # 2 trainings x 6 architectures; the rung training gives two scores.
+    assert len(scores) == 6 * 3
+    assert set(scores["proxy"]) == {"one-epoch", "rung-1", "rung-2"}
+    rungs = scores[scores["proxy"] == "rung-2"].set_index("name")["cpu_seconds"]
+    firsts = scores[scores["proxy"] == "rung-1"].set_index("name")["cpu_seconds"]
+    assert (rungs > firsts.loc[rungs.index]).all()  # a later rung costs more
+    summary = pd.read_csv(out / "summary.csv").set_index("proxy")
+    assert list(summary.index) == ["params", "one-epoch", "rung-1", "rung-2", "reference",
+                                   "reference seed 1"]
+    itself = summary.loc["reference"]
+    assert itself["spearman"] == 1 and itself["kendall"] == 1 and itself["top5_overlap"] == 1
+    assert itself["spearman_low"] == 1 and itself["pareto_spearman"] == 1
+    assert summary.loc["reference seed 1", "archs"] == 3
+    assert summary["spearman"].between(-1, 1).all()
+    assert (summary.loc[["one-epoch", "rung-1", "rung-2"], "cpu_seconds_per_arch"] > 0).all()
+    page = (out / "report.html").read_text()
+    assert page.count("Plotly.newPlot") == 1 and "<script src=" not in page
+    assert "reference seed 1" in run.stdout
+    # Rerunning the same run trains nothing again.
+    again = _run("bench_fidelity.py", "--preset", "ci", "--reference", str(reference),
+                 "--out", str(tmp_path), "--run", "ci")
+    assert again.returncode == 0 and "0 to run" in again.stdout
+
+
+def test_bad_input_is_one_error_line(tmp_path: Path) -> None:
+    run = _run("bench_fidelity.py", "--proxies", "nope", "--out", str(tmp_path))
+    assert run.returncode == 2 and run.stderr.startswith("error: unknown proxies nope")
+    missing = _run("bench_fidelity.py", "--reference", str(tmp_path / "none.csv"),
+                   "--out", str(tmp_path))
+    assert missing.returncode == 2 and "reference_set.py" in missing.stderr
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    bad = _run("reference_set.py", "--out", str(tmp_path / "bad.csv"))
+    assert bad.returncode == 2 and bad.stderr.startswith("error: ")
+    assert len(bad.stderr.strip().splitlines()) == 1
