@@ -86,7 +86,7 @@ PRESET_SETTINGS = {
                              batch_size=64, val_fraction=0.1, random=20, pool=600,
                              second_seed=("random-00", "random-06", "random-09", "random-12",
                                           "random-15", "cse-early-narrow")),
-    "ci": Setting("synthetic", input_size=16, epochs=2, subset=0.5, batch_size=32,
+    "ci": Setting("synthetic", input_size=16, epochs=2, subset=0.25, batch_size=32,
                   val_fraction=0.2, random=3, pool=30,
                   second_seed=("paper-mix", "random-01", "cse-early-narrow"),
                   presets=("paper-mix",), hybrid_widths=(0,)),

@@ -104,7 +104,8 @@ def retrain_config(info: StudyInfo, epochs: int, device: str | None) -> TrainCon
         raise StudyError(f"study {info.name!r}: its train_config does not fit this "
                          f"version's TrainConfig ({err})") from None
     # Resolved once, here: an unusable device fails before any data is loaded.
-    return replace(config, epochs=epochs, subset=1.0,
+    # A search's rung restarts (anneal_at) are for scoring at rungs; a retrain is one run.
+    return replace(config, epochs=epochs, subset=1.0, anneal_at=(),
                    device=str(resolve_device(device or config.device)))
 
 

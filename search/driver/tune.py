@@ -376,6 +376,8 @@ def _plan(config: SearchConfig, trainable: Trainable, data: _Data) -> _Plan:
         subset=budget.subset, seed=config.seed, device="cuda" if gpu else "cpu",
         lr=config.lr or RECIPES["default"].lr,
     )
+    if budget.anneal_at_rungs:
+        train_config = replace(train_config, anneal_at=scheduler.rungs(budget.epochs))
     splits = splits.for_trials()
     packing = None
     if gpu and cluster_gpus > 0:  # else _cpus_and_gpus refuses the GPUs asked for
