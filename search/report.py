@@ -29,7 +29,7 @@ from search.cli import add_study_arguments, storage_url_from_args
 from search.data.source import check_unchanged, folder_now
 from search.reporting.figures import PROXY_FIGURE, REFERENCE_OPS, report_figures
 from search.reporting.paper_points import paper_points
-from search.reporting.trust import trust_line
+from search.reporting.trust import proxy_setting, trust_line
 from search.study.objectives import ACCURACY, MACS, PARAMS
 from search.study.results import StudyResults, load_results
 from search.study.schema import (
@@ -72,7 +72,9 @@ def summary_lines(results: StudyResults) -> list[str]:
     lines.extend(f"trial {n} retrained: test acc {a:.2%} ({d})"
                  for n, a, d in zip(tested["number"], tested[TEST_ACCURACY],
                                     tested[EXPORT_DIR], strict=True))
-    lines.append(trust_line(trials, results.info.budget))
+    info = results.info
+    lines.append(trust_line(trials, proxy_setting(info.dataset, info.budget,
+                                                  info.shape.input_size)))
     return lines
 
 

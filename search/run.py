@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from cse_nets.cli import exits_on_bad_input
 from search.driver.config import parse_config
 from search.driver.tune import SearchResult, run_search
-from search.reporting.trust import trust_line
+from search.reporting.trust import proxy_setting, trust_line
 from search.study.results import read_study_info, trials_table
 from search.study.storage import StudyError, open_study
 
@@ -31,7 +31,9 @@ def _proxy_line(result: SearchResult) -> str | None:
     None where the study cannot say (the search itself has succeeded: no error for it)."""
     try:
         study = open_study(result.study_name, result.storage_url)
-        return trust_line(trials_table(study), read_study_info(study).budget)
+        info = read_study_info(study)
+        return trust_line(trials_table(study),
+                          proxy_setting(info.dataset, info.budget, info.shape.input_size))
     except StudyError:
         return None
 

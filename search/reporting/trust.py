@@ -20,7 +20,7 @@ from search.study.rank_agreement import kendall, spearman
 from search.study.schema import TEST_ACCURACY
 
 __all__ = ["FIDELITY_BENCHMARK", "MEASURED_FIDELITY", "MIN_RANKED", "Fidelity", "RankAgreement",
-           "rank_agreement", "retrained", "trust_line"]
+           "proxy_setting", "rank_agreement", "retrained", "trust_line"]
 
 # Two points always agree perfectly or not at all; three is the least that says anything.
 MIN_RANKED = 3
@@ -38,8 +38,14 @@ class Fidelity:
     architectures: int  # reference architectures it was measured on
 
 
-# Budget name ("smoke", "quick", "standard") -> its measured fidelity. Filled only from runs
-# of FIDELITY_BENCHMARK: a budget without a measurement says so rather than borrow one.
+def proxy_setting(dataset: str, budget: str | None, input_size: int) -> str | None:
+    """The key of :data:`MEASURED_FIDELITY` for a study (None without a budget): a proxy's
+    fidelity holds for one dataset at one input size."""
+    return None if budget is None else f"budget {budget} on {dataset} at {input_size} px"
+
+
+# proxy_setting(...) -> its measured fidelity. Filled only from runs of FIDELITY_BENCHMARK
+# (README, "Proxy fidelity"): a setting without a measurement says so rather than borrow one.
 MEASURED_FIDELITY: dict[str, Fidelity] = {}
 
 
@@ -82,24 +88,24 @@ def _trials(count: int) -> str:
     return f"{count} retrained trial" + ("" if count == 1 else "s")
 
 
-def _benchmark_text(budget: str | None) -> str:
-    if budget is None:
+def _benchmark_text(setting: str | None) -> str:
+    if setting is None:
         return "the study records no budget to look up a benchmark figure for"
-    fidelity = MEASURED_FIDELITY.get(budget)
+    fidelity = MEASURED_FIDELITY.get(setting)
     if fidelity is None:
-        return (f"budget {budget}: proxy fidelity not measured ({FIDELITY_BENCHMARK} "
+        return (f"{setting}: proxy fidelity not measured ({FIDELITY_BENCHMARK} "
                 "measures it)")
-    return (f"benchmark figure for budget {budget}: Spearman {_number(fidelity.spearman)} "
+    return (f"benchmark figure for {setting}: Spearman {_number(fidelity.spearman)} "
             f"[{_number(fidelity.low)}, {_number(fidelity.high)}] over "
             f"{fidelity.architectures} reference architectures")
 
 
-def trust_line(trials: pd.DataFrame, budget: str | None) -> str:
+def trust_line(trials: pd.DataFrame, setting: str | None) -> str:
     """One terminal line: the study's own rank agreement where it has enough retrained
-    trials, otherwise the benchmark's figure for ``budget`` (the study's ``--budget``)."""
+    trials, otherwise the benchmark's figure for the study's ``setting`` (:func:`proxy_setting`)."""
     agreement = rank_agreement(trials)
     if agreement is not None:
         return (f"proxy ranking: {agreement.text()} over {_trials(agreement.trials)} "
                 "(proxy val accuracy vs retrained test accuracy)")
     return (f"proxy ranking: not measured in this study ({_trials(len(retrained(trials)))}; "
-            f"retrain more with search.export --retrain-epochs); {_benchmark_text(budget)}")
+            f"retrain more with search.export --retrain-epochs); {_benchmark_text(setting)}")

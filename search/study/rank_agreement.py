@@ -32,7 +32,8 @@ def spearman(x: ArrayLike, y: ArrayLike) -> float:
     ranks_a, ranks_b = pd.Series(a).rank().to_numpy(), pd.Series(b).rank().to_numpy()
     if len(a) < 2 or ranks_a.std() == 0 or ranks_b.std() == 0:
         return float("nan")
-    return float(np.corrcoef(ranks_a, ranks_b)[0, 1])
+    # Rounded so that equal orders give exactly 1 (corrcoef is a few ulps off with ties).
+    return round(float(np.corrcoef(ranks_a, ranks_b)[0, 1]), 12)
 
 
 def kendall(x: ArrayLike, y: ArrayLike) -> float:

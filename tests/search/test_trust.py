@@ -8,9 +8,11 @@ import pandas as pd
 import pytest
 
 from search.reporting import trust
-from search.reporting.trust import Fidelity, rank_agreement, trust_line
+from search.reporting.trust import Fidelity, proxy_setting, rank_agreement, trust_line
 from search.study.objectives import ACCURACY
 from search.study.schema import TEST_ACCURACY
+
+QUICK = proxy_setting("fashion-mnist", "quick", 16)
 
 
 def table(proxy: list[float | None], test: list[float | None]) -> pd.DataFrame:
@@ -57,30 +59,32 @@ def test_fewer_than_three_retrained_trials_give_none() -> None:
 def test_a_constant_side_has_no_order() -> None:
     agreement = rank_agreement(table([0.5, 0.5, 0.5], [0.8, 0.9, 0.85]))
     assert agreement is not None and math.isnan(agreement.spearman)
-    assert "Spearman undefined" in trust_line(table([0.5, 0.5, 0.5], [0.8, 0.9, 0.85]), "quick")
+    assert "Spearman undefined" in trust_line(table([0.5, 0.5, 0.5], [0.8, 0.9, 0.85]), QUICK)
 
 
 def test_line_with_enough_retrained_trials() -> None:
-    line = trust_line(table([0.5, 0.6, 0.7, 0.8, 0.9], [0.80, 0.90, 0.85, 0.95, 0.97]), "quick")
+    line = trust_line(table([0.5, 0.6, 0.7, 0.8, 0.9], [0.80, 0.90, 0.85, 0.95, 0.97]), QUICK)
     assert line == ("proxy ranking: Spearman 0.90, Kendall 0.80 over 5 retrained trials "
                     "(proxy val accuracy vs retrained test accuracy)")
 
 
 def test_line_falls_back_on_the_benchmark_figure(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(trust, "MEASURED_FIDELITY",
-                        {"quick": Fidelity(spearman=0.81, low=0.70, high=0.90,
+                        {QUICK: Fidelity(spearman=0.81, low=0.70, high=0.90,
                                            architectures=32)})
-    line = trust_line(table([0.5, 0.6, 0.7], [0.8, 0.9, None]), "quick")
+    line = trust_line(table([0.5, 0.6, 0.7], [0.8, 0.9, None]), QUICK)
     assert line == ("proxy ranking: not measured in this study (2 retrained trials; retrain "
                     "more with search.export --retrain-epochs); benchmark figure for budget "
-                    "quick: Spearman 0.81 [0.70, 0.90] over 32 reference architectures")
+                    "quick on fashion-mnist at 16 px: Spearman 0.81 [0.70, 0.90] over 32 "
+                    "reference architectures")
 
 
 def test_line_for_a_budget_nobody_measured(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(trust, "MEASURED_FIDELITY", {"smoke": Fidelity(0.5, 0.2, 0.7, 16)})
-    line = trust_line(table([0.5, 0.6], [0.8, None]), "quick")
+    monkeypatch.setattr(trust, "MEASURED_FIDELITY",
+                        {proxy_setting("fashion-mnist", "smoke", 16): Fidelity(0.5, 0.2, 0.7, 16)})
+    line = trust_line(table([0.5, 0.6], [0.8, None]), QUICK)
     assert line.startswith("proxy ranking: not measured in this study (1 retrained trial; ")
-    assert line.endswith("budget quick: proxy fidelity not measured "
+    assert line.endswith("budget quick on fashion-mnist at 16 px: proxy fidelity not measured "
                          "(benchmarks/bench_fidelity.py measures it)")
 
 
