@@ -92,6 +92,9 @@ def test_annealed_rungs_restart_the_schedule_at_each_rung():
         assert cycle[0] < 0.1 and cycle[-1] < 0.1 / (end - start) * 1.5
     plain = [learning_rate(replace(config, anneal_at=()), s, 20) for s in range(180)]
     assert plain[19] > 0.09  # without: epoch 1 ends just after the warm-up, at the peak
+    # The first cycle is a 1-epoch run's schedule: the first rung scores that run's model.
+    alone = replace(config, epochs=1, anneal_at=())
+    assert lrs[:20] == [learning_rate(alone, step, 20) for step in range(20)]
     # A study's JSON gives a list back; it is the same config.
     assert TrainConfig(epochs=9, anneal_at=[1, 3]) == TrainConfig(epochs=9, anneal_at=(1, 3))
 
