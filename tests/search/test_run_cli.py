@@ -91,7 +91,8 @@ def test_bad_input_is_one_error_line_and_status_2(
     (ROWS, (0, 1, 3), "proxy ranking: Spearman 1.00, Kendall 1.00 over 3 retrained trials "
                       "(proxy val accuracy vs retrained test accuracy)\n"),
     (ROWS, (), "proxy ranking: not measured in this study (0 retrained trials; retrain more "
-               "with search.export --retrain-epochs); budget test: proxy fidelity not "
+               "with search.export --retrain-epochs); budget test on cifar10 at 32 px: proxy "
+               "fidelity not "
                "measured (benchmarks/bench_fidelity.py measures it)\n"),
     ((), (), ""),  # a study that cannot say fails no finished search
 ], ids=["retrained", "none retrained", "no trials"])

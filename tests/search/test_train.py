@@ -132,7 +132,7 @@ def test_same_seed_same_weights_on_cpu(splits8):
 
 
 def test_ema_scores_and_keeps_the_average_without_changing_the_training(splits8):
-    config = replace(FAST, batch_size=16, subset=0.5, seed=3)
+    config = replace(FAST, batch_size=32, subset=0.2, seed=3)
     raw, averaged = _tiny(splits8), _tiny(splits8)
     train_model(raw, splits8, config)
     result = train_model(averaged, splits8, replace(config, ema=0.9))
