@@ -92,8 +92,8 @@ def test_without_retrained_trials_the_page_says_so(tmp_path, storage, capsys):
                           str(tmp_path), "--no-dashboard"], capsys)
     assert (code, err) == (0, "")
     assert ("proxy ranking: not measured in this study (0 retrained trials; retrain more with "
-            "search.export --retrain-epochs); budget test: proxy fidelity not measured "
-            "(benchmarks/bench_fidelity.py measures it)") in out
+            "search.export --retrain-epochs); budget test on cifar10 at 32 px: proxy fidelity "
+            "not measured (benchmarks/bench_fidelity.py measures it)") in out
     page = (tmp_path / "demo" / "report.html").read_text()
     assert "proxy-vs-retrained" not in page
     assert "No trial has been retrained yet" in page
