@@ -96,8 +96,11 @@ FASHION_MNIST = (
     _one("16px", 16, 1, 0.10, 64, 0.05, "quick at 16 px: 1 epoch on 10%"),
     _one("16px-ema", 16, 1, 0.10, 64, 0.05, "16px scored with an EMA of the weights (0.99)",
          ema=0.99),
+    _one("16px-2-epochs", 16, 2, 0.10, 64, 0.05, "lower resolution, more epochs: 2 on 10%"),
     _one("16px-3-epochs", 16, 3, 0.10, 64, 0.05, "lower resolution, more epochs: 3 on 10%"),
     _one("16px-subset-30", 16, 1, 0.30, 64, 0.05, "larger subset: 1 epoch on 30% at 16 px"),
+    _one("search-bench", 16, 1, 0.015, 32, 0.02,
+         "bench_search_quality.py's task: 1 epoch on 1.5% at 16 px, batch 32"),
     Training(16, 15, 0.10, 64, 0.05, ((1, "rung-1"), (3, "rung-3")),
              "MO-ASHA rung at epoch 1 or 3 of a 15-epoch schedule, 10% at 16 px"),
     Training(16, 15, 0.10, 64, 0.05, ((1, "rung-1-annealed"), (3, "rung-3-annealed")),
@@ -107,7 +110,8 @@ FASHION_MNIST = (
 # The default run, in the order of the questions it answers first. Left out: 'standard'
 # costs about as much as the reference itself; 'rung-1-annealed' is '16px' (the same
 # 1-epoch cycle, so the same training); 'rung-3*' need --proxies.
-DEFAULT = ("16px", "rung-1", "quick", "16px-3-epochs", "16px-ema", "smoke", "16px-subset-30")
+DEFAULT = ("16px", "rung-1", "quick", "16px-2-epochs", "16px-3-epochs", "16px-ema", "smoke",
+           "16px-subset-30", "search-bench")
 CI = (
     _one("one-epoch", 16, 1, 0.25, 32, 0.2, "1 epoch"),
     Training(16, 3, 0.25, 32, 0.2, ((1, "rung-1"), (2, "rung-2")), "rungs of a 3-epoch run",

@@ -1,30 +1,45 @@
-"""Search quality: samplers, or schedulers, compared on real data.
+"""Search quality: samplers, or schedulers, compared on real data, seed by seed.
 
     python benchmarks/bench_search_quality.py                  # the default task below
     python benchmarks/bench_search_quality.py --preset ci      # a mini-run on synthetic data
     python benchmarks/bench_search_quality.py --samplers random,tpe --trials 32 --seeds 2
     python benchmarks/bench_search_quality.py --preset mo-asha # fifo against mo-asha
+    python benchmarks/bench_search_quality.py --preset paper-rule   # TPE at make search's budget
 
 Default task: Fashion-MNIST resized to 16x16; each trial trains 1 epoch on 1.5% of the
 training split (882 images, 28 steps of 32) and is scored on a 2% validation split (1,200
-images); no presets; 48 trials per search, 3 seeds; samplers random, tpe, tpe-multivariate
-and nsga2 (``--samplers`` adds the others of ``search.driver.samplers``).
+images); no presets; samplers random and tpe (``--samplers`` adds others of
+``search.driver.samplers``), seeds 0-4; 24 trials per search, but random search gets
+``--baseline-trials-factor`` (2) times as many, so the summary asks whether a sampler's
+N trials are worth random's 2N: per sampler, its mean hypervolume after N over random's
+after 2N on the same seeds, with a 95% bootstrap interval over seeds and each seed's ratio.
 Each (sampler, seed) is one search through ``search.driver.tune.run_search`` (Ray Tune, Optuna
 SQLite), 2 trials at a time on 2 cores; the seed also fixes the data split and the training
 seed, so all samplers face the same task, and an architecture scores the same whichever
 sampler proposes it.
 
 Preset ``mo-asha``: TPE under ``--scheduler fifo`` and ``mo-asha`` on the same task with
-15-epoch trials (the standard GPU budget's: rungs at epochs 1, 3 and 9, eta 3), 24 trials,
-3 seeds; a mo-asha search gets
+15-epoch trials (the standard GPU budget's: rungs at epochs 1, 3 and 9, eta 3, the schedule
+annealed at each), 24 trials, 5 seeds; a mo-asha search gets
 ``--asha-trials-factor`` (3) times the trials, since most of its trials stop after one or
 three epochs. The summary compares hypervolume against training epochs and wall time:
-the epochs and minutes at which mo-asha's mean curve reaches fifo's final mean.
+the epochs and minutes at which mo-asha's mean curve reaches fifo's final mean, and seed
+by seed the share of the same seed's fifo epochs it needed to reach that search's final
+hypervolume.
+
+Preset ``paper-rule``: TPE alone at ``make search``'s budget (quick at 16 px: 1 epoch on 10%,
+a 5% validation split), 24 trials, 5 seeds.
+
+Every run ends with the paper's rule (``search.reporting.paper_rule``): per stage, the share
+of CSE blocks on the searches' final fronts against their dominated trials, with intervals
+over searches.
 
 Writes ``results/bench-search-quality/<run>/``: one study per search (``<sampler>-seed<k>.db``;
 rerunning with the same ``--run`` resumes them), ``curves.csv`` (one row per sampler, seed
 and trial: hypervolume of the complete trials so far, as ``search.report`` measures it),
-``report.html`` (self-contained plotly page) and ``summary.txt``, the table also printed.
+``cse_shares.csv`` (per search and stage, the CSE share on its front and among its
+dominated trials), ``report.html`` (self-contained plotly page) and ``summary.txt``, the
+table also printed.
 """
 
 from __future__ import annotations
@@ -47,6 +62,7 @@ from search.driver.samplers import SAMPLERS
 from search.driver.scheduler import SCHEDULERS
 from search.driver.tune import run_search
 from search.report import html_head
+from search.reporting.paper_rule import cse_rule, cse_shares, format_cse_rule
 from search.reporting.quality import (
     BASELINE,
     by_epochs,
@@ -59,7 +75,7 @@ from search.reporting.quality import (
     summarise,
 )
 from search.reporting.quality_figures import (
-    cse_share_by_sampler_figure,
+    cse_rule_figure,
     fronts_figure,
     hypervolume_band_figure,
     sampler_colours,
@@ -67,21 +83,25 @@ from search.reporting.quality_figures import (
 from search.study.results import StudyResults, load_results
 
 PRESETS: dict[str, dict[str, object]] = {
-    "default": {"dataset": "fashion-mnist", "input_size": 16, "trials": 48, "seeds": 3,
-                "samplers": "random,tpe,tpe-multivariate,nsga2", "epochs": 1, "subset": 0.015,
+    "default": {"dataset": "fashion-mnist", "input_size": 16, "trials": 24, "seeds": 5,
+                "samplers": "random,tpe", "epochs": 1, "subset": 0.015,
                 "val_fraction": 0.02, "batch_size": 32},
+    # make search's budget (quick at 16 px), TPE alone: where do its fronts put CSE blocks?
+    "paper-rule": {"dataset": "fashion-mnist", "input_size": 16, "trials": 24, "seeds": 5,
+                   "samplers": "tpe", "epochs": 1, "subset": 0.1, "val_fraction": 0.05,
+                   "batch_size": 64, "baseline_trials_factor": 0},
     "ci": {"dataset": "synthetic", "input_size": 16, "trials": 3, "seeds": 2,
            "samplers": "random,tpe", "epochs": 1, "subset": 0.1, "val_fraction": 0.1,
            "batch_size": 32},
-    "mo-asha": {"dataset": "fashion-mnist", "input_size": 16, "trials": 24, "seeds": 3,
+    "mo-asha": {"dataset": "fashion-mnist", "input_size": 16, "trials": 24, "seeds": 5,
                 "samplers": "tpe", "schedulers": "fifo,mo-asha", "epochs": 15, "subset": 0.015,
                 "val_fraction": 0.02, "batch_size": 32},
     "ci-mo-asha": {"dataset": "synthetic", "input_size": 16, "trials": 3, "seeds": 1,
                    "samplers": "tpe", "schedulers": "fifo,mo-asha", "epochs": 3,
                    "subset": 0.1, "val_fraction": 0.1, "batch_size": 32},
 }
-SCHEDULER_DEFAULTS = {"schedulers": "fifo", "min_epochs": 1, "reduction_factor": 3,
-                      "asha_trials_factor": 3}
+DEFAULTS = {"schedulers": "fifo", "min_epochs": 1, "reduction_factor": 3,
+            "asha_trials_factor": 3, "baseline_trials_factor": 2}
 DEFAULT_OUT = Path("results/bench-search-quality")
 
 
@@ -106,6 +126,9 @@ def _parser() -> argparse.ArgumentParser:
     add("--reduction-factor", type=int, help="mo-asha's eta (default 3)")
     add("--asha-trials-factor", type=int,
         help="a mo-asha search runs this many times the trials (default 3)")
+    add("--baseline-trials-factor", type=int,
+        help=f"comparing samplers, {BASELINE} search runs this many times the trials (default "
+             "2: is a sampler's N worth random's 2N?); 0: no random search unless listed")
     add("--max-concurrent", type=int, help="trials at a time (default: one per CPU)")
     add("--out", type=Path, default=DEFAULT_OUT, help="default: %(default)s")
     add("--run", help="the run's folder under --out (default: <preset>-<date>-<time>)")
@@ -122,13 +145,17 @@ def _names(text: object, known: Sequence[str], kind: str) -> list[str]:
 
 
 def _settings(args: argparse.Namespace) -> dict[str, object]:
-    preset = {**SCHEDULER_DEFAULTS, **PRESETS[args.preset]}
+    preset = {**DEFAULTS, **PRESETS[args.preset]}
     settings = {k: v if getattr(args, k) is None else getattr(args, k)
                 for k, v in preset.items()}
     samplers = _names(settings["samplers"], tuple(SAMPLERS), "sampler")
     schedulers = _names(settings["schedulers"], SCHEDULERS, "scheduler")
-    if schedulers == ["fifo"]:  # comparing samplers: against random search
-        samplers = [BASELINE] * (BASELINE not in samplers) + samplers
+    if settings["baseline_trials_factor"] < 0:
+        raise ValueError("--baseline-trials-factor must be 0 (no baseline) or more, got "
+                         f"{settings['baseline_trials_factor']}")
+    if schedulers == ["fifo"]:  # comparing samplers: against random search, unless told not
+        with_baseline = settings["baseline_trials_factor"] > 0 and BASELINE not in samplers
+        samplers = [BASELINE] * with_baseline + samplers
     else:  # comparing schedulers: against fifo
         schedulers = ["fifo"] * ("fifo" not in schedulers) + schedulers
     settings["samplers"], settings["schedulers"] = samplers, schedulers
@@ -143,6 +170,8 @@ def _label(sampler: str, scheduler: str) -> str:
 def _search(settings: dict[str, object], sampler: str, scheduler: str, seed: int,
             run_dir: Path, max_concurrent: int | None) -> tuple[optuna.Study, StudyResults]:
     trials, rungs = int(settings["trials"]), {}
+    if sampler == BASELINE and scheduler == "fifo":
+        trials *= max(1, int(settings["baseline_trials_factor"]))
     if scheduler != "fifo":
         trials *= int(settings["asha_trials_factor"])
         rungs = {"min_epochs": settings["min_epochs"],
@@ -219,10 +248,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = pd.concat(curves, ignore_index=True)
     table.to_csv(run_dir / "curves.csv", index=False)
     if schedulers == ["fifo"]:
-        summary = format_summary(summarise(table, trials), trials)
+        baseline_trials = trials * max(1, int(settings["baseline_trials_factor"]))
+        summary = format_summary(summarise(table, trials, baseline_trials), trials,
+                                 baseline_trials)
     else:
         baseline = _label(methods[0][0], "fifo")
         summary = format_scheduler_summary(scheduler_summary(table, baseline), baseline)
+    shares = cse_shares(runs)
+    shares.to_csv(run_dir / "cse_shares.csv", index=False)
+    rule = cse_rule(shares)
+    summary += (f"\n\nThe paper's rule (BTN early, CSE late) over these {len(runs)} searches: "
+                "share of CSE blocks per stage, mean over searches [95% bootstrap interval]\n"
+                + format_cse_rule(rule))
     minutes = (time.perf_counter() - start) / 60
     command = "python benchmarks/bench_search_quality.py " + " ".join(
         sys.argv[1:] if argv is None else argv)
@@ -230,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     colours = sampler_colours(labels)
     figures = {
         "hypervolume-trials": hypervolume_band_figure(
-            by_trials(table, trials), "trials", "trained trials",
+            by_trials(table, int(table["trained"].max())), "trials", "trained trials",
             "Hypervolume after each trained trial", colours),
         "hypervolume-time": hypervolume_band_figure(
             by_time(table), "wall_seconds", "wall seconds since the search's first trial",
@@ -239,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             by_epochs(table), "epochs", "training epochs spent by the search",
             "Hypervolume against training epochs", colours),
         "fronts": fronts_figure(runs, colours),
-        "cse-share": cse_share_by_sampler_figure(runs, colours),
+        "cse-share": cse_rule_figure(rule, f"{len(runs)} searches"),
     }
     _write_page(run_dir / "report.html", settings, command, summary, figures)
     (run_dir / "summary.txt").write_text(f"$ {command}\n\n{summary}\n", encoding="utf-8")

@@ -10,7 +10,12 @@ is judged by how it ranks these (``benchmarks/bench_fidelity.py``). The set:
 - a stratified random sample of the space: ``--random`` strata of equal size along the
   parameter count of ``--pool`` uniform draws, one architecture drawn from each;
 - paper-like hybrids (BTN in stages 0-2, CSE in 3-6) and their reverse (CSE early, BTN late)
-  at the space's narrow, middle and wide widths.
+  at the space's narrow, middle and wide widths;
+- with ``--front-of STUDY.db ...``, front members of earlier searches (SQLite files of
+  ``search.run`` or ``bench_search_quality.py``): ``--front-count`` of the non-preset
+  front architectures of all those studies together, evenly spread along their parameter
+  count. They join the file (kind ``front``, named by study and trial) and stay there:
+  a later run without the flag keeps their rows.
 
 Each is trained once with seed 0 on one fixed split, and a second time with seed 1 for a
 few (``Setting.second_seed``), so that the seed noise of the reference itself is known
@@ -36,6 +41,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import optuna
 import pandas as pd
 import torch
 
@@ -43,6 +50,7 @@ from cse_nets import build_network, count_parameters
 from cse_nets.cli import OneLineParser, exits_on_bad_input
 from search.data import Splits, load_dataset
 from search.study.objectives import MACS, measure_costs
+from search.study.results import load_results
 from search.training.config import TrainConfig
 from search.training.loop import (
     NonFiniteLossError,
@@ -131,8 +139,39 @@ def reference_archs(setting: Setting, shape: InputShape) -> list[tuple[str, str,
     return archs
 
 
-def planned_rows(setting: Setting, shape: InputShape) -> list[tuple[str, str, Arch, int]]:
-    archs = reference_archs(setting, shape)
+def front_members(paths: list[Path], count: int,
+                  shape: InputShape) -> list[tuple[str, str, Arch]]:
+    """(name, "front", arch) of ``count`` non-preset front architectures of the studies in
+    ``paths`` (each a search's SQLite file), evenly spread along their parameter count."""
+    members: dict[str, tuple[int, str]] = {}  # arch JSON -> (params, name)
+    for path in paths:
+        if not path.is_file():  # SQLAlchemy would create an empty database
+            raise ValueError(f"--front-of {path}: no such study file")
+        storage = f"sqlite:///{path}"
+        for summary in optuna.get_all_study_summaries(storage):
+            results = load_results(optuna.load_study(study_name=summary.study_name,
+                                                     storage=storage))
+            if results.info.shape != shape:
+                raise ValueError(f"--front-of {path}: study {summary.study_name!r} is on "
+                                 f"{results.info.shape}, the reference set on {shape}")
+            front = results.front
+            for number in front.index[front["preset"].fillna("") == ""]:
+                arch = results.archs[number]
+                members.setdefault(arch.to_json(indent=None), (
+                    count_parameters(build_network(arch, shape)),
+                    f"front-{summary.study_name}-t{number}"))
+    if not members:
+        raise ValueError(f"--front-of: no front member outside the presets in "
+                         f"{', '.join(map(str, paths))}")
+    ordered = sorted((params, name, text) for text, (params, name) in members.items())
+    picks = np.unique(np.linspace(0, len(ordered) - 1, min(count, len(ordered))).round())
+    return [(ordered[i][1], "front", Arch.from_json(ordered[i][2])) for i in picks.astype(int)]
+
+
+def planned_rows(setting: Setting, shape: InputShape,
+                 extra: tuple[tuple[str, str, Arch], ...] = ()
+                 ) -> list[tuple[str, str, Arch, int]]:
+    archs = [*reference_archs(setting, shape), *extra]
     rows = [(name, kind, arch, 0) for name, kind, arch in archs]
     rows += [(name, kind, arch, 1) for name, kind, arch in archs if name in setting.second_seed]
     return rows
@@ -196,9 +235,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=None,
                         help=f"CSV to write and resume (default: {DEFAULT_OUT})")
     parser.add_argument("--workers", type=int, default=2, help="processes (default: 2)")
+    parser.add_argument("--front-of", type=Path, nargs="+", default=[], metavar="STUDY_DB",
+                        help="add front members of these searches' SQLite files")
+    parser.add_argument("--front-count", type=int, default=5,
+                        help="how many front members to add (default: 5)")
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be at least 1")
+    if args.front_count < 1:
+        parser.error("--front-count must be at least 1")
     return args
 
 
@@ -210,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     done = read_rows(out)
     shape = load_dataset(setting.dataset, val_fraction=setting.val_fraction,
                          input_size=setting.input_size).info.shape
-    plan = planned_rows(setting, shape)
+    extra = front_members(args.front_of, args.front_count, shape) if args.front_of else []
+    plan = planned_rows(setting, shape, tuple(extra))
     have = set(zip(done["name"], done["seed"], strict=True))
     todo = [(name, kind, arch, seed) for name, kind, arch, seed in plan
             if (name, seed) not in have]

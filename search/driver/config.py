@@ -66,9 +66,6 @@ class Budget:
     scheduler: str = "fifo"  # search.driver.scheduler: fifo, or mo-asha to stop poor trials early
     min_epochs: int = 1  # mo-asha's first rung
     reduction_factor: int = 3  # mo-asha's eta
-    # mo-asha: the learning-rate schedule runs its course to 0 at every rung and restarts
-    # (TrainConfig.anneal_at), so a rung compares annealed models
-    anneal_at_rungs: bool = False
 
     @property
     def scheduler_spec(self) -> SchedulerSpec:
@@ -94,8 +91,7 @@ BUDGETS: dict[str, dict[str, Budget]] = {
     "standard": {
         "cpu": Budget(trials=64, epochs=5, subset=0.25, batch_size=128, val_fraction=0.1),
         "gpu": Budget(trials=200, epochs=15, subset=0.5, batch_size=128, val_fraction=0.1,
-                      scheduler="mo-asha", min_epochs=1, reduction_factor=3,
-                      anneal_at_rungs=True),
+                      scheduler="mo-asha", min_epochs=1, reduction_factor=3)
     },
 }
 

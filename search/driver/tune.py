@@ -376,8 +376,10 @@ def _plan(config: SearchConfig, trainable: Trainable, data: _Data) -> _Plan:
         subset=budget.subset, seed=config.seed, device="cuda" if gpu else "cpu",
         lr=config.lr or RECIPES["default"].lr,
     )
-    if budget.anneal_at_rungs:
-        train_config = replace(train_config, anneal_at=scheduler.rungs(budget.epochs))
+    # Under mo-asha the schedule anneals to 0 at every rung and restarts, so a rung compares
+    # annealed models, not mid-schedule snapshots (README "Proxy fidelity": Spearman 0.71
+    # against 0.45 at the first rung). fifo has no rungs: one schedule.
+    train_config = replace(train_config, anneal_at=scheduler.rungs(budget.epochs))
     splits = splits.for_trials()
     packing = None
     if gpu and cluster_gpus > 0:  # else _cpus_and_gpus refuses the GPUs asked for

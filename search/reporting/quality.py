@@ -1,5 +1,5 @@
-"""Search quality as numbers: hypervolume curves of searches run with different samplers,
-and how many trials each sampler needs to match random search.
+"""Search quality as numbers: hypervolume curves of searches run with different samplers
+or schedulers, and how they compare seed by seed with random search or fifo.
 
 Hypervolume is the report's (:func:`search.study.objectives.hypervolume_space`: accuracy from 0,
 costs in log10 decades below MobileNetV2). Trial counts are *trained* trials, the ones that
@@ -17,12 +17,13 @@ from optuna.trial import TrialState
 
 from search.study.objectives import ACCURACY, PARAMS, hypervolume_space, reference_costs
 from search.study.pareto import hypervolume_history
+from search.study.rank_agreement import bootstrap_interval
 from search.study.results import StudyResults
 from search.study.schema import ARCH, CACHED_FROM, VAL_ACCURACY_PER_EPOCH, budget_trials, is_cached
 
 __all__ = ["BASELINE", "CURVE_COLUMNS", "by_epochs", "by_time", "by_trials",
-           "format_scheduler_summary", "format_summary", "scheduler_summary", "search_curve",
-           "summarise"]
+           "format_scheduler_summary", "format_summary", "hypervolume_after",
+           "scheduler_summary", "search_curve", "summarise"]
 
 BASELINE = "random"
 CURVE_COLUMNS = ("sampler", "seed", "trial", "state", "duplicate", CACHED_FROM, "trained",
@@ -121,49 +122,78 @@ def by_epochs(curves: pd.DataFrame, points: int = 200) -> pd.DataFrame:
     return _band(_on_grid(curves, "epochs", points), "epochs")
 
 
-def _first_reaching(mean: pd.Series, target: float) -> int | None:
-    """The first trial count whose mean hypervolume is at least ``target``."""
-    reached = mean.index[mean.to_numpy() >= target - 1e-12]
-    return int(reached[0]) if len(reached) else None
+def hypervolume_after(curves: pd.DataFrame, trials: int) -> pd.Series:
+    """Per (sampler, seed): the hypervolume once ``trials`` trials were trained (a search
+    that trained fewer: its last)."""
+    def within(run: pd.DataFrame) -> float:
+        values = run.loc[run["trained"] <= trials, "hypervolume"]
+        return float(values.iat[-1]) if len(values) else 0.0
+
+    return curves.groupby(_RUN)[["trained", "hypervolume"]].apply(within)
 
 
-def summarise(curves: pd.DataFrame, trials: int, baseline: str = BASELINE) -> pd.DataFrame:
+def _ratio_of_means(x: np.ndarray, y: np.ndarray) -> float:
+    return float(x.mean() / y.mean()) if y.mean() > 0 else float("nan")
+
+
+def summarise(curves: pd.DataFrame, trials: int, baseline_trials: int | None = None,
+              baseline: str = BASELINE) -> pd.DataFrame:
     """One row per sampler: final hypervolume over the seeds (mean, standard deviation, min,
-    max), duplicates and wall minutes per search, the trained-trial count at which its mean
-    curve first reaches the baseline's final mean, and ``ratio`` = that count for the
-    baseline / that count for the sampler (how many trials of the baseline one trial of the
-    sampler is worth; NaN when the sampler never reaches it)."""
-    band = by_trials(curves, trials).set_index(["sampler", "trials"])["mean"]
+    max), trained trials, duplicates and wall minutes per search; ``hv_at_n``, the mean
+    hypervolume after ``trials`` trials; and ``ratio``, that mean over the baseline's mean
+    after ``baseline_trials`` (default ``trials``) on the same seeds, with a 95% bootstrap
+    interval over seeds (``ratio_low``, ``ratio_high``) and the ratio of each seed
+    (``per_seed``). A ratio above 1 at ``baseline_trials = 2 * trials``: the sampler's N
+    trials beat the baseline's 2N."""
     finals = curves.groupby(_RUN).agg(
-        hypervolume=("hypervolume", "last"), duplicates=("duplicate", "sum"),
+        hypervolume=("hypervolume", "last"), trained=("trained", "last"),
+        duplicates=("duplicate", "sum"),
         wall_minutes=("wall_seconds", lambda s: s.max() / 60))
     table = finals.groupby("sampler").agg(
         seeds=("hypervolume", "size"), hv_mean=("hypervolume", "mean"),
         hv_sd=("hypervolume", "std"), hv_min=("hypervolume", "min"),
-        hv_max=("hypervolume", "max"), duplicates=("duplicates", "mean"),
-        wall_minutes=("wall_minutes", "mean"))
-    target = table.loc[baseline, "hv_mean"] if baseline in table.index else np.nan
-    reach = {s: _first_reaching(band.loc[s], target) for s in table.index}
-    table["trials_to_baseline"] = pd.Series(reach, dtype="Int64")
-    table["ratio"] = (table.loc[baseline, "trials_to_baseline"] / table["trials_to_baseline"]
-                      if baseline in table.index else np.nan)
+        hv_max=("hypervolume", "max"), trials=("trained", "mean"),
+        duplicates=("duplicates", "mean"), wall_minutes=("wall_minutes", "mean"))
+    at_n = hypervolume_after(curves, trials)
+    table["hv_at_n"] = at_n.groupby(level="sampler").mean()
+    for column in ("ratio", "ratio_low", "ratio_high"):
+        table[column] = np.nan
+    table["per_seed"] = [()] * len(table)
+    if baseline in table.index:
+        base = hypervolume_after(curves, baseline_trials or trials).loc[baseline]
+        for sampler in table.index:
+            mine = at_n.loc[sampler]
+            seeds = mine.index.intersection(base.index)
+            x, y = mine.loc[seeds].to_numpy(), base.loc[seeds].to_numpy()
+            table.loc[sampler, "ratio"] = _ratio_of_means(x, y)
+            low, high = bootstrap_interval(_ratio_of_means, x, y)
+            table.loc[sampler, ["ratio_low", "ratio_high"]] = low, high
+            table.at[sampler, "per_seed"] = tuple(float(a / b) if b > 0 else float("nan")
+                                                  for a, b in zip(x, y, strict=True))
     return table.sort_values("hv_mean", ascending=False)
 
 
-def format_summary(table: pd.DataFrame, trials: int, baseline: str = BASELINE) -> str:
+def _seed_list(values: tuple[float, ...]) -> str:
+    return ", ".join("never" if np.isnan(v) else f"{v:.2f}" for v in values)
+
+
+def format_summary(table: pd.DataFrame, trials: int, baseline_trials: int | None = None,
+                   baseline: str = BASELINE) -> str:
     """The summary as a terminal table."""
-    header = (f"{'sampler':<18}{'final hypervolume (mean ± sd, min-max)':>40}"
-              f"{'dup/run':>9}{'min/run':>9}{f'trials to {baseline} final':>24}"
-              f"{f'{baseline}/sampler':>16}")
+    baseline_trials = baseline_trials or trials
+    against = f"/ {baseline} after {baseline_trials} [95%]"
+    header = (f"{'sampler':<18}{'final hypervolume (mean ± sd, min-max)':>40}{'trials':>8}"
+              f"{'dup/run':>9}{'min/run':>9}{f'after {trials}':>11}{against:>32}"
+              "   per seed")
     lines = [header, "-" * len(header)]
     for sampler, row in table.iterrows():
-        reach = row["trials_to_baseline"]
+        ratio = (f"{row.ratio:.3f} [{row.ratio_low:.3f}, {row.ratio_high:.3f}]"
+                 if pd.notna(row.ratio) else "-")
         lines.append(
             f"{sampler:<18}"
             f"{f'{row.hv_mean:.4f} ± {row.hv_sd:.4f} ({row.hv_min:.4f}-{row.hv_max:.4f})':>40}"
-            f"{row.duplicates:>9.1f}{row.wall_minutes:>9.1f}"
-            f"{(f'{reach} of {trials}' if pd.notna(reach) else f'not in {trials}'):>24}"
-            f"{(f'{row.ratio:.2f}x' if pd.notna(row.ratio) else '< 1x'):>16}")
+            f"{row.trials:>8.0f}{row.duplicates:>9.1f}{row.wall_minutes:>9.1f}"
+            f"{row.hv_at_n:>11.4f}{ratio:>32}   {_seed_list(row.per_seed)}")
     return "\n".join(lines)
 
 
@@ -173,11 +203,28 @@ def _first_x_reaching(band: pd.DataFrame, x: str, target: float) -> float:
     return float(reached.iloc[0]) if len(reached) else np.nan
 
 
+def _epochs_to_reach(run: pd.DataFrame, target: float) -> float:
+    """The epochs a run had spent when its hypervolume first reached ``target`` (NaN:
+    never)."""
+    reached = run.loc[run["hypervolume"].to_numpy() >= target - 1e-12, "epochs"]
+    return float(reached.iloc[0]) if len(reached) else np.nan
+
+
+def _mean(x: np.ndarray, _: np.ndarray) -> float:
+    return float(x.mean())
+
+
 def scheduler_summary(curves: pd.DataFrame, baseline: str, points: int = 400) -> pd.DataFrame:
     """One row per run label (``sampler`` column): final hypervolume over the seeds, epochs
     and wall minutes per search, and the epochs and wall seconds at which its mean curve
     first reaches ``baseline``'s final mean; ``epoch_ratio`` = those epochs / the
-    baseline's mean epochs per search (below 1: cheaper), ``time_ratio`` likewise."""
+    baseline's mean epochs per search (below 1: cheaper), ``time_ratio`` likewise.
+
+    Seed by seed, against the baseline's search of the same seed: ``per_seed`` = the epochs
+    at which the run reached that search's final hypervolume / that search's epochs (NaN:
+    never), ``seed_ratio`` their mean with a 95% bootstrap interval over seeds
+    (``seed_ratio_low``, ``seed_ratio_high``; NaN when a seed never got there) and
+    ``worst_seed`` their largest (NaN: a seed never got there)."""
     finals = curves.groupby(_RUN).agg(hypervolume=("hypervolume", "last"),
                                       epochs=("epochs", "last"),
                                       wall_seconds=("wall_seconds", "max"),
@@ -196,11 +243,25 @@ def scheduler_summary(curves: pd.DataFrame, baseline: str, points: int = 400) ->
     table["epoch_ratio"] = table["epochs_to_baseline"] / table.loc[baseline, "epochs"]
     table["time_ratio"] = (table["seconds_to_baseline"]
                            / (table.loc[baseline, "wall_minutes"] * 60))
+    base = finals.loc[baseline]
+    runs = dict(tuple(curves.groupby(_RUN)))
+    per_seed = {label: tuple(_epochs_to_reach(runs[(label, seed)], base.loc[seed, "hypervolume"])
+                             / base.loc[seed, "epochs"]
+                             for seed in finals.loc[label].index if seed in base.index)
+                for label in table.index}
+    table["per_seed"] = pd.Series(per_seed)
+    for label, ratios in per_seed.items():
+        values = np.array(ratios)
+        finite = len(values) > 0 and bool(np.isfinite(values).all())
+        low, high = bootstrap_interval(_mean, values, values) if finite else (np.nan, np.nan)
+        table.loc[label, ["seed_ratio", "seed_ratio_low", "seed_ratio_high", "worst_seed"]] = (
+            values.mean() if finite else np.nan, low, high,
+            values.max() if finite else np.nan)
     return table
 
 
 def format_scheduler_summary(table: pd.DataFrame, baseline: str) -> str:
-    """The scheduler comparison as a terminal table."""
+    """The scheduler comparison as a terminal table, then its seed-by-seed ratios."""
     header = (f"{'run':<16}{'final hypervolume':>22}{'trials':>8}{'epochs':>8}{'min':>7}"
               f"{f'epochs to {baseline} final':>26}{'ratio':>7}"
               f"{f'min to {baseline} final':>24}{'ratio':>7}")
@@ -214,4 +275,11 @@ def format_scheduler_summary(table: pd.DataFrame, baseline: str) -> str:
             f"{label:<16}{f'{row.hv_mean:.4f} ± {row.hv_sd:.4f}':>22}{row.trials:>8.0f}"
             f"{row.epochs:>8.0f}{row.wall_minutes:>7.1f}{reach_epochs:>26}"
             f"{row.epoch_ratio:>7.2f}{reach_minutes:>24}{row.time_ratio:>7.2f}")
+    lines += ["", f"Seed by seed: epochs to reach the same seed's {baseline} final hypervolume "
+                  f"/ that search's epochs"]
+    for label, row in table.drop(index=baseline).iterrows():
+        mean = (f"mean {row.seed_ratio:.2f} [{row.seed_ratio_low:.2f}, "
+                f"{row.seed_ratio_high:.2f}], worst {row.worst_seed:.2f}"
+                if pd.notna(row.seed_ratio) else "a seed never got there")
+        lines.append(f"{label:<16}{mean}; per seed {_seed_list(row.per_seed)}")
     return "\n".join(lines)

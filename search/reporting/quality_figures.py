@@ -1,5 +1,5 @@
 """The search-quality benchmark's plotly figures: hypervolume bands per sampler, the final
-fronts overlaid, and where the fronts put CSE blocks."""
+fronts overlaid, and where the fronts put CSE blocks (the paper's rule)."""
 
 from __future__ import annotations
 
@@ -9,16 +9,16 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
-from search.reporting.figures import cse_flags
 from search.study.objectives import ACCURACY, PARAMS
 from search.study.results import StudyResults
 from search.study.schema import ARCH
 
-__all__ = ["cse_share_by_sampler_figure", "fronts_figure", "hypervolume_band_figure",
+__all__ = ["cse_rule_figure", "fronts_figure", "hypervolume_band_figure",
            "sampler_colours"]
 
 _SIZE = {"width": 1000, "height": 560}
 _GREY = "#b0b0b0"
+_FRONT = "#d62728"
 Runs = Mapping[tuple[str, int], StudyResults]  # (sampler, seed) -> the search's results
 
 
@@ -70,27 +70,23 @@ def fronts_figure(runs: Runs, colours: dict[str, str]) -> go.Figure:
     return fig
 
 
-def cse_share_by_sampler_figure(runs: Runs, colours: dict[str, str]) -> go.Figure:
-    """Per stage, the share of CSE blocks on each sampler's final fronts (pooled over its
-    seeds) and among the dominated trials of all searches: does the search find the
-    paper's rule, BTN early and CSE late?"""
-    fronts: dict[str, list[pd.DataFrame]] = {s: [] for s in colours}
-    dominated: list[pd.DataFrame] = []
-    for (sampler, _), results in runs.items():
-        complete = results.complete
-        fronts[sampler].append(cse_flags(complete[complete["on_front"]], results.stages))
-        dominated.append(cse_flags(complete[~complete["on_front"]], results.stages))
+def cse_rule_figure(rule: pd.DataFrame, searches: str) -> go.Figure:
+    """Per stage, the mean share of CSE blocks on the searches' final fronts and among their
+    dominated trials (:func:`search.reporting.paper_rule.cse_rule`), with 95% bootstrap
+    intervals over searches: does the search find the paper's rule, BTN early and CSE
+    late?"""
     fig = go.Figure()
-    for label, flags, colour in ((f"{s} front", fronts[s], colours[s]) for s in colours):
-        share = pd.concat(flags).mean()
-        fig.add_bar(x=share.index, y=share.values, name=f"{label} ({sum(map(len, flags))})",
-                    marker_color=colour)
-    share = pd.concat(dominated).mean()
-    fig.add_bar(x=share.index, y=share.values, marker_color=_GREY,
-                name=f"dominated, all searches ({sum(map(len, dominated))})")
-    fig.update_layout(title="Share of CSE blocks per stage on the final fronts (trials in "
-                            "brackets; the rest are BTN blocks)",
-                      barmode="group", yaxis={"title": "share of trials", "tickformat": ".0%",
-                                              "range": [0, 1]}, title_font={"size": 14},
-                      **_SIZE)
+    for name, label, colour in (("front", "final fronts", _FRONT),
+                                ("dominated", "dominated trials", _GREY)):
+        fig.add_bar(x=rule["stage"], y=rule[name], name=label, marker_color=colour,
+                    error_y={"type": "data", "symmetric": False,
+                             "array": rule[f"{name}_high"] - rule[name],
+                             "arrayminus": rule[name] - rule[f"{name}_low"]},
+                    hovertext=[f"{p} preferred" if p != "-" else "no clear preference"
+                               for p in rule["preferred"]])
+    fig.update_layout(title=f"Share of CSE blocks per stage, mean over {searches} (bars: 95% "
+                            "bootstrap interval over searches; the rest are BTN blocks)",
+                      barmode="group", yaxis={"title": "share of architectures",
+                                              "tickformat": ".0%", "range": [0, 1]},
+                      title_font={"size": 14}, **_SIZE)
     return fig

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+
+from space import Arch
+from tests.search.studies import SMALL, make_study
 
 pytestmark = pytest.mark.slow
 BENCHMARKS = Path(__file__).parents[2] / "benchmarks"
@@ -46,6 +50,33 @@ def test_reference_set_has_every_planned_row_and_resumes(reference: Path) -> Non
     again = _run("reference_set.py", "--preset", "ci", "--out", str(reference))
     assert again.returncode == 0 and "9 done, 0 to train" in again.stdout
     assert pd.read_csv(reference).equals(rows)
+
+
+def test_front_members_of_a_search_join_the_set(reference: Path, tmp_path: Path) -> None:
+    # A search on the ci set's input whose front is two presets and SMALL (trial 3).
+    make_study(f"sqlite:///{tmp_path / 'search.db'}", dataset="synthetic",
+               input_shape=(3, 16, 16))
+    grown = tmp_path / "grown.csv"
+    shutil.copy(reference, grown)
+    run = _run("reference_set.py", "--preset", "ci", "--out", str(grown),
+               "--front-of", str(tmp_path / "search.db"), "--front-count", "3")
+    assert run.returncode == 0, run.stderr
+    assert "10 rows, 9 done, 1 to train" in run.stdout
+    rows = pd.read_csv(grown)
+    added = rows[rows["kind"] == "front"]
+    assert list(added["name"]) == ["front-demo-t3"]
+    assert Arch.from_json(added["arch"].iat[0]) == SMALL
+    assert "--front-of" in added["command"].iat[0]
+    # Without the flag, the row stays.
+    again = _run("reference_set.py", "--preset", "ci", "--out", str(grown))
+    assert again.returncode == 0 and "0 to train" in again.stdout
+    assert len(pd.read_csv(grown)) == len(rows)
+    elsewhere = tmp_path / "cifar.db"
+    make_study(f"sqlite:///{elsewhere}")  # a 32x32x3 study: not the set's input
+    wrong = _run("reference_set.py", "--preset", "ci", "--out", str(grown),
+                 "--front-of", str(elsewhere))
+    assert wrong.returncode == 2 and wrong.stderr.startswith("error: --front-of ")
+    assert "the reference set on" in wrong.stderr
 
 
 def test_fidelity_ranks_the_reference_itself_at_exactly_one(reference: Path,
@@ -89,3 +120,8 @@ def test_bad_input_is_one_error_line(tmp_path: Path) -> None:
     bad = _run("reference_set.py", "--out", str(tmp_path / "bad.csv"))
     assert bad.returncode == 2 and bad.stderr.startswith("error: ")
     assert len(bad.stderr.strip().splitlines()) == 1
+    nowhere = _run("reference_set.py", "--preset", "ci", "--out", str(tmp_path / "r.csv"),
+                   "--front-of", str(tmp_path / "none.db"))
+    assert nowhere.returncode == 2 and nowhere.stderr == (
+        f"error: --front-of {tmp_path / 'none.db'}: no such study file\n")
+    assert not (tmp_path / "none.db").exists()

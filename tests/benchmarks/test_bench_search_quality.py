@@ -32,21 +32,29 @@ def test_ci_preset_writes_one_row_per_sampler_seed_and_trial(tmp_path: Path) -> 
     out = tmp_path / "ci"
     curves = pd.read_csv(out / "curves.csv")
     assert tuple(curves.columns) == CURVE_COLUMNS
-    # ci: samplers random and tpe, seeds 0 and 1, 3 trials each, no duplicates expected.
-    assert len(curves) == 2 * 2 * 3
+    # ci: samplers random and tpe, seeds 0 and 1, 3 trials for tpe and twice as many for
+    # random (is a sampler's N worth random's 2N?), no duplicates expected.
+    assert len(curves) == 2 * (3 + 6)
     assert not curves.duplicated(["sampler", "seed", "trial"]).any()
     assert set(curves["sampler"]) == {"random", "tpe"} and set(curves["seed"]) == {0, 1}
-    for _, run_curve in curves.groupby(["sampler", "seed"]):
-        assert sorted(run_curve["trial"]) == [0, 1, 2]
+    for (sampler, _), run_curve in curves.groupby(["sampler", "seed"]):
+        trials = 6 if sampler == "random" else 3
+        assert sorted(run_curve["trial"]) == list(range(trials))
         assert run_curve["hypervolume"].is_monotonic_increasing
         assert run_curve["wall_seconds"].is_monotonic_increasing
-        assert run_curve["trained"].iat[-1] == 3
+        assert run_curve["trained"].iat[-1] == trials
     assert curves["duplicate"].dtype == bool
     page = (out / "report.html").read_text()
     # hypervolume against trials, wall time and epochs; the fronts; the CSE share
     assert page.count("Plotly.newPlot") == 5 and "<script src=" not in page
-    assert (curves.groupby(["sampler", "seed"])["epochs"].last() == 3).all()  # 1 epoch each
-    assert "random/sampler" in run.stdout and (out / "summary.txt").is_file()
+    epochs = curves.groupby(["sampler", "seed"])["epochs"].last()  # 1 epoch each
+    assert (epochs.loc["tpe"] == 3).all() and (epochs.loc["random"] == 6).all()
+    assert "after 3" in run.stdout and "/ random after 6 [95%]" in run.stdout
+    assert (out / "summary.txt").is_file()
+    # The paper's rule: per search and stage, the CSE share on its front and the rest.
+    shares = pd.read_csv(out / "cse_shares.csv")
+    assert len(shares.groupby(["run", "seed"])) == 4 and shares["front"].between(0, 1).all()
+    assert "fronts prefer CSE (interval of the difference clear of 0) in:" in run.stdout
 
 
 def test_bad_sampler_is_one_error_line(tmp_path: Path) -> None:

@@ -47,6 +47,9 @@ def curve(arch_json: str) -> list[float]:
 def known_curves(config: dict[str, Any], *, data: Any, train_config: Any, objectives: Any,
                  speedups: Any, memory_fraction: Any) -> None:
     """The trainable: reports ``curve`` epoch by epoch as ``run_trial`` reports training."""
+    # mo-asha anneals the schedule at its rungs; a failed check fails the trial, and the test.
+    if train_config.anneal_at != RUNGS:
+        raise ValueError(f"anneal_at {train_config.anneal_at}, not the rungs {RUNGS}")
     accuracies = curve(config[ARCH_KEY])
     for epoch in range(1, train_config.epochs + 1):
         evaluation = Evaluation(

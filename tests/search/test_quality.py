@@ -12,6 +12,8 @@ from search.reporting.quality import (
     by_epochs,
     by_time,
     by_trials,
+    format_scheduler_summary,
+    format_summary,
     scheduler_summary,
     search_curve,
     summarise,
@@ -58,20 +60,33 @@ def test_a_duplicate_moves_the_curve_neither_right_nor_up() -> None:
     assert list(band["mean"]) == pytest.approx([0.1, 0.2])
 
 
-def test_summary_counts_trials_to_random_final_mean() -> None:
+def test_summary_compares_n_trials_with_randoms_2n_seed_by_seed() -> None:
     curves = _curves({
-        ("random", 0): [0.1, 0.2, 0.3, 0.4], ("random", 1): [0.1, 0.2, 0.3, 0.4],
-        ("fast", 0): [0.2, 0.4, 0.4, 0.5], ("fast", 1): [0.2, 0.4, 0.5, 0.5],
-        ("slow", 0): [0.1, 0.1, 0.2, 0.3], ("slow", 1): [0.1, 0.1, 0.2, 0.3],
+        ("random", 0): [0.1, 0.2, 0.3, 0.4], ("random", 1): [0.1, 0.2, 0.3, 0.6],
+        ("fast", 0): [0.2, 0.6], ("fast", 1): [0.2, 0.3],
+        ("slow", 0): [0.1, 0.1], ("slow", 1): [0.1, 0.2],
     })
-    table = summarise(curves, 4)
-    assert list(table.index) == ["fast", "random", "slow"]  # best final mean first
-    assert table.loc["fast", "hv_mean"] == pytest.approx(0.5)
-    assert table.loc["fast", "trials_to_baseline"] == 2
-    assert table.loc["fast", "ratio"] == pytest.approx(2.0)  # 4 random trials / 2 of fast
-    assert table.loc["random", "ratio"] == pytest.approx(1.0)
-    assert pd.isna(table.loc["slow", "trials_to_baseline"])  # never reaches 0.4 in 4 trials
-    assert pd.isna(table.loc["slow", "ratio"])
+    table = summarise(curves, 2, 4)
+    assert list(table.index) == ["random", "fast", "slow"]  # best final mean first
+    assert table.loc["fast", "hv_at_n"] == pytest.approx(0.45)
+    assert table.loc["random", "hv_at_n"] == pytest.approx(0.2)  # after 2 of its 4 trials
+    assert table.loc["random", "trials"] == 4 and table.loc["fast", "trials"] == 2
+    # fast's mean after 2 (0.45) over random's after 4 (0.5), and seed by seed
+    assert table.loc["fast", "ratio"] == pytest.approx(0.9)
+    assert table.loc["fast", "per_seed"] == pytest.approx((1.5, 0.5))
+    assert table.loc["slow", "per_seed"] == pytest.approx((0.25, 1 / 3))
+    # over two seeds a bootstrap draw holds seed 0 twice, seed 1 twice, or both
+    assert table.loc["fast", "ratio_low"] == pytest.approx(0.5)
+    assert table.loc["fast", "ratio_high"] == pytest.approx(1.5)
+    assert table.loc["random", "ratio"] == pytest.approx(0.4)  # its own 2 against its 4
+    text = format_summary(table, 2, 4)
+    assert "/ random after 4 [95%]" in text and "0.900 [0.500, 1.500]   1.50, 0.50" in text
+
+
+def test_summary_without_a_baseline_has_no_ratios() -> None:
+    table = summarise(_curves({("tpe", 0): [0.1, 0.3], ("tpe", 1): [0.2, 0.2]}), 2, 4)
+    assert table.loc["tpe", "hv_mean"] == pytest.approx(0.25)
+    assert pd.isna(table.loc["tpe", "ratio"]) and table.loc["tpe", "per_seed"] == ()
 
 
 def test_epochs_count_what_each_trial_trained(tmp_path: Path) -> None:
@@ -111,3 +126,21 @@ def test_scheduler_summary_finds_the_epochs_to_reach_fifos_final_mean() -> None:
     assert table.loc["asha", "epoch_ratio"] == pytest.approx(6 / 27)
     assert table.loc["fifo", "epochs_to_baseline"] == 27  # its mean is 0.35 at 18, 0.4 at 27
     assert table.loc["asha", "hv_mean"] == pytest.approx(0.475)
+    # Seed by seed: seed 0 reached its fifo's 0.4 at epoch 6 of fifo's 27, seed 1 its 0.4
+    # at epoch 5.
+    assert table.loc["asha", "per_seed"] == pytest.approx((6 / 27, 5 / 27))
+    assert table.loc["asha", "seed_ratio"] == pytest.approx(11 / 54)
+    assert table.loc["asha", "worst_seed"] == pytest.approx(6 / 27)
+    assert table.loc["asha", "seed_ratio_low"] == pytest.approx(5 / 27)
+    text = format_scheduler_summary(table, "fifo")
+    assert "asha            mean 0.20 [0.19, 0.22], worst 0.22; per seed 0.22, 0.19" in text
+
+
+def test_a_seed_that_never_reaches_fifo_has_no_mean() -> None:
+    curves = _epoch_curves({("fifo", 0): [(9, 0.5)], ("asha", 0): [(1, 0.1), (3, 0.4)],
+                            ("fifo", 1): [(9, 0.2)], ("asha", 1): [(2, 0.3)]})
+    table = scheduler_summary(curves, "fifo", points=10)
+    assert table.loc["asha", "per_seed"][1] == pytest.approx(2 / 9)
+    assert pd.isna(table.loc["asha", "per_seed"][0]) and pd.isna(table.loc["asha", "seed_ratio"])
+    assert "a seed never got there; per seed never, 0.22" in format_scheduler_summary(
+        table, "fifo")

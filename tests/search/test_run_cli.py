@@ -124,9 +124,6 @@ def test_defaults() -> None:
     assert config.resolve_budget(gpu=True).trials == 200
     # The standard budget stops poor trials early: rungs at epochs 1, 3, 9 of 15 on a GPU.
     assert config.resolve_budget(gpu=True).scheduler_spec.rungs(15) == (1, 3, 9)
-    # ... and anneals the schedule at each of them (budgets only: no flag sets it).
-    assert config.resolve_budget(gpu=True).anneal_at_rungs
-    assert not config.resolve_budget(gpu=False).anneal_at_rungs
     assert parse_config(["--dataset", "cifar10", "--scheduler", "fifo"]).resolve_budget(
         gpu=True).scheduler_spec.rungs(15) == ()
     quick = parse_config(["--dataset", "cifar10", "--budget", "quick"])
