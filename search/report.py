@@ -73,7 +73,7 @@ def summary_lines(results: StudyResults) -> list[str]:
                  for n, a, d in zip(tested["number"], tested[TEST_ACCURACY],
                                     tested[EXPORT_DIR], strict=True))
     info = results.info
-    lines.append(trust_line(trials, proxy_setting(info.dataset, info.budget,
+    lines.append(trust_line(trials, proxy_setting(info.dataset, info.train_config,
                                                   info.shape.input_size)))
     return lines
 

@@ -33,7 +33,7 @@ def _proxy_line(result: SearchResult) -> str | None:
         study = open_study(result.study_name, result.storage_url)
         info = read_study_info(study)
         return trust_line(trials_table(study),
-                          proxy_setting(info.dataset, info.budget, info.shape.input_size))
+                          proxy_setting(info.dataset, info.train_config, info.shape.input_size))
     except StudyError:
         return None
 

@@ -11,7 +11,9 @@ is. No torch, no plotting.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -38,19 +40,31 @@ class Fidelity:
     architectures: int  # reference architectures it was measured on
 
 
-def proxy_setting(dataset: str, budget: str | None, input_size: int) -> str | None:
-    """The key of :data:`MEASURED_FIDELITY` for a study (None without a budget): a proxy's
-    fidelity holds for one dataset at one input size."""
-    return None if budget is None else f"budget {budget} on {dataset} at {input_size} px"
+def proxy_setting(dataset: str, train_config: Mapping[str, Any], input_size: int) -> str | None:
+    """The key of :data:`MEASURED_FIDELITY` for a study: what its trials trained (epochs,
+    share of the training split) on which dataset at which input size, since a proxy's
+    fidelity holds for that alone, whatever the budget was called when it ran. None when
+    the study's train config does not say (studies from before it was recorded)."""
+    epochs, subset = train_config.get("epochs"), train_config.get("subset")
+    if not isinstance(epochs, int) or not isinstance(subset, int | float):
+        return None
+    return (f"{epochs} epoch{'' if epochs == 1 else 's'} on {subset:.0%} of {dataset} at "
+            f"{input_size} px")
 
 
 # proxy_setting(...) -> its measured fidelity. Filled only from runs of FIDELITY_BENCHMARK
 # (README, "Proxy fidelity"): a setting without a measurement says so rather than borrow one.
-# Both: benchmarks/bench_fidelity.py --run fmnist-16 against the 29 architectures of
-# benchmarks/reference/fashion-mnist-16.csv.
+# All: benchmarks/bench_fidelity.py --run fmnist-16 against the architectures of
+# benchmarks/reference/fashion-mnist-16.csv (seed 0).
+def _fashion_mnist(epochs: int, subset: float, input_size: int) -> str | None:
+    return proxy_setting("fashion-mnist", {"epochs": epochs, "subset": subset}, input_size)
+
+
 MEASURED_FIDELITY: dict[str, Fidelity] = {
-    proxy_setting("fashion-mnist", "quick", 28): Fidelity(0.525, 0.21, 0.73, 29),
-    proxy_setting("fashion-mnist", "quick", 16): Fidelity(0.714, 0.44, 0.88, 29),
+    _fashion_mnist(1, 0.03, 28): Fidelity(-0.013, -0.36, 0.35, 29),  # smoke
+    _fashion_mnist(1, 0.10, 28): Fidelity(0.525, 0.21, 0.73, 29),  # quick until now
+    _fashion_mnist(1, 0.10, 16): Fidelity(0.714, 0.44, 0.88, 29),
+    _fashion_mnist(3, 0.10, 16): Fidelity(0.873, 0.74, 0.94, 29),
 }
 
 
@@ -95,7 +109,8 @@ def _trials(count: int) -> str:
 
 def _benchmark_text(setting: str | None) -> str:
     if setting is None:
-        return "the study records no budget to look up a benchmark figure for"
+        return ("the study records no training budget (epochs, subset) to look up a "
+                "benchmark figure for")
     fidelity = MEASURED_FIDELITY.get(setting)
     if fidelity is None:
         return (f"{setting}: proxy fidelity not measured ({FIDELITY_BENCHMARK} "

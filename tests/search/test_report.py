@@ -87,12 +87,12 @@ def test_proxy_ranking_against_retrained_test_accuracy(tmp_path, storage, capsys
 
 
 def test_without_retrained_trials_the_page_says_so(tmp_path, storage, capsys):
-    make_study(storage)
+    make_study(storage, train_config={"epochs": 2, "subset": 0.5})
     code, out, err = run(["--study", "demo", "--storage", storage, "--results-dir",
                           str(tmp_path), "--no-dashboard"], capsys)
     assert (code, err) == (0, "")
     assert ("proxy ranking: not measured in this study (0 retrained trials; retrain more with "
-            "search.export --retrain-epochs); budget test on cifar10 at 32 px: proxy fidelity "
+            "search.export --retrain-epochs); 2 epochs on 50% of cifar10 at 32 px: proxy fidelity "
             "not measured (benchmarks/bench_fidelity.py measures it)") in out
     page = (tmp_path / "demo" / "report.html").read_text()
     assert "proxy-vs-retrained" not in page

@@ -91,9 +91,8 @@ def test_bad_input_is_one_error_line_and_status_2(
     (ROWS, (0, 1, 3), "proxy ranking: Spearman 1.00, Kendall 1.00 over 3 retrained trials "
                       "(proxy val accuracy vs retrained test accuracy)\n"),
     (ROWS, (), "proxy ranking: not measured in this study (0 retrained trials; retrain more "
-               "with search.export --retrain-epochs); budget test on cifar10 at 32 px: proxy "
-               "fidelity not "
-               "measured (benchmarks/bench_fidelity.py measures it)\n"),
+               "with search.export --retrain-epochs); 1 epoch on 10% of cifar10 at 32 px: "
+               "proxy fidelity not measured (benchmarks/bench_fidelity.py measures it)\n"),
     ((), (), ""),  # a study that cannot say fails no finished search
 ], ids=["retrained", "none retrained", "no trials"])
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
@@ -101,7 +100,8 @@ def test_a_finished_search_ends_with_the_proxy_ranking(
         rows: tuple, exported: tuple[int, ...], printed: str, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     def search(config: SearchConfig) -> SearchResult:  # the study a search would leave
-        study = make_study(config.storage_url, config.study, rows)
+        study = make_study(config.storage_url, config.study, rows,
+                           train_config={"epochs": 1, "subset": 0.1})
         for number in exported:  # retrained in the proxy's order
             study.set_user_attr(export_attr(number), {TEST_ACCURACY: ROWS[number].accuracy,
                                                       EXPORT_DIR: f"export/{number}"})

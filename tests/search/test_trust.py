@@ -8,11 +8,17 @@ import pandas as pd
 import pytest
 
 from search.reporting import trust
-from search.reporting.trust import Fidelity, proxy_setting, rank_agreement, trust_line
+from search.reporting.trust import (
+    MEASURED_FIDELITY,
+    Fidelity,
+    proxy_setting,
+    rank_agreement,
+    trust_line,
+)
 from search.study.objectives import ACCURACY
 from search.study.schema import TEST_ACCURACY
 
-QUICK = proxy_setting("fashion-mnist", "quick", 16)
+QUICK = proxy_setting("fashion-mnist", {"epochs": 1, "subset": 0.1}, 16)
 
 
 def table(proxy: list[float | None], test: list[float | None]) -> pd.DataFrame:
@@ -74,20 +80,28 @@ def test_line_falls_back_on_the_benchmark_figure(monkeypatch: pytest.MonkeyPatch
                                            architectures=32)})
     line = trust_line(table([0.5, 0.6, 0.7], [0.8, 0.9, None]), QUICK)
     assert line == ("proxy ranking: not measured in this study (2 retrained trials; retrain "
-                    "more with search.export --retrain-epochs); benchmark figure for budget "
-                    "quick on fashion-mnist at 16 px: Spearman 0.81 [0.70, 0.90] over 32 "
+                    "more with search.export --retrain-epochs); benchmark figure for 1 epoch "
+                    "on 10% of fashion-mnist at 16 px: Spearman 0.81 [0.70, 0.90] over 32 "
                     "reference architectures")
 
 
 def test_line_for_a_budget_nobody_measured(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(trust, "MEASURED_FIDELITY",
-                        {proxy_setting("fashion-mnist", "smoke", 16): Fidelity(0.5, 0.2, 0.7, 16)})
+                        {proxy_setting("fashion-mnist", {"epochs": 1, "subset": 0.03}, 16):
+                         Fidelity(0.5, 0.2, 0.7, 16)})
     line = trust_line(table([0.5, 0.6], [0.8, None]), QUICK)
     assert line.startswith("proxy ranking: not measured in this study (1 retrained trial; ")
-    assert line.endswith("budget quick on fashion-mnist at 16 px: proxy fidelity not measured "
+    assert line.endswith("1 epoch on 10% of fashion-mnist at 16 px: proxy fidelity not measured "
                          "(benchmarks/bench_fidelity.py measures it)")
 
 
 def test_line_for_a_study_without_a_budget() -> None:
     line = trust_line(table([0.5], [None]), None)
-    assert "(0 retrained trials;" in line and "records no budget" in line
+    assert "(0 retrained trials;" in line and "records no training budget" in line
+
+
+def test_the_setting_is_what_the_trials_trained_not_the_budgets_name() -> None:
+    assert proxy_setting("fashion-mnist", {"epochs": 3, "subset": 0.1, "lr": 0.1}, 16) == (
+        "3 epochs on 10% of fashion-mnist at 16 px")
+    assert QUICK == "1 epoch on 10% of fashion-mnist at 16 px" and QUICK in MEASURED_FIDELITY
+    assert proxy_setting("cifar10", {}, 32) is None  # a study from before train configs
