@@ -27,8 +27,9 @@ the epochs and minutes at which mo-asha's mean curve reaches fifo's final mean, 
 by seed the share of the same seed's fifo epochs it needed to reach that search's final
 hypervolume.
 
-Preset ``paper-rule``: TPE alone at ``make search``'s budget (quick at 16 px: 1 epoch on 10%,
-a 5% validation split), 24 trials, 5 seeds.
+Preset ``paper-rule``: ``make search`` itself, 5 times: TPE at the quick budget at 16 px (1
+epoch on 30%, a 5% validation split), 16 trials of which the first two are the presets
+paper-mix and mobilenetv2, seeds 0-4.
 
 Every run ends with the paper's rule (``search.reporting.paper_rule``): per stage, the share
 of CSE blocks on the searches' final fronts against their dominated trials, with intervals
@@ -81,15 +82,18 @@ from search.reporting.quality_figures import (
     sampler_colours,
 )
 from search.study.results import StudyResults, load_results
+from space import PRESETS as ARCH_PRESETS
 
 PRESETS: dict[str, dict[str, object]] = {
     "default": {"dataset": "fashion-mnist", "input_size": 16, "trials": 24, "seeds": 5,
                 "samplers": "random,tpe", "epochs": 1, "subset": 0.015,
                 "val_fraction": 0.02, "batch_size": 32},
-    # make search's budget (quick at 16 px), TPE alone: where do its fronts put CSE blocks?
-    "paper-rule": {"dataset": "fashion-mnist", "input_size": 16, "trials": 24, "seeds": 5,
-                   "samplers": "tpe", "epochs": 1, "subset": 0.1, "val_fraction": 0.05,
-                   "batch_size": 64, "baseline_trials_factor": 0},
+    # make search itself (quick at 16 px: 1 epoch on 30%, 16 trials, the presets enqueued),
+    # 5 seeds: where do its fronts put CSE blocks, how large are they, how long does it take?
+    "paper-rule": {"dataset": "fashion-mnist", "input_size": 16, "trials": 16, "seeds": 5,
+                   "samplers": "tpe", "epochs": 1, "subset": 0.3, "val_fraction": 0.05,
+                   "batch_size": 64, "baseline_trials_factor": 0,
+                   "presets": "paper-mix,mobilenetv2"},
     "ci": {"dataset": "synthetic", "input_size": 16, "trials": 3, "seeds": 2,
            "samplers": "random,tpe", "epochs": 1, "subset": 0.1, "val_fraction": 0.1,
            "batch_size": 32},
@@ -101,7 +105,7 @@ PRESETS: dict[str, dict[str, object]] = {
                    "subset": 0.1, "val_fraction": 0.1, "batch_size": 32},
 }
 DEFAULTS = {"schedulers": "fifo", "min_epochs": 1, "reduction_factor": 3,
-            "asha_trials_factor": 3, "baseline_trials_factor": 2}
+            "asha_trials_factor": 3, "baseline_trials_factor": 2, "presets": ""}
 DEFAULT_OUT = Path("results/bench-search-quality")
 
 
@@ -129,6 +133,8 @@ def _parser() -> argparse.ArgumentParser:
     add("--baseline-trials-factor", type=int,
         help=f"comparing samplers, {BASELINE} search runs this many times the trials (default "
              "2: is a sampler's N worth random's 2N?); 0: no random search unless listed")
+    add("--presets", help="comma-separated presets enqueued first in every search, counted "
+                          "in --trials as search.run counts them (default: none)")
     add("--max-concurrent", type=int, help="trials at a time (default: one per CPU)")
     add("--out", type=Path, default=DEFAULT_OUT, help="default: %(default)s")
     add("--run", help="the run's folder under --out (default: <preset>-<date>-<time>)")
@@ -149,6 +155,7 @@ def _settings(args: argparse.Namespace) -> dict[str, object]:
     settings = {k: v if getattr(args, k) is None else getattr(args, k)
                 for k, v in preset.items()}
     samplers = _names(settings["samplers"], tuple(SAMPLERS), "sampler")
+    settings["presets"] = tuple(_names(settings["presets"], tuple(ARCH_PRESETS), "preset"))
     schedulers = _names(settings["schedulers"], SCHEDULERS, "scheduler")
     if settings["baseline_trials_factor"] < 0:
         raise ValueError("--baseline-trials-factor must be 0 (no baseline) or more, got "
@@ -181,7 +188,8 @@ def _search(settings: dict[str, object], sampler: str, scheduler: str, seed: int
         epochs=settings["epochs"], subset=settings["subset"],
         val_fraction=settings["val_fraction"], batch_size=settings["batch_size"],
         input_size=settings["input_size"], sampler=sampler, scheduler=scheduler, **rungs,
-        seed=seed, presets=(), study_name=f"{_label(sampler, scheduler)}-seed{seed}",
+        seed=seed, presets=settings["presets"],
+        study_name=f"{_label(sampler, scheduler)}-seed{seed}",
         results_dir=run_dir, max_concurrent=max_concurrent,
     )
     log = io.StringIO()  # Tune pickles the progress callback: no open files in it

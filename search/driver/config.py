@@ -74,18 +74,28 @@ class Budget:
         return spec
 
 
+# The CPU rows, from benchmarks/bench_fidelity.py (README "Proxy fidelity"): how well a
+# proxy ranks 29 reference architectures (Fashion-MNIST 16x16, 8 epochs on 15%), Spearman
+# [95% bootstrap interval] at CPU-seconds per architecture, all 1 epoch unless said:
+#   3% at 28 px (smoke)          -0.01 [-0.36, 0.35]  18 s   pipeline check, ranks at chance
+#   10% at 28 px (quick before)   0.53 [0.21, 0.73]   56 s
+#   10% at 16 px                  0.71 [0.44, 0.88]   21 s   (EMA-scored 0.69, 2 epochs 0.63)
+#   10% at 16 px, 3 epochs        0.87 [0.74, 0.94]   61 s
+#   30% at 16 px (quick now)      0.90 [0.76, 0.95]   58 s   Pareto ranks 0.95, top-5 0.8
+# So quick trains 1 epoch on 30%: more images beat more passes over fewer, and at 16 px
+# (make search) that costs what 10% at 28 px did. CPU standard (5 epochs on 25% at 28 px,
+# ~12x quick's CPU per trial) is kept, unmeasured: its fidelity run would take ~6 CPU-hours.
 # The GPU rows are estimates until a GPU run measures them. mo-asha only where it saves
-# epochs: at 15 epochs, not at the CPU rows' 5 (README "Schedulers"). Its rungs anneal:
-# epoch 1 of a 15-epoch schedule ranked the reference set at Spearman 0.45 [0.09, 0.72],
-# the same epoch annealed at 0.71 [0.44, 0.88] (benchmarks/bench_fidelity.py, README
-# "Proxy fidelity"), where CPU quick ranks at 0.53 at 28 px and 0.71 at 16 px.
+# epochs: at 15 epochs, not at the CPU rows' 5 (README "Schedulers"). Its rungs anneal
+# (search.driver.tune): epoch 1 of a 15-epoch schedule ranked the reference set at 0.45
+# [0.09, 0.72], the same epoch annealed at 0.71 [0.44, 0.88].
 BUDGETS: dict[str, dict[str, Budget]] = {
     "smoke": {
         "cpu": Budget(trials=16, epochs=1, subset=0.03, batch_size=64, val_fraction=0.02),
         "gpu": Budget(trials=16, epochs=2, subset=0.1, batch_size=128, val_fraction=0.1),
     },
     "quick": {
-        "cpu": Budget(trials=16, epochs=1, subset=0.1, batch_size=64, val_fraction=0.05),
+        "cpu": Budget(trials=16, epochs=1, subset=0.3, batch_size=64, val_fraction=0.05),
         "gpu": Budget(trials=64, epochs=5, subset=0.25, batch_size=128, val_fraction=0.1),
     },
     "standard": {

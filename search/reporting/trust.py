@@ -48,7 +48,7 @@ def proxy_setting(dataset: str, train_config: Mapping[str, Any], input_size: int
     epochs, subset = train_config.get("epochs"), train_config.get("subset")
     if not isinstance(epochs, int) or not isinstance(subset, int | float):
         return None
-    return (f"{epochs} epoch{'' if epochs == 1 else 's'} on {subset:.0%} of {dataset} at "
+    return (f"{epochs} epoch{'' if epochs == 1 else 's'} on {subset * 100:.4g}% of {dataset} at "
             f"{input_size} px")
 
 
@@ -63,8 +63,11 @@ def _fashion_mnist(epochs: int, subset: float, input_size: int) -> str | None:
 MEASURED_FIDELITY: dict[str, Fidelity] = {
     _fashion_mnist(1, 0.03, 28): Fidelity(-0.013, -0.36, 0.35, 29),  # smoke
     _fashion_mnist(1, 0.10, 28): Fidelity(0.525, 0.21, 0.73, 29),  # quick until now
+    _fashion_mnist(1, 0.015, 16): Fidelity(0.415, 0.04, 0.72, 29),  # bench_search_quality
     _fashion_mnist(1, 0.10, 16): Fidelity(0.714, 0.44, 0.88, 29),
+    _fashion_mnist(2, 0.10, 16): Fidelity(0.631, 0.28, 0.87, 29),
     _fashion_mnist(3, 0.10, 16): Fidelity(0.873, 0.74, 0.94, 29),
+    _fashion_mnist(1, 0.30, 16): Fidelity(0.896, 0.76, 0.95, 29),  # quick, as make search runs it
 }
 
 

@@ -84,3 +84,11 @@ def test_ci_mo_asha_preset_compares_schedulers_on_epochs(tmp_path: Path) -> None
     assert last.loc["tpe_mo-asha", "epochs"] <= 9 * 3 - 2 * len(pruned)  # each saved >= 2
     assert run.stdout.count("epochs to tpe final") == 1
     assert "tpe_mo-asha" in (tmp_path / "ci" / "summary.txt").read_text()
+
+
+def test_bad_preset_is_one_error_line(tmp_path: Path) -> None:
+    run = subprocess.run([sys.executable, str(BENCHMARK), "--presets", "paper-mix,resnet",
+                          "--out", str(tmp_path)], capture_output=True, text=True, check=False)
+    assert run.returncode == 2
+    assert run.stderr.startswith("error: unknown preset(s) resnet; choose from mobilenetv2")
+    assert not any(tmp_path.iterdir())
