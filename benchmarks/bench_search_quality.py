@@ -9,7 +9,7 @@
 Default task: Fashion-MNIST resized to 16x16; each trial trains 1 epoch on 1.5% of the
 training split (882 images, 28 steps of 32) and is scored on a 2% validation split (1,200
 images); no presets; samplers random and tpe (``--samplers`` adds others of
-``search.driver.samplers``), seeds 0-4; 24 trials per search, but random search gets
+``search.driver.samplers``), seeds 0-4; 20 trials per search, but random search gets
 ``--baseline-trials-factor`` (2) times as many, so the summary asks whether a sampler's
 N trials are worth random's 2N: per sampler, its mean hypervolume after N over random's
 after 2N on the same seeds, with a 95% bootstrap interval over seeds and each seed's ratio.
@@ -85,7 +85,7 @@ from search.study.results import StudyResults, load_results
 from space import PRESETS as ARCH_PRESETS
 
 PRESETS: dict[str, dict[str, object]] = {
-    "default": {"dataset": "fashion-mnist", "input_size": 16, "trials": 24, "seeds": 5,
+    "default": {"dataset": "fashion-mnist", "input_size": 16, "trials": 20, "seeds": 5,
                 "samplers": "random,tpe", "epochs": 1, "subset": 0.015,
                 "val_fraction": 0.02, "batch_size": 32},
     # make search itself (quick at 16 px: 1 epoch on 30%, 16 trials, the presets enqueued),

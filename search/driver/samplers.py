@@ -53,6 +53,9 @@ SAMPLERS: dict[str, Sampler] = {s.name: s for s in (
 # reaches random's final mean after 25 trials, random's own after 46: worth 1.84 random
 # trials per trial (tpe-multivariate 1.53, nsga2 1.07), short of the 2x goal. Measured at 48
 # trials only; at 16 (the quick budget) TPE's first 10 trials are its random start-up.
+# Over 5 seeds (--run fmnist-20x5), TPE's mean hypervolume after 20 trials is 0.925 [0.86,
+# 0.99] of random's after 40 on the same seeds: ahead of random trial for trial (random's
+# own 20 reach 0.819 of its 40), short of 2x.
 DEFAULT_SAMPLER = "tpe"
 
 
