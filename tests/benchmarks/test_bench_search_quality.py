@@ -57,21 +57,6 @@ def test_ci_preset_writes_one_row_per_sampler_seed_and_trial(tmp_path: Path) -> 
     assert "fronts prefer CSE (interval of the difference clear of 0) in:" in run.stdout
 
 
-def test_bad_sampler_is_one_error_line(tmp_path: Path) -> None:
-    run = subprocess.run([sys.executable, str(BENCHMARK), "--samplers", "cmaes",
-                          "--out", str(tmp_path)], capture_output=True, text=True, check=False)
-    assert run.returncode == 2
-    assert run.stderr.startswith("error: unknown sampler(s) cmaes")
-    assert not any(tmp_path.iterdir())
-
-
-def test_bad_scheduler_is_one_error_line(tmp_path: Path) -> None:
-    run = subprocess.run([sys.executable, str(BENCHMARK), "--schedulers", "fifo,hyperband",
-                          "--out", str(tmp_path)], capture_output=True, text=True, check=False)
-    assert run.returncode == 2
-    assert run.stderr == "error: unknown scheduler(s) hyperband; choose from fifo, mo-asha\n"
-
-
 def test_ci_mo_asha_preset_compares_schedulers_on_epochs(tmp_path: Path) -> None:
     run = _run_preset(tmp_path, "ci-mo-asha")
     curves = pd.read_csv(tmp_path / "ci" / "curves.csv")
@@ -86,9 +71,14 @@ def test_ci_mo_asha_preset_compares_schedulers_on_epochs(tmp_path: Path) -> None
     assert "tpe_mo-asha" in (tmp_path / "ci" / "summary.txt").read_text()
 
 
-def test_bad_preset_is_one_error_line(tmp_path: Path) -> None:
-    run = subprocess.run([sys.executable, str(BENCHMARK), "--presets", "paper-mix,resnet",
-                          "--out", str(tmp_path)], capture_output=True, text=True, check=False)
-    assert run.returncode == 2
-    assert run.stderr.startswith("error: unknown preset(s) resnet; choose from mobilenetv2")
-    assert not any(tmp_path.iterdir())
+@pytest.mark.parametrize(("flag", "value", "error"), [
+    ("--samplers", "cmaes", "error: unknown sampler(s) cmaes; choose from "),
+    ("--schedulers", "fifo,hyperband",
+     "error: unknown scheduler(s) hyperband; choose from fifo, mo-asha\n"),
+    ("--presets", "paper-mix,resnet", "error: unknown preset(s) resnet; choose from mobilenetv2"),
+])
+def test_a_bad_name_is_one_error_line(flag: str, value: str, error: str, tmp_path: Path) -> None:
+    run = subprocess.run([sys.executable, str(BENCHMARK), flag, value, "--out", str(tmp_path)],
+                         capture_output=True, text=True, check=False)
+    assert run.returncode == 2 and run.stderr.startswith(error)
+    assert len(run.stderr.splitlines()) == 1 and not any(tmp_path.iterdir())
