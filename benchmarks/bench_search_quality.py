@@ -169,6 +169,12 @@ def _settings(args: argparse.Namespace) -> dict[str, object]:
     return settings
 
 
+def _baseline_trials(settings: dict[str, object]) -> int:
+    """Trials of the random search a sampler comparison measures the others against (a
+    listed ``random`` under factor 0 runs the plain trial count)."""
+    return int(settings["trials"]) * max(1, int(settings["baseline_trials_factor"]))
+
+
 def _label(sampler: str, scheduler: str) -> str:
     """A run's name in the tables: the sampler, and the scheduler unless it is fifo."""
     return sampler if scheduler == "fifo" else f"{sampler}_{scheduler}"
@@ -178,7 +184,7 @@ def _search(settings: dict[str, object], sampler: str, scheduler: str, seed: int
             run_dir: Path, max_concurrent: int | None) -> tuple[optuna.Study, StudyResults]:
     trials, rungs = int(settings["trials"]), {}
     if sampler == BASELINE and scheduler == "fifo":
-        trials *= max(1, int(settings["baseline_trials_factor"]))
+        trials = _baseline_trials(settings)
     if scheduler != "fifo":
         trials *= int(settings["asha_trials_factor"])
         rungs = {"min_epochs": settings["min_epochs"],
@@ -256,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = pd.concat(curves, ignore_index=True)
     table.to_csv(run_dir / "curves.csv", index=False)
     if schedulers == ["fifo"]:
-        baseline_trials = trials * max(1, int(settings["baseline_trials_factor"]))
+        baseline_trials = _baseline_trials(settings)
         summary = format_summary(summarise(table, trials, baseline_trials), trials,
                                  baseline_trials)
     else:
