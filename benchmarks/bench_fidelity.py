@@ -54,7 +54,7 @@ from search.training.config import TrainConfig
 from search.training.evaluate import Evaluation, train_and_score
 from search.training.loop import NonFiniteLossError
 from space import Arch
-from space.files import write_text_atomically
+from space.files import hold_folder, write_text_atomically
 
 REFERENCE = Path(__file__).parent / "reference" / "fashion-mnist-16.csv"
 SCORE_COLUMNS = ("proxy", "name", "accuracy", "cpu_seconds", "params")
@@ -98,6 +98,7 @@ FASHION_MNIST = (
          ema=0.99),
     _one("16px-2-epochs", 16, 2, 0.10, 64, 0.05, "lower resolution, more epochs: 2 on 10%"),
     _one("16px-3-epochs", 16, 3, 0.10, 64, 0.05, "lower resolution, more epochs: 3 on 10%"),
+    _one("16px-subset-20", 16, 1, 0.20, 64, 0.05, "larger subset: 1 epoch on 20% at 16 px"),
     _one("16px-subset-30", 16, 1, 0.30, 64, 0.05, "larger subset: 1 epoch on 30% at 16 px"),
     _one("search-bench", 16, 1, 0.015, 32, 0.02,
          "bench_search_quality.py's task: 1 epoch on 1.5% at 16 px, batch 32"),
@@ -111,7 +112,7 @@ FASHION_MNIST = (
 # costs about as much as the reference itself; 'rung-1-annealed' is '16px' (the same
 # 1-epoch cycle, so the same training); 'rung-3*' need --proxies.
 DEFAULT = ("16px", "rung-1", "quick", "16px-2-epochs", "16px-3-epochs", "16px-ema", "smoke",
-           "16px-subset-30", "search-bench")
+           "16px-subset-30", "search-bench", "16px-subset-20")
 CI = (
     _one("one-epoch", 16, 1, 0.25, 32, 0.2, "1 epoch"),
     Training(16, 3, 0.25, 32, 0.2, ((1, "rung-1"), (2, "rung-2")), "rungs of a 3-epoch run",
@@ -325,7 +326,13 @@ def main(argv: list[str] | None = None) -> int:
                          "python benchmarks/reference_set.py")
     reference = reference_rows(args.reference)
     out = args.out / args.run
-    out.mkdir(parents=True, exist_ok=True)
+    with hold_folder(out):  # a second run on it would drop the first's rows from scores.csv
+        return _measure(args, dataset, trainings, default, reference, out)
+
+
+def _measure(args: argparse.Namespace, dataset: str, trainings: tuple[Training, ...],
+             default: tuple[str, ...], reference: pd.DataFrame, out: Path) -> int:
+    """Every training ``out/scores.csv`` lacks, then the summary and the report."""
     scores_path = out / "scores.csv"
     scores = (pd.read_csv(scores_path) if scores_path.exists()
               else pd.DataFrame(columns=list(SCORE_COLUMNS)))

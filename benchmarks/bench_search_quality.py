@@ -83,6 +83,7 @@ from search.reporting.quality_figures import (
 )
 from search.study.results import StudyResults, load_results
 from space import PRESETS as ARCH_PRESETS
+from space.files import hold_folder, write_text_atomically
 
 PRESETS: dict[str, dict[str, object]] = {
     "default": {"dataset": "fashion-mnist", "input_size": 16, "trials": 20, "seeds": 5,
@@ -94,13 +95,13 @@ PRESETS: dict[str, dict[str, object]] = {
                    "samplers": "tpe", "epochs": 1, "subset": 0.3, "val_fraction": 0.05,
                    "batch_size": 64, "baseline_trials_factor": 0,
                    "presets": "paper-mix,mobilenetv2"},
-    "ci": {"dataset": "synthetic", "input_size": 16, "trials": 3, "seeds": 2,
+    "ci": {"dataset": "synthetic", "input_size": 16, "trials": 2, "seeds": 2,
            "samplers": "random,tpe", "epochs": 1, "subset": 0.1, "val_fraction": 0.1,
            "batch_size": 32},
     "mo-asha": {"dataset": "fashion-mnist", "input_size": 16, "trials": 24, "seeds": 5,
                 "samplers": "tpe", "schedulers": "fifo,mo-asha", "epochs": 15, "subset": 0.015,
                 "val_fraction": 0.02, "batch_size": 32},
-    "ci-mo-asha": {"dataset": "synthetic", "input_size": 16, "trials": 3, "seeds": 1,
+    "ci-mo-asha": {"dataset": "synthetic", "input_size": 16, "trials": 2, "seeds": 1,
                    "samplers": "tpe", "schedulers": "fifo,mo-asha", "epochs": 3,
                    "subset": 0.1, "val_fraction": 0.1, "batch_size": 32},
 }
@@ -231,7 +232,7 @@ def _write_page(path: Path, settings: dict[str, object], command: str, summary: 
           for key, fig in figures.items()),
         "</body></html>",
     ]
-    path.write_text("\n".join(parts), encoding="utf-8")
+    write_text_atomically(path, "\n".join(parts))
 
 
 @exits_on_bad_input
@@ -239,6 +240,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = _settings(args)
     run_dir = args.out / (args.run or f"{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}")
+    command = "python benchmarks/bench_search_quality.py " + " ".join(
+        sys.argv[1:] if argv is None else argv)
+    with hold_folder(run_dir):  # a second run on it would interleave its rows with ours
+        return _measure(args, settings, run_dir, command)
+
+
+def _measure(args: argparse.Namespace, settings: dict[str, object], run_dir: Path,
+             command: str) -> int:
+    """Every search the settings name (resuming those ``run_dir`` has), then the tables,
+    figures and summary."""
     trials = int(settings["trials"])
     schedulers = list(settings["schedulers"])
     methods = [(sampler, scheduler) for sampler in settings["samplers"]
@@ -260,7 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"{curve['hypervolume'].iat[-1]:.4f}, {curve['wall_seconds'].max() / 60:.1f} "
                   f"min", flush=True)
     table = pd.concat(curves, ignore_index=True)
-    table.to_csv(run_dir / "curves.csv", index=False)
+    write_text_atomically(run_dir / "curves.csv", table.to_csv(index=False))
     if schedulers == ["fifo"]:
         baseline_trials = _baseline_trials(settings)
         summary = format_summary(summarise(table, trials, baseline_trials), trials,
@@ -269,14 +280,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         baseline = _label(methods[0][0], "fifo")
         summary = format_scheduler_summary(scheduler_summary(table, baseline), baseline)
     shares = cse_shares(runs)
-    shares.to_csv(run_dir / "cse_shares.csv", index=False)
+    write_text_atomically(run_dir / "cse_shares.csv", shares.to_csv(index=False))
     rule = cse_rule(shares)
     summary += (f"\n\nThe paper's rule (BTN early, CSE late) over these {len(runs)} searches: "
                 "share of CSE blocks per stage, mean over searches [95% bootstrap interval]\n"
                 + format_cse_rule(rule))
     minutes = (time.perf_counter() - start) / 60
-    command = "python benchmarks/bench_search_quality.py " + " ".join(
-        sys.argv[1:] if argv is None else argv)
     summary += f"\n\nwall time of the whole benchmark: {minutes:.1f} min"
     colours = sampler_colours(labels)
     figures = {
@@ -293,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "cse-share": cse_rule_figure(rule, f"{len(runs)} searches"),
     }
     _write_page(run_dir / "report.html", settings, command, summary, figures)
-    (run_dir / "summary.txt").write_text(f"$ {command}\n\n{summary}\n", encoding="utf-8")
+    write_text_atomically(run_dir / "summary.txt", f"$ {command}\n\n{summary}\n")
     print(summary)
     print(f"wrote {run_dir / 'curves.csv'}, {run_dir / 'report.html'}, "
           f"{run_dir / 'summary.txt'}")

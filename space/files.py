@@ -4,18 +4,25 @@ half of it.
 Decoded datasets, image-folder facts and latency tables are shared by parallel trials
 (other processes, sometimes other threads): a writer fills a new file beside the target
 and renames it over the target, which POSIX makes atomic within one directory. A folder
-whose files belong together (an export) is filled beside its target the same way.
+whose files belong together (an export) is filled beside its target the same way. A
+folder that one long run fills over many files (a benchmark's run) is held by that run
+alone while it writes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-__all__ = ["cache_root", "write_atomically", "write_folder_atomically", "write_text_atomically"]
+__all__ = ["LOCK_FILE", "cache_root", "hold_folder", "write_atomically",
+           "write_folder_atomically", "write_text_atomically"]
+
+LOCK_FILE = ".lock"
 
 
 def cache_root() -> Path:
@@ -77,3 +84,28 @@ def _beside(path: Path, kind: str) -> Path:
 def write_text_atomically(path: Path, text: str) -> None:
     """:func:`write_atomically` for a text file."""
     write_atomically(path, lambda partial: partial.write_text(text))
+
+
+@contextlib.contextmanager
+def hold_folder(folder: Path) -> Iterator[None]:
+    """Hold ``folder`` (creating it) for this process alone while the block runs; a second
+    holder is refused at once with a ``ValueError`` naming the first, rather than
+    interleaving its rows with the first's.
+
+    The hold is the kernel's ``flock`` on ``folder/.lock``, so it ends with the process
+    however the process ends (SIGKILL included) and a rerun needs no clean-up.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / LOCK_FILE).open("a+", encoding="utf-8") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            raise ValueError(f"{folder} is in use by {holder}: wait for it to end, or give "
+                             "another run folder") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"pid {os.getpid()} on {os.uname().nodename}\n")
+        lock.flush()
+        yield

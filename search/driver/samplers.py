@@ -12,13 +12,20 @@ from dataclasses import dataclass
 
 import optuna
 
-__all__ = ["DEFAULT_SAMPLER", "SAMPLERS", "Sampler", "make_sampler", "nsga2_population"]
+__all__ = ["DEFAULT_SAMPLER", "SAMPLERS", "Sampler", "make_sampler", "nsga2_population",
+           "tpe_startup"]
 
 
 def nsga2_population(trials: int) -> int:
     """About four generations within the budget, but never a population so small that
     crossover has nothing to mix (4) nor so large that a long search never evolves (50)."""
     return max(4, min(50, trials // 4))
+
+
+def tpe_startup(trials: int) -> int:
+    """Random start-up trials for a budget: a quarter of it, between 4 and TPE's default 10,
+    so that a short search spends most of its trials guided (Optuna's 10 are 62% of 16)."""
+    return max(4, min(10, trials // 4))
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,10 @@ SAMPLERS: dict[str, Sampler] = {s.name: s for s in (
     Sampler("tpe", "TPE, Optuna 5's defaults (independent per parameter, 10 random "
                    "start-up trials, constant liar for running trials)",
             lambda seed, trials: optuna.samplers.TPESampler(seed=seed)),
+    Sampler("tpe-short-startup", "TPE with a quarter of the budget (4..10 trials) as its "
+                                 "random start-up",
+            lambda seed, trials: optuna.samplers.TPESampler(
+                seed=seed, n_startup_trials=tpe_startup(trials))),
     Sampler("tpe-multivariate", "TPE modelling all parameters jointly (multivariate=True)",
             lambda seed, trials: optuna.samplers.TPESampler(seed=seed, multivariate=True)),
     Sampler("nsga2", "NSGA-II, population a quarter of the budget (4..50)",

@@ -181,19 +181,21 @@ def format_summary(table: pd.DataFrame, trials: int, baseline_trials: int | None
                    baseline: str = BASELINE) -> str:
     """The summary as a terminal table."""
     baseline_trials = baseline_trials or trials
-    against = f"/ {baseline} after {baseline_trials} [95%]"
+    # Without a baseline search there is no ratio to show, and no column for it.
+    width = 32 if table["ratio"].notna().any() else 0
+    against = f"/ {baseline} after {baseline_trials} [95%]" if width else ""
     header = (f"{'sampler':<18}{'final hypervolume (mean ± sd, min-max)':>40}{'trials':>8}"
-              f"{'dup/run':>9}{'min/run':>9}{f'after {trials}':>11}{against:>32}"
+              f"{'dup/run':>9}{'min/run':>9}{f'after {trials}':>11}{against:>{width}}"
               "   per seed")
     lines = [header, "-" * len(header)]
     for sampler, row in table.iterrows():
-        ratio = (f"{row.ratio:.3f} [{row.ratio_low:.3f}, {row.ratio_high:.3f}]"
-                 if pd.notna(row.ratio) else "-")
+        ratio = ("" if not width else "-" if pd.isna(row.ratio) else
+                 f"{row.ratio:.3f} [{row.ratio_low:.3f}, {row.ratio_high:.3f}]")
         lines.append(
             f"{sampler:<18}"
             f"{f'{row.hv_mean:.4f} ± {row.hv_sd:.4f} ({row.hv_min:.4f}-{row.hv_max:.4f})':>40}"
             f"{row.trials:>8.0f}{row.duplicates:>9.1f}{row.wall_minutes:>9.1f}"
-            f"{row.hv_at_n:>11.4f}{ratio:>32}   {_seed_list(row.per_seed)}")
+            f"{row.hv_at_n:>11.4f}{ratio:>{width}}   {_seed_list(row.per_seed)}")
     return "\n".join(lines)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pandas as pd
 import pytest
 
 from space import Arch
+from space.files import hold_folder
 from tests.search.studies import SMALL, make_study
 
 pytestmark = pytest.mark.slow
@@ -108,6 +110,13 @@ def test_fidelity_ranks_the_reference_itself_at_exactly_one(reference: Path,
     again = _run("bench_fidelity.py", "--preset", "ci", "--reference", str(reference),
                  "--out", str(tmp_path), "--run", "ci")
     assert again.returncode == 0 and "0 to run" in again.stdout
+    # A second run on a folder in use is refused before it trains anything.
+    with hold_folder(out):
+        busy = _run("bench_fidelity.py", "--preset", "ci", "--reference", str(reference),
+                    "--out", str(tmp_path), "--run", "ci")
+    assert busy.returncode == 2 and busy.stderr == (
+        f"error: {out} is in use by pid {os.getpid()} on {os.uname().nodename}: wait for it "
+        "to end, or give another run folder\n")
 
 
 def test_bad_input_is_one_error_line(tmp_path: Path) -> None:

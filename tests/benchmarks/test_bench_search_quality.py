@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from search.reporting.quality import CURVE_COLUMNS
+from space.files import LOCK_FILE, hold_folder
 from tests.search.test_search_e2e import _env, _own_ray_tmp
 
 pytestmark = pytest.mark.slow
@@ -32,13 +33,13 @@ def test_ci_preset_writes_one_row_per_sampler_seed_and_trial(tmp_path: Path) -> 
     out = tmp_path / "ci"
     curves = pd.read_csv(out / "curves.csv")
     assert tuple(curves.columns) == CURVE_COLUMNS
-    # ci: samplers random and tpe, seeds 0 and 1, 3 trials for tpe and twice as many for
+    # ci: samplers random and tpe, seeds 0 and 1, 2 trials for tpe and twice as many for
     # random (is a sampler's N worth random's 2N?), no duplicates expected.
-    assert len(curves) == 2 * (3 + 6)
+    assert len(curves) == 2 * (2 + 4)
     assert not curves.duplicated(["sampler", "seed", "trial"]).any()
     assert set(curves["sampler"]) == {"random", "tpe"} and set(curves["seed"]) == {0, 1}
     for (sampler, _), run_curve in curves.groupby(["sampler", "seed"]):
-        trials = 6 if sampler == "random" else 3
+        trials = 4 if sampler == "random" else 2
         assert sorted(run_curve["trial"]) == list(range(trials))
         assert run_curve["hypervolume"].is_monotonic_increasing
         assert run_curve["wall_seconds"].is_monotonic_increasing
@@ -48,8 +49,8 @@ def test_ci_preset_writes_one_row_per_sampler_seed_and_trial(tmp_path: Path) -> 
     # hypervolume against trials, wall time and epochs; the fronts; the CSE share
     assert page.count("Plotly.newPlot") == 5 and "<script src=" not in page
     epochs = curves.groupby(["sampler", "seed"])["epochs"].last()  # 1 epoch each
-    assert (epochs.loc["tpe"] == 3).all() and (epochs.loc["random"] == 6).all()
-    assert "after 3" in run.stdout and "/ random after 6 [95%]" in run.stdout
+    assert (epochs.loc["tpe"] == 2).all() and (epochs.loc["random"] == 4).all()
+    assert "after 2" in run.stdout and "/ random after 4 [95%]" in run.stdout
     assert (out / "summary.txt").is_file()
     # The paper's rule: per search and stage, the CSE share on its front and the rest.
     shares = pd.read_csv(out / "cse_shares.csv")
@@ -60,13 +61,13 @@ def test_ci_preset_writes_one_row_per_sampler_seed_and_trial(tmp_path: Path) -> 
 def test_ci_mo_asha_preset_compares_schedulers_on_epochs(tmp_path: Path) -> None:
     run = _run_preset(tmp_path, "ci-mo-asha")
     curves = pd.read_csv(tmp_path / "ci" / "curves.csv")
-    # ci-mo-asha: tpe under fifo (3 trials of 3 epochs) and mo-asha (3 x 3 trials).
+    # ci-mo-asha: tpe under fifo (2 trials of 3 epochs) and mo-asha (3 x 2 trials).
     last = curves.groupby("sampler").last()
-    assert last.loc["tpe", "trained"] == 3 and last.loc["tpe", "epochs"] == 9
-    assert last.loc["tpe_mo-asha", "trained"] == 9
+    assert last.loc["tpe", "trained"] == 2 and last.loc["tpe", "epochs"] == 6
+    assert last.loc["tpe_mo-asha", "trained"] == 6
     pruned = curves[curves["state"] == "PRUNED"]
     assert (pruned["sampler"] == "tpe_mo-asha").all()
-    assert last.loc["tpe_mo-asha", "epochs"] <= 9 * 3 - 2 * len(pruned)  # each saved >= 2
+    assert last.loc["tpe_mo-asha", "epochs"] <= 6 * 3 - 2 * len(pruned)  # each saved >= 2
     assert run.stdout.count("epochs to tpe final") == 1
     assert "tpe_mo-asha" in (tmp_path / "ci" / "summary.txt").read_text()
 
@@ -82,3 +83,13 @@ def test_a_bad_name_is_one_error_line(flag: str, value: str, error: str, tmp_pat
                          capture_output=True, text=True, check=False)
     assert run.returncode == 2 and run.stderr.startswith(error)
     assert len(run.stderr.splitlines()) == 1 and not any(tmp_path.iterdir())
+
+
+def test_a_run_folder_in_use_is_refused_before_any_search(tmp_path: Path) -> None:
+    with hold_folder(tmp_path / "ci"):
+        run = subprocess.run([sys.executable, str(BENCHMARK), "--preset", "ci", "--out",
+                              str(tmp_path), "--run", "ci"],
+                             capture_output=True, text=True, check=False)
+    assert run.returncode == 2 and run.stderr.startswith(f"error: {tmp_path / 'ci'} is in use")
+    assert len(run.stderr.splitlines()) == 1
+    assert [p.name for p in (tmp_path / "ci").iterdir()] == [LOCK_FILE]  # no study begun

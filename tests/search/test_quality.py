@@ -87,6 +87,8 @@ def test_summary_without_a_baseline_has_no_ratios() -> None:
     table = summarise(_curves({("tpe", 0): [0.1, 0.3], ("tpe", 1): [0.2, 0.2]}), 2, 4)
     assert table.loc["tpe", "hv_mean"] == pytest.approx(0.25)
     assert pd.isna(table.loc["tpe", "ratio"]) and table.loc["tpe", "per_seed"] == ()
+    text = format_summary(table, 2)
+    assert "random after" not in text and "0.2500" in text.splitlines()[2]
 
 
 def test_epochs_count_what_each_trial_trained(tmp_path: Path) -> None:

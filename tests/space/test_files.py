@@ -1,13 +1,18 @@
-"""The cache folder and write-then-rename: a file appears whole or not at all."""
+"""The cache folder and write-then-rename: a file appears whole or not at all; a held
+folder has one writer."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from space.files import (
     cache_root,
+    hold_folder,
     write_atomically,
     write_folder_atomically,
     write_text_atomically,
@@ -74,3 +79,32 @@ def test_a_folder_is_replaced_whole_or_not_at_all(tmp_path) -> None:
     write_folder_atomically(path, write(("arch.json",)))
     assert [p.name for p in path.iterdir()] == ["arch.json"]  # no file of the old folder
     assert [p.name for p in path.parent.iterdir()] == ["0-bc-3k"]  # nothing left beside it
+
+
+def _hold_in_another_process(folder: Path) -> subprocess.CompletedProcess[str]:
+    code = ("import sys\nfrom pathlib import Path\nfrom space.files import hold_folder\n"
+            f"with hold_folder(Path({str(folder)!r})):\n    print('held')")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False)
+
+
+def test_a_held_folder_refuses_a_second_holder_until_released(tmp_path) -> None:
+    folder = tmp_path / "run"
+    with hold_folder(folder):
+        refused = _hold_in_another_process(folder)
+        assert refused.returncode == 1
+        assert f"{folder} is in use by pid {os.getpid()}" in refused.stderr
+    assert _hold_in_another_process(folder).stdout == "held\n"
+
+
+def test_a_holder_killed_with_sigkill_releases_the_folder(tmp_path) -> None:
+    folder = tmp_path / "run"
+    code = ("import time\nfrom pathlib import Path\nfrom space.files import hold_folder\n"
+            f"with hold_folder(Path({str(folder)!r})):\n    print('held', flush=True)\n"
+            "    time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    assert _hold_in_another_process(folder).returncode == 1
+    holder.kill()
+    holder.wait()
+    assert _hold_in_another_process(folder).stdout == "held\n"
