@@ -47,6 +47,7 @@ import torch
 from cse_nets.cli import OneLineParser, exits_on_bad_input
 from search.data import Splits, load_dataset
 from search.report import html_head
+from search.reporting.tables import read_table
 from search.study.pareto import non_dominated_ranks
 from search.study.rank_agreement import agreement, top_k_overlap
 from search.study.storage import DEFAULT_RESULTS_DIR
@@ -182,12 +183,8 @@ def _train_star(args: tuple[Any, ...]) -> list[dict[str, Any]]:
 
 
 def reference_rows(path: Path) -> pd.DataFrame:
-    rows = pd.read_csv(path)
-    needed = {"name", "seed", "params", "val_accuracy", "cpu_seconds", "arch"}
-    if not needed <= set(rows.columns):
-        raise ValueError(f"{path}: not a reference-set file (it lacks "
-                         f"{', '.join(sorted(needed - set(rows.columns)))})")
-    return rows
+    return read_table(path, ("name", "seed", "params", "val_accuracy", "cpu_seconds", "arch"),
+                      "reference-set file")
 
 
 def _pareto_ranks(accuracy: np.ndarray, params: np.ndarray) -> np.ndarray:
@@ -334,7 +331,8 @@ def _measure(args: argparse.Namespace, dataset: str, trainings: tuple[Training, 
              default: tuple[str, ...], reference: pd.DataFrame, out: Path) -> int:
     """Every training ``out/scores.csv`` lacks, then the summary and the report."""
     scores_path = out / "scores.csv"
-    scores = (pd.read_csv(scores_path) if scores_path.exists()
+    scores = (read_table(scores_path, SCORE_COLUMNS, "fidelity scores file")
+              if scores_path.exists()
               else pd.DataFrame(columns=list(SCORE_COLUMNS)))
     done = set(zip(scores["proxy"], scores["name"], strict=True))
     archs = reference[reference["seed"] == 0]

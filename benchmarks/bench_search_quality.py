@@ -158,6 +158,10 @@ def _settings(args: argparse.Namespace) -> dict[str, object]:
     samplers = _names(settings["samplers"], tuple(SAMPLERS), "sampler")
     settings["presets"] = tuple(_names(settings["presets"], tuple(ARCH_PRESETS), "preset"))
     schedulers = _names(settings["schedulers"], SCHEDULERS, "scheduler")
+    for key in ("trials", "seeds", "asha_trials_factor"):
+        if int(settings[key]) < 1:  # before it is multiplied into another count
+            raise ValueError(f"--{key.replace('_', '-')} must be a positive integer, got "
+                             f"{settings[key]}")
     if settings["baseline_trials_factor"] < 0:
         raise ValueError("--baseline-trials-factor must be 0 (no baseline) or more, got "
                          f"{settings['baseline_trials_factor']}")

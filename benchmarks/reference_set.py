@@ -49,6 +49,7 @@ import torch
 from cse_nets import build_network, count_parameters
 from cse_nets.cli import OneLineParser, exits_on_bad_input
 from search.data import Splits, load_dataset
+from search.reporting.tables import read_table
 from search.study.objectives import MACS, measure_costs
 from search.study.results import load_results
 from search.training.config import TrainConfig
@@ -223,10 +224,7 @@ def read_rows(path: Path) -> pd.DataFrame:
     """The rows already written (none if the file does not exist yet)."""
     if not path.exists():
         return pd.DataFrame(columns=list(COLUMNS))
-    rows = pd.read_csv(path)
-    if tuple(rows.columns) != COLUMNS:
-        raise ValueError(f"{path}: not a reference-set file (columns {list(rows.columns)})")
-    return rows
+    return read_table(path, COLUMNS, "reference-set file")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -129,6 +129,12 @@ def test_bad_input_is_one_error_line(tmp_path: Path) -> None:
     bad = _run("reference_set.py", "--out", str(tmp_path / "bad.csv"))
     assert bad.returncode == 2 and bad.stderr.startswith("error: ")
     assert len(bad.stderr.strip().splitlines()) == 1
+    (tmp_path / "cut.csv").write_text('name,seed,arch\nnarrow,0,"{""stages"": [')  # cut short
+    cut = _run("bench_fidelity.py", "--reference", str(tmp_path / "cut.csv"),
+               "--out", str(tmp_path))
+    assert cut.returncode == 2 and cut.stderr.startswith(
+        f"error: {tmp_path / 'cut.csv'}: not a readable reference-set file (")
+    assert len(cut.stderr.strip().splitlines()) == 1
     nowhere = _run("reference_set.py", "--preset", "ci", "--out", str(tmp_path / "r.csv"),
                    "--front-of", str(tmp_path / "none.db"))
     assert nowhere.returncode == 2 and nowhere.stderr == (

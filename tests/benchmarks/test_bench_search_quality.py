@@ -77,6 +77,8 @@ def test_ci_mo_asha_preset_compares_schedulers_on_epochs(tmp_path: Path) -> None
     ("--schedulers", "fifo,hyperband",
      "error: unknown scheduler(s) hyperband; choose from fifo, mo-asha\n"),
     ("--presets", "paper-mix,resnet", "error: unknown preset(s) resnet; choose from mobilenetv2"),
+    ("--trials", "-3", "error: --trials must be a positive integer, got -3\n"),
+    ("--seeds", "0", "error: --seeds must be a positive integer, got 0\n"),
 ])
 def test_a_bad_name_is_one_error_line(flag: str, value: str, error: str, tmp_path: Path) -> None:
     run = subprocess.run([sys.executable, str(BENCHMARK), flag, value, "--out", str(tmp_path)],
