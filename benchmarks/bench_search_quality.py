@@ -89,8 +89,9 @@ PRESETS: dict[str, dict[str, object]] = {
     "default": {"dataset": "fashion-mnist", "input_size": 16, "trials": 20, "seeds": 5,
                 "samplers": "random,tpe", "epochs": 1, "subset": 0.015,
                 "val_fraction": 0.02, "batch_size": 32},
-    # make search itself (quick at 16 px: 1 epoch on 30%, 16 trials, the presets enqueued),
-    # 5 seeds: where do its fronts put CSE blocks, how large are they, how long does it take?
+    # the quick budget's search (16 px: 1 epoch on 30%, 16 trials, the presets enqueued), 5
+    # seeds: where do its fronts put CSE blocks, how large are they, how long does it take?
+    # make search's own setting is --trials 40 --subset 0.1 on top of it.
     "paper-rule": {"dataset": "fashion-mnist", "input_size": 16, "trials": 16, "seeds": 5,
                    "samplers": "tpe", "epochs": 1, "subset": 0.3, "val_fraction": 0.05,
                    "batch_size": 64, "baseline_trials_factor": 0,
