@@ -4,7 +4,7 @@
     python benchmarks/bench_search_quality.py --preset ci      # a mini-run on synthetic data
     python benchmarks/bench_search_quality.py --samplers random,tpe --trials 32 --seeds 2
     python benchmarks/bench_search_quality.py --preset mo-asha # fifo against mo-asha
-    python benchmarks/bench_search_quality.py --preset paper-rule   # TPE at make search's budget
+    python benchmarks/bench_search_quality.py --preset paper-rule   # TPE at the quick budget
 
 Default task: Fashion-MNIST resized to 16x16; each trial trains 1 epoch on 1.5% of the
 training split (882 images, 28 steps of 32) and is scored on a 2% validation split (1,200
@@ -27,7 +27,7 @@ the epochs and minutes at which mo-asha's mean curve reaches fifo's final mean, 
 by seed the share of the same seed's fifo epochs it needed to reach that search's final
 hypervolume.
 
-Preset ``paper-rule``: ``make search`` itself, 5 times: TPE at the quick budget at 16 px (1
+Preset ``paper-rule``: the quick budget's search, 5 times: TPE at 16 px (1
 epoch on 30%, a 5% validation split), 16 trials of which the first two are the presets
 paper-mix and mobilenetv2, seeds 0-4.
 

@@ -80,11 +80,14 @@ class Budget:
 #   3% at 28 px (smoke)          -0.01 [-0.36, 0.35]  18 s   pipeline check, ranks at chance
 #   10% at 28 px (quick before)   0.53 [0.21, 0.73]   56 s
 #   10% at 16 px                  0.71 [0.44, 0.88]   21 s   (EMA-scored 0.69, 2 epochs 0.63)
+#   20% at 16 px                  0.68 [0.39, 0.87]   42 s   Pareto ranks 0.90
 #   10% at 16 px, 3 epochs        0.87 [0.74, 0.94]   61 s
 #   30% at 16 px (quick now)      0.90 [0.76, 0.95]   58 s   Pareto ranks 0.95, top-5 0.8
 # So quick trains 1 epoch on 30%: more images beat more passes over fewer, and at 16 px
-# (make search) that costs what 10% at 28 px did. CPU standard (5 epochs on 25% at 28 px,
-# ~12x quick's CPU per trial) is kept, unmeasured: its fidelity run would take ~6 CPU-hours.
+# that costs what 10% at 28 px did. (make search runs 40 trials on 10% instead: 16 trials
+# on 30% leave fronts too narrow in size; the README's "Measured" has both.) CPU standard
+# (5 epochs on 25% at 28 px, ~12x quick's CPU per trial) is kept, unmeasured: its fidelity
+# run would take ~6 CPU-hours.
 # The GPU rows are estimates until a GPU run measures them. mo-asha only where it saves
 # epochs: at 15 epochs, not at the CPU rows' 5 (README "Schedulers"). Its rungs anneal
 # (search.driver.tune): epoch 1 of a 15-epoch schedule ranked the reference set at 0.45
