@@ -43,11 +43,11 @@ START_TIMEOUT_S = 120
 # default 5 of 3 s: the lost node's trial fails within seconds.
 QUICK_HEALTH_CHECKS = {"RAY_health_check_period_ms": "1000",
                        "RAY_health_check_failure_threshold": "3"}
-TRIALS = ("--trials", "4", "--cpus-per-trial", "1", "--no-presets")
+ONE_CPU_EACH = ("--cpus-per-trial", "1", "--no-presets")
+TRIALS = ("--trials", "4", *ONE_CPU_EACH)
 # Trials long enough (seconds, not a fraction of one) that a node killed once one runs
 # there kills it mid-training, not after it finished; three, since each costs that long.
-LONG_TRIALS = ("--trials", "3", "--cpus-per-trial", "1", "--no-presets", "--subset", "1",
-               "--epochs", "5")
+LONG_TRIALS = ("--trials", "3", *ONE_CPU_EACH, "--subset", "1", "--epochs", "5")
 
 
 @dataclass(frozen=True)
