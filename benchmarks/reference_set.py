@@ -60,7 +60,7 @@ from search.training.loop import (
     versions,
 )
 from space import PRESETS, Arch, InputShape
-from space.files import write_text_atomically
+from space.files import hold_folder, write_text_atomically
 from space.sample import CHOICES, WIDTHS, arch_from_params
 
 DEFAULT_OUT = Path(__file__).parent / "reference" / "fashion-mnist-16.csv"
@@ -250,6 +250,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     setting = PRESET_SETTINGS[args.preset]
     out = args.out or DEFAULT_OUT
+    # Two runs on one CSV would each rewrite it with only their own new rows.
+    with hold_folder(out.parent, instead="give --out a file in another folder"):
+        return _train_missing(args, setting, out)
+
+
+def _train_missing(args: argparse.Namespace, setting: Setting, out: Path) -> int:
+    """Train every planned row ``out`` lacks, rewriting ``out`` after each."""
     done = read_rows(out)
     shape = load_dataset(setting.dataset, val_fraction=setting.val_fraction,
                          input_size=setting.input_size).info.shape

@@ -87,10 +87,10 @@ def write_text_atomically(path: Path, text: str) -> None:
 
 
 @contextlib.contextmanager
-def hold_folder(folder: Path) -> Iterator[None]:
+def hold_folder(folder: Path, instead: str = "give another run folder") -> Iterator[None]:
     """Hold ``folder`` (creating it) for this process alone while the block runs; a second
-    holder is refused at once with a ``ValueError`` naming the first, rather than
-    interleaving its rows with the first's.
+    holder is refused at once with a ``ValueError`` naming the first and what to do
+    ``instead``, rather than interleaving its rows with the first's.
 
     The hold is the kernel's ``flock`` on ``folder/.lock``, so it ends with the process
     however the process ends (SIGKILL included) and a rerun needs no clean-up.
@@ -102,8 +102,8 @@ def hold_folder(folder: Path) -> Iterator[None]:
         except BlockingIOError:
             lock.seek(0)
             holder = lock.read().strip() or "another process"
-            raise ValueError(f"{folder} is in use by {holder}: wait for it to end, or give "
-                             "another run folder") from None
+            raise ValueError(f"{folder} is in use by {holder}: wait for it to end, or "
+                             f"{instead}") from None
         lock.seek(0)
         lock.truncate()
         lock.write(f"pid {os.getpid()} on {os.uname().nodename}\n")

@@ -140,3 +140,10 @@ def test_bad_input_is_one_error_line(tmp_path: Path) -> None:
     assert nowhere.returncode == 2 and nowhere.stderr == (
         f"error: --front-of {tmp_path / 'none.db'}: no such study file\n")
     assert not (tmp_path / "none.db").exists()
+    held = tmp_path / "held"
+    with hold_folder(held):  # another reference_set.py writing a CSV there
+        busy = _run("reference_set.py", "--preset", "ci", "--out", str(held / "r.csv"))
+    assert busy.returncode == 2 and busy.stderr == (
+        f"error: {held} is in use by pid {os.getpid()} on {os.uname().nodename}: wait for it "
+        "to end, or give --out a file in another folder\n")
+    assert not (held / "r.csv").exists()
