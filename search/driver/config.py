@@ -84,7 +84,7 @@ class Budget:
 #   10% at 16 px, 3 epochs        0.87 [0.74, 0.94]   61 s
 #   30% at 16 px (quick now)      0.90 [0.76, 0.95]   58 s   Pareto ranks 0.95, top-5 0.8
 # So quick trains 1 epoch on 30%: more images beat more passes over fewer, and at 16 px
-# that costs what 10% at 28 px did. (make search runs 40 trials on 10% instead: 16 trials
+# that costs what 10% at 28 px did. (make search runs 32 trials on 10% instead: 16 trials
 # on 30% leave fronts too narrow in size; the README's "Measured" has both.) CPU standard
 # (5 epochs on 25% at 28 px, ~12x quick's CPU per trial) is kept, unmeasured: its fidelity
 # run would take ~6 CPU-hours.
