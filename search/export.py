@@ -82,11 +82,10 @@ ONNX_CHECK_IMAGES = 64  # test images run through both PyTorch and onnxruntime
 
 
 def choose(results: StudyResults, top: int | None) -> pd.DataFrame:
-    """Front trials, one per distinct architecture, largest hypervolume contribution first;
-    the first ``top`` of them when given."""
-    front = results.front.sort_values(["hv_contribution", ACCURACY.metric, "number"],
-                                      ascending=[False, False, True])
-    front = front.drop_duplicates(ARCH)
+    """Front trials, one per distinct network, largest hypervolume contribution first; the
+    first ``top`` of them when given."""
+    front = results.distinct_networks(results.front.sort_values(
+        ["hv_contribution", ACCURACY.metric, "number"], ascending=[False, False, True]))
     return front if top is None else front.head(top)
 
 

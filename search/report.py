@@ -60,7 +60,8 @@ def summary_lines(results: StudyResults) -> list[str]:
     lines = [
         f"study {results.info.name} ({results.info.dataset}): {len(trials)} trials ({states})",
         *_scheduler_lines(results),
-        f"front: {len(results.front)} architectures; hypervolume {results.hypervolume:.4f} "
+        f"front: {len(results.distinct_networks(results.front))} networks "
+        f"({len(results.front)} trials); hypervolume {results.hypervolume:.4f} "
         f"(reference: {results.reference_text()})",
     ]
     costs = [(PARAMS.metric, "{:,.0f} params")] + [

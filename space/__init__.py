@@ -10,6 +10,7 @@ from space.arch import (
     Stage,
     block_output_size,
     blocks,
+    network_key,
     stage_resolutions,
 )
 from space.inputs import DATASET_SHAPES, InputShape, dataset_shape, parse_input_shape
@@ -35,6 +36,7 @@ __all__ = [
     "blocks",
     "dataset_shape",
     "load_arch",
+    "network_key",
     "parse_input_shape",
     "preset",
     "preset_params",

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, TypeVar
 
 from space.checks import positive_int
@@ -37,6 +37,7 @@ __all__ = [
     "block_output_size",
     "blocks",
     "lookup",
+    "network_key",
     "stage_resolutions",
 ]
 
@@ -239,3 +240,19 @@ def stage_resolutions(arch: Arch, input_size: int) -> list[list[int]]:
     for block in blocks(arch, input_size):
         table[block.stage_index].append(block.input_size)
     return table
+
+
+def network_key(arch: Arch, input_size: int) -> tuple[Arch, tuple[int, ...]]:
+    """A hashable key of the network ``arch`` builds on an ``input_size`` square input:
+    equal keys, equal networks (same modules and shapes; the weights follow the seed).
+
+    Two kinds of field do not reach the network: those a block ignores (``t`` of a CSE
+    stage; ``r`` and ``cap`` of a BTN one), and a CSE stage's ``r`` and ``cap`` beyond the
+    attention widths they give at its blocks' resolutions; at 2x2 or 4x4 many pairs give
+    the same widths. So the key is ``arch`` with those fields set to 1, and the widths.
+    """
+    widths = tuple(attention_width(block.input_size ** 2, r=block.stage.r, cap=block.stage.cap)
+                   for block in blocks(arch, input_size) if block.op == "cse")
+    plain = tuple(replace(stage, r=1, cap=1) if stage.op == "btn"
+                  else replace(stage, t=1, r=1, cap=1) for stage in arch.stages)
+    return replace(arch, stages=plain), widths

@@ -20,6 +20,7 @@ from search.study.objectives import ACCURACY, MACS, PARAMS
 from search.study.schema import (
     ARCH_KEY,
     ARCH_STR,
+    CACHED_FROM,
     EPOCH_KEY,
     FAIL_REASON,
     NUMBER_KEY,
@@ -43,7 +44,8 @@ def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
 
 def format_front(study: optuna.Study) -> str:
     """The Pareto front as a text table: accuracy, params, MACs, any other cost the study
-    minimises (latency), and the architecture string."""
+    minimises (latency), and the architecture string; a trial served from the cache names
+    the trial that trained its network (``#24=#15``)."""
     front = pareto_front(study)
     if not front:
         return "Pareto front: no complete trials"
@@ -51,8 +53,9 @@ def format_front(study: optuna.Study) -> str:
     rows = [("trial", "val_acc", "params", "MACs", *extra, "architecture")]
     for t in front:
         attrs = t.user_attrs
-        rows.append((f"#{t.number}", f"{t.values[0]:.4f}", f"{attrs.get(PARAMS.metric, 0):,}",
-                     f"{attrs.get(MACS.metric, 0):,}",
+        copy_of = f"=#{attrs[CACHED_FROM]}" if attrs.get(CACHED_FROM) is not None else ""
+        rows.append((f"#{t.number}{copy_of}", f"{t.values[0]:.4f}",
+                     f"{attrs.get(PARAMS.metric, 0):,}", f"{attrs.get(MACS.metric, 0):,}",
                      *(f"{attrs.get(m, 0):.4g}" for m in extra), attrs.get(ARCH_STR, "?")))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     lines = [f"Pareto front ({len(front)} of {len(study.trials)} trials):"]

@@ -96,7 +96,7 @@ class StudySearch(OptunaSearch):
                  stopped_at: Callable[[str], Any] = lambda trial_id: None) -> None:
         self._input_size = input_size
         self._metrics = [o.metric for o in objectives]
-        self._cache = cache if cache is not None else EvaluationCache()
+        self._cache = cache if cache is not None else EvaluationCache(input_size)
         self._stopping = stopping
         self._failure_reason = failure_reason
         self._stopped_at = stopped_at

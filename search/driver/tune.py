@@ -491,7 +491,8 @@ def _tune(plan: _Plan, study: optuna.Study, storage: optuna.storages.RDBStorage,
     searcher = StudySearch(input_size=plan.splits.info.shape.input_size,
                            objectives=plan.objectives, study_name=config.study,
                            sampler=sampler, storage=storage,
-                           cache=EvaluationCache.from_trials(study.get_trials(deepcopy=False)),
+                           cache=EvaluationCache.from_trials(
+                               study.get_trials(deepcopy=False), plan.splits.info.shape.input_size),
                            stopping=stop.stop_all, failure_reason=reasons.reason,
                            stopped_at=scheduler.stopped_at)
     # The splits go to the object store once, and to each worker's device once

@@ -25,13 +25,15 @@ RULE_COLUMNS = ("stage", "searches", "front", "front_low", "front_high", "domina
 
 def cse_shares(runs: Mapping[tuple[str, int], StudyResults]) -> pd.DataFrame:
     """One row per search (``run`` label and ``seed``) and stage: the share of CSE blocks
-    among its front's architectures and among its dominated complete trials (NaN where
-    none has that stage), and how many trials each share is of. Enqueued presets are left
+    among its front's networks and among its dominated ones (NaN where none has that
+    stage), and how many each share is of (``front_trials``, ``dominated_trials``: one per
+    distinct network, so a network proposed again counts once). Enqueued presets are left
     out (they may be on the front, and may push others off it, but were not found)."""
     rows = []
     for (label, seed), results in runs.items():
         # Presets are the study's yardsticks, not what the search found.
-        complete = results.complete[results.complete["preset"].fillna("") == ""]
+        complete = results.distinct_networks(
+            results.complete[results.complete["preset"].fillna("") == ""])
         front = cse_flags(complete[complete["on_front"]], results.stages)
         dominated = cse_flags(complete[~complete["on_front"]], results.stages)
         for stage in front.columns:

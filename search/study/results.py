@@ -66,7 +66,7 @@ from search.study.schema import (
     export_attr,
 )
 from search.study.storage import StudyError
-from space import Arch, InputShape
+from space import Arch, InputShape, network_key
 
 __all__ = [
     "StudyInfo",
@@ -141,7 +141,8 @@ class StudyResults:
     export_dir, train_seconds, wall_seconds, device, node_ip and node_id (the Ray node that
     trained it), seed, cached_from (for a duplicate
     served from the cache, the trial that was trained), fail_reason, and for complete
-    trials on_front and hv_contribution. A column that shows a user attr is named by the
+    trials on_front and hv_contribution (the hypervolume lost without the trial's point and
+    its equal copies, e.g. cached duplicates). A column that shows a user attr is named by the
     attr's key (:mod:`search.study.schema`), but for rung (``pruned_rung``); the
     objectives' columns by their metric names. A pruned trial has no val_accuracy and is
     never on the front nor in the hypervolume. ``hypervolume_history`` follows the
@@ -168,6 +169,14 @@ class StudyResults:
     def front(self) -> pd.DataFrame:
         complete = self.complete
         return complete[complete["on_front"]]
+
+    def distinct_networks(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """``rows`` (of :attr:`trials`) less each row whose network an earlier one builds
+        (:func:`space.network_key` on the study's input): a cached duplicate, or another
+        architecture string of the same network. A row without an architecture stays."""
+        keys = [network_key(self.archs[n], self.info.shape.input_size) if n in self.archs
+                else ("no architecture", n) for n in rows["number"]]
+        return rows[~pd.Series(keys, index=rows.index).duplicated().to_numpy()]
 
     @property
     def stages(self) -> int:
@@ -304,7 +313,11 @@ def load_results(study: optuna.Study) -> StudyResults:
     frame["on_front"] = False
     frame.loc[numbers, "on_front"] = pareto_mask(
         to_minimisation(values, [o.direction for o in info.objectives]))
-    frame.loc[numbers, "hv_contribution"] = hypervolume_contributions(points, reference)
+    # Per distinct point, so that a network trained once and served again from the cache
+    # keeps its contribution instead of sharing 0 with its copies.
+    distinct, copies = np.unique(points, axis=0, return_inverse=True)
+    frame.loc[numbers, "hv_contribution"] = hypervolume_contributions(
+        distinct, reference)[copies.ravel()]
     return StudyResults(
         info=info,
         trials=frame,

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 import torch
@@ -9,7 +10,7 @@ from hypothesis import strategies as st
 
 from cse_nets import build_network, count_macs, count_parameters, profile_network
 from cse_nets.blocks import CSEBlock, SpatialAttention, attention_width
-from space import PRESETS, Arch, InputShape, Stage, preset
+from space import PRESETS, Arch, InputShape, Stage, network_key, preset
 from tests.strategies import archs
 
 # (in_channels, input_size, num_classes): CIFAR, Fashion-MNIST, Imagenette.
@@ -117,3 +118,40 @@ def test_builder_rejects_bad_shapes() -> None:
         build_network(preset("paper-mix"), InputShape(3, 32, 0))
     with pytest.raises(ValueError, match="does not fit a 4x4 input"):
         build_network(preset("paper-mix"), InputShape(3, 4, 10))
+
+
+def _shapes(arch: Arch, size: int) -> list[tuple[str, tuple[int, ...]]]:
+    network = build_network(arch, InputShape(1, size, 10), seed=0)
+    return [(name, tuple(tensor.shape)) for name, tensor in network.state_dict().items()]
+
+
+def _reshuffled(arch: Arch, rng: random.Random) -> Arch:
+    """``arch`` with the fields that may or may not reach the network drawn again."""
+    return replace(arch, stages=tuple(
+        replace(stage, t=stage.t if stage.op == "btn" and rng.random() < 0.5 else
+                rng.randint(1, 6), r=rng.choice([1, 2, 8, 16, 32, 64]),
+                cap=rng.choice([1, 4, 8, 16])) for stage in arch.stages))
+
+
+@pytest.mark.parametrize("size", [28, 32])  # _random_archs fit both
+def test_equal_network_keys_are_exactly_the_equal_networks(size: int) -> None:
+    rng = random.Random(size)
+    pairs = [(arch, _reshuffled(arch, rng)) for arch in _random_archs(60, seed=size)]
+    equal = 0
+    for arch, other in pairs:
+        same_key = network_key(arch, size) == network_key(other, size)
+        assert same_key == (_shapes(arch, size) == _shapes(other, size)), (arch, other)
+        equal += same_key
+    assert 0 < equal < len(pairs)  # both kinds were drawn
+
+
+def test_a_cse_ratio_that_a_small_map_ignores_is_the_same_network() -> None:
+    mix = preset("paper-mix")  # its last CSE stages run at 4x4 and 2x2 on a 16 px input
+
+    def last_r(r: int) -> Arch:
+        return replace(mix, stages=(*mix.stages[:-2], replace(mix.stages[-2], r=r),
+                                    mix.stages[-1]))
+
+    assert network_key(last_r(32), 16) == network_key(mix, 16)  # 16 // 16 = 1, 16 // 32 -> 1
+    assert network_key(last_r(8), 16) != network_key(mix, 16)  # 16 // 8 = 2
+    assert network_key(last_r(32), 32) != network_key(mix, 32)  # 64 // 16 = 4, 64 // 32 = 2

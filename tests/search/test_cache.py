@@ -11,11 +11,12 @@ import pytest
 from optuna.trial import TrialState
 
 from search.driver import searcher as searcher_module
+from search.driver.progress import format_front
 from search.driver.samplers import make_sampler
 from search.driver.searcher import StudySearch
 from search.study.evaluation_cache import EvaluationCache
 from search.study.objectives import objectives_from_names
-from search.study.schema import ATTRS_KEY, CACHED_FROM, FAIL_KEY, budget_trials
+from search.study.schema import ARCH, ARCH_STR, ATTRS_KEY, CACHED_FROM, FAIL_KEY, budget_trials
 from space import Arch, preset, preset_params
 from tests.search.test_search_e2e import _own_ray_tmp, _search, _study
 
@@ -87,6 +88,26 @@ def test_fields_a_block_ignores_do_not_make_a_new_architecture(
     assert study.get_trials()[1].user_attrs[CACHED_FROM] == 0
 
 
+def test_another_string_of_a_trained_network_is_served_and_keeps_its_own_string(
+        storage: optuna.storages.RDBStorage) -> None:
+    # At 16 px paper-mix's stage 6 runs at 4x4: r 16 and r 32 both give a width-1 attention.
+    variant = replace(MIX, stages=(*MIX.stages[:5], replace(MIX.stages[5], r=32),
+                                   MIX.stages[6]))
+    assert variant != MIX
+    search = _searcher(storage)
+    study = _enqueue(storage, MIX, variant)
+    search.suggest("a")
+    search.on_trial_complete("a", result=_trained())
+    assert Arch.from_json(search.suggest("b")["arch"]) not in (MIX, variant)  # served
+    trained, duplicate, _ = study.get_trials()
+    assert duplicate.state == TrialState.COMPLETE and duplicate.values == trained.values
+    assert duplicate.user_attrs[CACHED_FROM] == 0
+    assert Arch.from_json(duplicate.user_attrs[ARCH]) == variant
+    assert duplicate.user_attrs[ARCH_STR] == str(variant) != trained.user_attrs[ARCH_STR]
+    table = format_front(study).splitlines()
+    assert table[2].split()[0] == "#0" and table[3].split()[0] == "#1=#0"  # after the header
+
+
 def test_a_rerun_recognises_the_earlier_trials(storage: optuna.storages.RDBStorage) -> None:
     first = _searcher(storage)
     study = _enqueue(storage, MIX)
@@ -94,12 +115,12 @@ def test_a_rerun_recognises_the_earlier_trials(storage: optuna.storages.RDBStora
     first.on_trial_complete("a", result=_trained())
     # A new driver (a resumed search) rebuilds the cache from the study.
     _enqueue(storage, MIX)
-    resumed = _searcher(storage, EvaluationCache.from_trials(study.get_trials()))
+    resumed = _searcher(storage, EvaluationCache.from_trials(study.get_trials(), 16))
     assert Arch.from_json(resumed.suggest("b")["arch"]) != MIX
     duplicate = study.get_trials()[1]
     assert duplicate.user_attrs[CACHED_FROM] == 0
     # A duplicate is not a cache entry of its own: the trained trial stays the source.
-    assert EvaluationCache.from_trials(study.get_trials()).lookup(MIX).number == 0
+    assert EvaluationCache.from_trials(study.get_trials(), 16).lookup(MIX).number == 0
 
 
 def test_failed_trials_are_not_cached(storage: optuna.storages.RDBStorage) -> None:
@@ -144,7 +165,7 @@ def test_the_search_serves_a_duplicate_without_a_ray_trial(tmp_path: Path) -> No
 
 
 def test_served_attrs_keep_what_describes_the_architecture() -> None:
-    cache = EvaluationCache()
+    cache = EvaluationCache(16)
     arch = replace(MIX, stem=16)
     cache.add(arch, 3, [0.5, 10.0], {"params": 10, "preset": "x", "train_seconds": 9.0})
     cache.add(arch, 7, [0.9, 10.0], {})  # a later trial never replaces the first

@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 import struct
 import zlib
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ from cse_nets.load import MODEL_FILE, ONNX_FILE, load_model, write_export
 from search import export, predict, report
 from search.data import load_dataset
 from search.data.augment import Normalize
+from search.study.results import load_results
 from search.study.schema import export_attr
 from search.training import TrainConfig, measure_accuracy
 from space import Arch, InputShape, Stage
@@ -78,6 +79,26 @@ def test_top_k_takes_the_largest_hypervolume_contributions(tmp_path, storage, sy
     assert export.main(["--study", "demo", "--storage", storage, "--results-dir",
                         str(tmp_path), "--top", "1"]) == 0
     assert [p.name for p in (tmp_path / "demo" / "export").iterdir()] == ["0-bc-3k"]
+
+
+def test_one_export_per_network_and_copies_keep_their_contribution(tmp_path, storage,
+                                                                   synthetic, capsys):
+    # At 32 px TINY's CSE block runs at 16x16: 256 // 16 and 256 // 32 both hit the cap of 8.
+    same_network = replace(TINY, stages=(TINY.stages[0], replace(TINY.stages[1], r=32)))
+    study = synthetic_study(storage, synthetic.info, rows=(
+        Row(TINY, 0.6, 3_000), Row(same_network, 0.6, 3_000), Row(TINIER, 0.4, 1_500)))
+    results = load_results(study)
+    assert results.front["number"].tolist() == [0, 1, 2]
+    assert results.distinct_networks(results.front)["number"].tolist() == [0, 2]
+    contributions = results.front["hv_contribution"].tolist()
+    assert contributions[0] == contributions[1] > 0  # not 0 each, as two equal points are
+    assert export.main(["--study", "demo", "--storage", storage, "--results-dir",
+                        str(tmp_path)]) == 0
+    assert sorted(p.name for p in (tmp_path / "demo" / "export").iterdir()) == [
+        "0-bc-3k", "2-bb-2k"]
+    assert report.main(["--study", "demo", "--storage", storage, "--results-dir",
+                        str(tmp_path)]) == 0
+    assert "front: 2 networks (3 trials)" in capsys.readouterr().out
 
 
 @pytest.mark.slow

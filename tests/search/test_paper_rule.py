@@ -16,7 +16,7 @@ from search.reporting.paper_rule import (
     format_cse_rule,
 )
 from search.study.results import load_results
-from tests.search.studies import MIX, ROWS, SMALL, SMALLER, make_study
+from tests.search.studies import MIX, ROWS, SMALL, SMALLER, Row, make_study
 
 
 def test_shares_count_the_cse_blocks_of_each_searchs_front_and_dominated(tmp_path: Path) -> None:
@@ -35,6 +35,16 @@ def test_shares_count_the_cse_blocks_of_each_searchs_front_and_dominated(tmp_pat
         assert row.dominated == pytest.approx(
             np.mean([a.stages[i].op == "cse" for a in dominated]))
         assert (row.front_trials, row.dominated_trials) == (1, 1)
+
+
+def test_a_network_proposed_again_counts_once(tmp_path: Path) -> None:
+    again = (Row(SMALL, 0.74, 100_000, 20_000_000), Row(SMALLER, 0.60, 150_000, 30_000_000))
+    results = load_results(make_study(f"sqlite:///{tmp_path / 's.db'}", rows=ROWS + again))
+    assert results.front["arch"].tolist().count(str(SMALL)) == 2
+    shares = cse_shares({("tpe", 0): results})
+    assert (shares["front_trials"] == 1).all() and (shares["dominated_trials"] == 1).all()
+    alone = cse_shares({("tpe", 0): load_results(make_study(f"sqlite:///{tmp_path / 'a.db'}"))})
+    pd.testing.assert_frame_equal(shares, alone)
 
 
 def _shares(stage_values: dict[str, list[tuple[float, float]]]) -> pd.DataFrame:

@@ -171,7 +171,7 @@ def test_report_and_export_read_a_study_in_postgres(
     assert report.main(study) == 0  # figures and notes saved into the study too
     assert export.main(study) == 0
     out, err = capsys.readouterr()
-    assert err == "" and "front: 3 architectures" in out
+    assert err == "" and "front: 3 networks (3 trials)" in out
     assert len(list((tmp_path / "demo" / "export").iterdir())) == 3
     assert (tmp_path / "demo" / "report.html").is_file()
     assert len(optuna.load_study(study_name="demo", storage=postgres_url).trials) == len(ROWS)

@@ -54,7 +54,7 @@ def test_report_writes_csv_html_and_dashboard_items(tmp_path, storage, capsys):
                  "Share of CSE blocks per stage", "Hypervolume", "Parcoords".lower()):
         assert text in page, text
 
-    assert "front: 3 architectures" in out
+    assert "front: 3 networks (3 trials)" in out
     assert ("at or below paper-mix (362,994 params): best val acc 78.00% (trial 1, 362,994 "
             "params); paper-mix itself 78.00%") in out
     assert "trial 1 retrained: test acc 77.00%" in out
@@ -63,7 +63,7 @@ def test_report_writes_csv_html_and_dashboard_items(tmp_path, storage, capsys):
               if k.startswith("dashboard:plot_data:")]
     assert {k.split(":")[2] for k in graphs} == {"front", "hypervolume", "cse-share",
                                                 "parallel", "proxy-vs-retrained"}
-    assert "front: 3 architectures" in get_note(study)
+    assert "front: 3 networks (3 trials)" in get_note(study)
     note = get_note(optuna.trial.Trial(study, study.trials[1]._trial_id))
     assert "| 4 | cse | - | 64 | 4 | 2 | 16 | 8 | 32 |" in note and "on the front" in note
 
