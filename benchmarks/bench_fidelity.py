@@ -347,15 +347,16 @@ def _measure(args: argparse.Namespace, dataset: str, trainings: tuple[Training, 
           f"{len(jobs)} to run -> {out}", flush=True)
     started = time.perf_counter()
     rows = scores.to_dict("records")
-    with multiprocessing.get_context("spawn").Pool(args.workers,
-                                                   initializer=_worker_init) as pool:
-        for index, new in enumerate(pool.imap_unordered(_train_star, jobs), 1):
-            rows += new
-            write_text_atomically(scores_path, pd.DataFrame(
-                rows, columns=list(SCORE_COLUMNS)).to_csv(index=False))
-            if index % 10 == 0 or index == len(jobs):
-                print(f"  {index}/{len(jobs)} trainings, "
-                      f"{(time.perf_counter() - started) / 60:.1f} min", flush=True)
+    if jobs:  # a finished run only redraws: no workers to start
+        with multiprocessing.get_context("spawn").Pool(args.workers,
+                                                       initializer=_worker_init) as pool:
+            for index, new in enumerate(pool.imap_unordered(_train_star, jobs), 1):
+                rows += new
+                write_text_atomically(scores_path, pd.DataFrame(
+                    rows, columns=list(SCORE_COLUMNS)).to_csv(index=False))
+                if index % 10 == 0 or index == len(jobs):
+                    print(f"  {index}/{len(jobs)} trainings, "
+                          f"{(time.perf_counter() - started) / 60:.1f} min", flush=True)
     wanted = set(proxy_names(trainings))
     scores = pd.DataFrame(rows, columns=list(SCORE_COLUMNS))
     scores = pd.concat([params_scores(reference), scores[scores["proxy"].isin(wanted)],

@@ -61,7 +61,7 @@ from cse_nets.cli import OneLineParser, exits_on_bad_input
 from search.driver.config import SearchConfig
 from search.driver.samplers import SAMPLERS
 from search.driver.scheduler import SCHEDULERS
-from search.driver.tune import run_search
+from search.driver.tune import ray_session, run_search
 from search.report import html_head
 from search.reporting.paper_rule import cse_rule, cse_shares, format_cse_rule
 from search.reporting.quality import (
@@ -262,19 +262,22 @@ def _measure(args: argparse.Namespace, settings: dict[str, object], run_dir: Pat
     labels = [_label(*method) for method in methods]
     start = time.perf_counter()
     curves, runs = [], {}
-    for seed in range(int(settings["seeds"])):
-        for sampler, scheduler in methods:  # seeds outermost: a cut-short run still compares
-            study, results = _search(settings, sampler, scheduler, seed, run_dir,
-                                     args.max_concurrent)
-            label = _label(sampler, scheduler)
-            curve = search_curve(study, results, label, seed)
-            curves.append(curve)
-            runs[(label, seed)] = results
-            print(f"{label} seed {seed}: {curve['trained'].iat[-1]} trained, "
-                  f"{(curve['state'] == 'PRUNED').sum()} pruned, {curve['epochs'].iat[-1]} "
-                  f"epochs, {curve['duplicate'].sum()} duplicate(s), hypervolume "
-                  f"{curve['hypervolume'].iat[-1]:.4f}, {curve['wall_seconds'].max() / 60:.1f} "
-                  f"min", flush=True)
+    # One Ray for every search: each would otherwise pay Ray's start-up and cold workers
+    # (curves time from a search's first trial, so a warm worker is the only difference).
+    with ray_session():
+        for seed in range(int(settings["seeds"])):
+            for sampler, scheduler in methods:  # seeds outermost: a cut-short run compares
+                study, results = _search(settings, sampler, scheduler, seed, run_dir,
+                                         args.max_concurrent)
+                label = _label(sampler, scheduler)
+                curve = search_curve(study, results, label, seed)
+                curves.append(curve)
+                runs[(label, seed)] = results
+                print(f"{label} seed {seed}: {curve['trained'].iat[-1]} trained, "
+                      f"{(curve['state'] == 'PRUNED').sum()} pruned, "
+                      f"{curve['epochs'].iat[-1]} epochs, {curve['duplicate'].sum()} "
+                      f"duplicate(s), hypervolume {curve['hypervolume'].iat[-1]:.4f}, "
+                      f"{curve['wall_seconds'].max() / 60:.1f} min", flush=True)
     table = pd.concat(curves, ignore_index=True)
     write_text_atomically(run_dir / "curves.csv", table.to_csv(index=False))
     if schedulers == ["fifo"]:

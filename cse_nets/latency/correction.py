@@ -186,13 +186,14 @@ def _read(path: Path, key: dict[str, str], networks: int, seed: int) -> Correcti
     return Correction(coefficients, networks, seed)
 
 
-def correction_for(table: LatencyTable, shape: InputShape, *, networks: int = FIT_NETWORKS,
+def correction_for(table: LatencyTable, shape: InputShape, *, networks: int | None = None,
                    seed: int = FIT_SEED, measurer: NetworkMeasurer | None = None,
                    progress: Callable[[str], None] | None = None) -> Correction:
     """The table's correction for ``shape``: read from beside the table, or fitted now on
-    ``networks`` sampled architectures (seed ``seed``), each measured whole by
-    ``measurer`` (default: :func:`measure_network` on the table's target, batch and
-    protocol) and predicted by the table, then saved."""
+    ``networks`` sampled architectures (default :data:`FIT_NETWORKS`, read at the call)
+    (seed ``seed``), each measured whole by ``measurer`` (default: :func:`measure_network`
+    on the table's target, batch and protocol) and predicted by the table, then saved."""
+    networks = FIT_NETWORKS if networks is None else networks
     key = _key(table, shape, networks, seed)
     path = _path(table, key)
     found = _read(path, key, networks, seed)

@@ -25,7 +25,7 @@ from optuna.trial import TrialState
 from ray import cloudpickle
 
 from search.driver.config import SearchConfig
-from search.driver.tune import run_search
+from search.driver.tune import ray_session, run_search
 from search.study.schema import ARCH_KEY, PARTIAL_ACCURACY, PRUNED_EPOCH, PRUNED_RUNG
 from search.training.evaluate import Evaluation
 from search.trials.trainable import report_evaluation
@@ -34,7 +34,7 @@ from space import Arch
 pytestmark = pytest.mark.slow
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-EPOCHS, ETA, TRIALS = 4, 2, 12  # rungs at epochs 1 and 2
+EPOCHS, ETA, TRIALS = 4, 2, 8  # rungs at epochs 1 and 2
 RUNGS = (1, 2)
 
 
@@ -85,7 +85,8 @@ def ray_tmp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))  # Ray's socket paths are short
     monkeypatch.setenv("RAY_TMPDIR", str(path))
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    yield path
+    with ray_session():  # one Ray for the test's searches, as a benchmark holds one
+        yield path
     shutil.rmtree(path, ignore_errors=True)
 
 
@@ -124,12 +125,12 @@ def test_mo_asha_stops_exactly_the_trials_asha_would_and_records_them_pruned(
 
     # A resume with a larger budget rebuilds the rungs from the study: the newcomers are
     # ranked against every earlier trial, exactly as if the search had never stopped.
-    more = replace(config, trials=TRIALS + 6)
+    more = replace(config, trials=TRIALS + 4)
     out = io.StringIO()
     run_search(more, out=out, trainable=known_curves)
     assert f"mo-asha: rungs rebuilt from {TRIALS} earlier trial(s)" in out.getvalue()
     trials = sorted(study.trials, key=lambda t: t.number)
-    assert len(trials) == TRIALS + 6
+    assert len(trials) == TRIALS + 4
     curves = [curve(t.user_attrs["arch"]) for t in trials]
     states = [t.state == TrialState.PRUNED for t in trials]
     assert states == [stop is not None for stop in expected_stops(curves)]

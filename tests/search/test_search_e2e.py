@@ -162,10 +162,12 @@ def _get_json(url: str, timeout_s: float = 10) -> dict:
 
 
 def test_sigkill_then_rerun_finishes_the_budget(tmp_path: Path) -> None:
-    with _own_ray_tmp() as ray_tmp:
+    # The killed search's Ray must be gone too, but only by the end of the rerun: its
+    # orphans take ~25 s to notice, time the rerun need not wait for.
+    with _own_ray_tmp() as killed_ray_tmp:
         search = subprocess.Popen(
             [*SEARCH, "--results-dir", str(tmp_path), "--trials", "5", "--max-concurrent", "1"],
-            env=_env(ray_tmp), start_new_session=True,
+            env=_env(killed_ray_tmp), start_new_session=True,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         try:
@@ -173,13 +175,13 @@ def test_sigkill_then_rerun_finishes_the_budget(tmp_path: Path) -> None:
         finally:
             os.killpg(search.pid, signal.SIGKILL)  # the driver and all it started
             search.wait(timeout=60)
-    killed = _study(tmp_path)
-    before = _complete(killed)
-    running = [t.number for t in killed.get_trials(states=(TrialState.RUNNING,))]
-    assert running and len(before) < 5
+        killed = _study(tmp_path)
+        before = _complete(killed)
+        running = [t.number for t in killed.get_trials(states=(TrialState.RUNNING,))]
+        assert running and len(before) < 5
 
-    with _own_ray_tmp() as ray_tmp:
-        rerun = _search(tmp_path, ray_tmp, "--trials", "5", "--max-concurrent", "1")
+        with _own_ray_tmp() as ray_tmp:
+            rerun = _search(tmp_path, ray_tmp, "--trials", "5", "--max-concurrent", "1")
     assert rerun.returncode == 0, rerun.stderr
     assert f"resuming: {len(running)} interrupted trial(s) marked FAIL" in rerun.stdout
     study = _study(tmp_path)
@@ -213,21 +215,21 @@ def test_sigkill_during_mo_asha_then_rerun_reaches_the_budget_losing_nothing(
     flags = ("--trials", "6", "--max-concurrent", "1", "--epochs", "3", "--scheduler",
              "mo-asha", "--min-epochs", "1", "--reduction-factor", "3", "--no-presets")
     finished = (TrialState.COMPLETE, TrialState.PRUNED)
-    with _own_ray_tmp() as ray_tmp:
-        search = _start(tmp_path, ray_tmp, *flags)
+    with _own_ray_tmp() as killed_ray_tmp:  # gone by the end of the rerun, as above
+        search = _start(tmp_path, killed_ray_tmp, *flags)
         try:
             _wait_until_running_after_complete(tmp_path, 3, search)
         finally:
             os.killpg(search.pid, signal.SIGKILL)
             search.wait(timeout=60)
-    killed = _study(tmp_path)
-    before = {t.number: (t.state, t.values, t.user_attrs, t.datetime_complete)
-              for t in killed.get_trials(states=finished)}
-    running = [t.number for t in killed.get_trials(states=(TrialState.RUNNING,))]
-    assert running and 3 <= len(before) < 6
+        killed = _study(tmp_path)
+        before = {t.number: (t.state, t.values, t.user_attrs, t.datetime_complete)
+                  for t in killed.get_trials(states=finished)}
+        running = [t.number for t in killed.get_trials(states=(TrialState.RUNNING,))]
+        assert running and 3 <= len(before) < 6
 
-    with _own_ray_tmp() as ray_tmp:
-        rerun = _search(tmp_path, ray_tmp, *flags)
+        with _own_ray_tmp() as ray_tmp:
+            rerun = _search(tmp_path, ray_tmp, *flags)
     assert rerun.returncode == 0, rerun.stderr
     assert f"mo-asha: rungs rebuilt from {len(before)} earlier trial(s)" in rerun.stdout
     study = _study(tmp_path)

@@ -47,7 +47,7 @@ ONE_CPU_EACH = ("--cpus-per-trial", "1", "--no-presets")
 TRIALS = ("--trials", "4", *ONE_CPU_EACH)
 # Trials long enough (seconds, not a fraction of one) that a node killed once one runs
 # there kills it mid-training, not after it finished; three, since each costs that long.
-LONG_TRIALS = ("--trials", "3", *ONE_CPU_EACH, "--subset", "1", "--epochs", "5")
+LONG_TRIALS = ("--trials", "3", *ONE_CPU_EACH, "--subset", "1", "--epochs", "3")
 
 
 @dataclass(frozen=True)
