@@ -351,7 +351,9 @@ def _measure(args: argparse.Namespace, dataset: str, trainings: tuple[Training, 
         with multiprocessing.get_context("spawn").Pool(args.workers,
                                                        initializer=_worker_init) as pool:
             for index, new in enumerate(pool.imap_unordered(_train_star, jobs), 1):
-                rows += new
+                # A training rerun for a later read (a rung) reads the earlier ones again:
+                # the scores kept are the first.
+                rows += [row for row in new if (row["proxy"], row["name"]) not in done]
                 write_text_atomically(scores_path, pd.DataFrame(
                     rows, columns=list(SCORE_COLUMNS)).to_csv(index=False))
                 if index % 10 == 0 or index == len(jobs):

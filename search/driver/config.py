@@ -75,23 +75,25 @@ class Budget:
 
 
 # The CPU rows, from benchmarks/bench_fidelity.py (README "Proxy fidelity"): how well a
-# proxy ranks 29 reference architectures (Fashion-MNIST 16x16, 8 epochs on 15%), Spearman
+# proxy ranks 34 reference architectures (Fashion-MNIST 16x16, 8 epochs on 15%), Spearman
 # [95% bootstrap interval] at CPU-seconds per architecture, all 1 epoch unless said:
-#   3% at 28 px (smoke)          -0.01 [-0.36, 0.35]  18 s   pipeline check, ranks at chance
-#   10% at 28 px (quick before)   0.53 [0.21, 0.73]   56 s
-#   10% at 16 px                  0.71 [0.44, 0.88]   21 s   (EMA-scored 0.69, 2 epochs 0.63)
-#   20% at 16 px                  0.68 [0.39, 0.87]   42 s   Pareto ranks 0.90
-#   10% at 16 px, 3 epochs        0.87 [0.74, 0.94]   61 s
-#   30% at 16 px (quick now)      0.90 [0.76, 0.95]   58 s   Pareto ranks 0.95, top-5 0.8
+#   3% at 28 px (smoke)           0.02 [-0.33, 0.38]  20 s   pipeline check, ranks at chance
+#   10% at 28 px (quick before)   0.54 [0.28, 0.73]   67 s
+#   10% at 16 px                  0.76 [0.52, 0.90]   24 s   (EMA-scored 0.73, 2 epochs 0.69)
+#   20% at 16 px                  0.73 [0.47, 0.89]   46 s   Pareto ranks 0.91
+#   10% at 16 px, 3 epochs        0.86 [0.73, 0.93]   71 s
+#   30% at 16 px (quick now)      0.89 [0.77, 0.95]   66 s   Pareto ranks 0.94, top-5 0.8
+# Seed noise in the reference caps what any proxy can show at about 0.96 (README).
 # So quick trains 1 epoch on 30%: more images beat more passes over fewer, and at 16 px
 # that costs what 10% at 28 px did. (make search runs 32 trials on 10% instead: 16 trials
 # on 30% leave fronts too narrow in size; the README's "Measured" has both.) CPU standard
-# (5 epochs on 25% at 28 px, ~12x quick's CPU per trial) is kept, unmeasured: its fidelity
-# run would take ~6 CPU-hours.
+# (5 epochs on 25% at 28 px: 12.5x the image-passes of the 67 CPU-s above, ~800 CPU-s per
+# trial) is kept, unmeasured: it costs ~3x the reference's own training (275 CPU-s), so
+# this reference cannot judge it.
 # The GPU rows are estimates until a GPU run measures them. mo-asha only where it saves
 # epochs: at 15 epochs, not at the CPU rows' 5 (README "Schedulers"). Its rungs anneal
-# (search.driver.tune): epoch 1 of a 15-epoch schedule ranked the reference set at 0.45
-# [0.09, 0.72], the same epoch annealed at 0.71 [0.44, 0.88].
+# (search.driver.tune): epoch 1 of a 15-epoch schedule ranked the reference set at 0.38
+# [0.03, 0.66], the same epoch annealed at 0.76 [0.52, 0.90].
 BUDGETS: dict[str, dict[str, Budget]] = {
     "smoke": {
         "cpu": Budget(trials=16, epochs=1, subset=0.03, batch_size=64, val_fraction=0.02),
