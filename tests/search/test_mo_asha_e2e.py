@@ -81,7 +81,8 @@ def expected_stops(curves: list[list[float]]) -> list[int | None]:
 
 
 @pytest.fixture
-def ray_tmp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def own_ray(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A Ray session of the test's own, in a temp dir of its own; its path."""
     path = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))  # Ray's socket paths are short
     monkeypatch.setenv("RAY_TMPDIR", str(path))
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
@@ -91,7 +92,7 @@ def ray_tmp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 def test_mo_asha_stops_exactly_the_trials_asha_would_and_records_them_pruned(
-        tmp_path: Path, ray_tmp: Path) -> None:
+        tmp_path: Path, own_ray: Path) -> None:
     config = SearchConfig(dataset="synthetic", budget="smoke", trials=TRIALS, epochs=EPOCHS,
                           input_size=16, subset=0.1, val_fraction=0.1, sampler="random",
                           scheduler="mo-asha", min_epochs=1, reduction_factor=ETA,
