@@ -21,9 +21,11 @@ search: setup
 	$(BIN)/python -m search.run --dataset fashion-mnist --budget quick --input-size 16 \
 		--trials 32 --subset 0.1
 
+# Two pytest workers (pytest-xdist): one alone left the 2 cores far from busy, waiting on
+# subprocess and Ray start-ups; two cut the suite from 2,322 s to 1,544 s (README "Measured").
 test: setup
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 lint: setup
 	$(BIN)/ruff check .

@@ -76,5 +76,5 @@ def write_int8(directory: Path, fp32_file: Path, splits: Splits, normalize: Norm
         "float_ops": float_ops(path),
         "latency": measure(path),
         "quantizer": f"onnxruntime {onnxruntime.__version__} quantize_static: QOperator, "
-                     "per-channel int8 weights, uint8 activations, MinMax",
+                     "per-channel 7-bit weights (reduce_range), uint8 activations, MinMax",
     }
