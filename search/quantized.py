@@ -19,7 +19,7 @@ import numpy as np
 import onnxruntime
 import torch
 
-from cse_nets.latency.quantize import float_ops, quantize_onnx
+from cse_nets.latency.quantize import QUANTIZER, float_ops, quantize_onnx
 from cse_nets.load import INT8_ONNX_FILE
 from search.data import Splits
 
@@ -75,6 +75,5 @@ def write_int8(directory: Path, fp32_file: Path, splits: Splits, normalize: Norm
         "agreement_with_fp32": float((int8 == fp32).mean()),
         "float_ops": float_ops(path),
         "latency": measure(path),
-        "quantizer": f"onnxruntime {onnxruntime.__version__} quantize_static: QOperator, "
-                     "per-channel 7-bit weights (reduce_range), uint8 activations, MinMax",
+        "quantizer": f"onnxruntime {onnxruntime.__version__} {QUANTIZER}",
     }

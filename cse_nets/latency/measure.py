@@ -55,7 +55,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cse_nets.latency.quantize import check_quantizer, quantize_onnx, random_batches
+from cse_nets.latency.quantize import QUANTIZER, check_quantizer, quantize_onnx, random_batches
 from cse_nets.latency.timing import Protocol, Timing, time_calls
 from cse_nets.network import build_network
 from space import Arch, InputShape
@@ -125,6 +125,8 @@ def target_fingerprint(target: str) -> dict[str, str]:
         found["cpu"] = cpu_model()
     if target in ONNX_TARGETS:
         found["onnxruntime"] = _version("onnxruntime")
+    if target == INT8_TARGET:
+        found["quantizer"] = QUANTIZER
     return found
 
 

@@ -36,6 +36,7 @@ import numpy as np
 __all__ = [
     "CALIBRATION_BATCHES",
     "INT8_OPS",
+    "QUANTIZER",
     "check_quantizer",
     "float_ops",
     "quantize_onnx",
@@ -46,6 +47,10 @@ CALIBRATION_BATCHES = 4  # random batches that calibrate one block for the laten
 # Op types (besides QLinear*) that take 8-bit data or make it; DequantizeLinear makes float.
 INT8_OPS = frozenset({"QuantizeLinear", "DynamicQuantizeLinear", "ConvInteger",
                       "MatMulInteger", "QGemm"})
+# How quantize_onnx quantises: an int8 latency table is keyed on it (a table measured on
+# blocks quantised otherwise is not reused) and an export's metrics.json records it.
+QUANTIZER = ("quantize_static: QOperator, per-channel 7-bit weights (reduce_range), "
+             "uint8 activations, MinMax")
 
 
 def check_quantizer() -> None:
