@@ -16,10 +16,11 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import kaleido
 import optuna
 import pandas as pd
 import plotly.graph_objects as go
-import plotly.io as pio
+from kaleido.errors import KaleidoError
 from optuna_dashboard import save_note, save_plotly_graph_object
 from plotly.offline import get_plotlyjs
 
@@ -46,6 +47,10 @@ from space import PRESETS, InputShape, stage_resolutions
 
 __all__ = ["html_head", "main", "op_comparisons", "op_latency_lines", "summary_lines",
            "trial_note", "write_html"]
+
+# kaleido's own default is 90 s a figure; a loaded 2-core machine running trials beside the
+# report can take longer than that to start Chromium and render.
+PNG_TIMEOUT_S = 300
 
 _FRONT_COLUMNS = ["number", ARCH, PRESET, PARAMS.metric, MACS.metric, ACCURACY.metric,
                   TEST_ACCURACY, "hv_contribution"]
@@ -218,13 +223,21 @@ def write_html(path: Path, results: StudyResults, figures: dict[str, go.Figure],
 
 def _write_pngs(out: Path, figures: dict[str, go.Figure]) -> list[Path]:
     paths = [out / f"{key}.png" for key in figures]
+    specs = [{"fig": fig, "path": path,
+              "opts": {"format": "png", "width": fig.layout.width, "height": fig.layout.height}}
+             for fig, path in zip(figures.values(), paths, strict=True)]
     try:
-        pio.write_images(list(figures.values()), paths,
-                         width=[f.layout.width for f in figures.values()],
-                         height=[f.layout.height for f in figures.values()])
-    except RuntimeError as err:  # kaleido and its browser driver raise RuntimeError kinds
+        # Through kaleido itself, not plotly's write_images: that one drops kaleido's
+        # per-figure errors, so a render that failed passed for a written file. MathJax is
+        # off because the figures use no TeX and kaleido would fetch it from a CDN.
+        kaleido.write_fig_from_object_sync(specs, kopts={"mathjax": False,
+                                                         "timeout": PNG_TIMEOUT_S},
+                                           cancel_on_error=True)
+    except (RuntimeError, KaleidoError, TimeoutError, OSError) as err:
+        # RuntimeError covers the browser's: not found, failed to start, closed.
         raise ValueError(f"PNG export failed (kaleido needs Chrome or Chromium; on Debian "
-                         f"apt-get install chromium): {first_line(err)}") from None
+                         f"apt-get install chromium): {type(err).__name__}: "
+                         f"{first_line(err)}") from None
     return paths
 
 
