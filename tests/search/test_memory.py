@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 
 from cse_nets import build_network, count_parameters
+from search.driver import tune
 from search.training import TrainConfig
 from search.trials.memory import TrialMemory
-from search.trials.trainable import TrialResources
-from space import DATASET_SHAPES, PRESETS, preset
+from search.trials.packing import largest_arch
+from search.trials.trainable import TrialResources, memory_request
+from space import DATASET_SHAPES, PRESETS, InputShape, preset
 from space.footprint import network_footprint
 
 FASHION = DATASET_SHAPES["fashion-mnist"]
@@ -47,3 +49,49 @@ def test_evaluation_batches_are_small_enough_not_to_be_the_peak() -> None:
     footprint = network_footprint(preset("paper-mix"), FASHION)
     assert memory.eval_batch_size <= 128  # 1,024 peaked 1.45 GB above the model
     assert memory.estimate(preset("paper-mix")) > footprint.image_bytes * memory.batch_size
+
+
+@pytest.mark.parametrize("estimate", [1, 3, 999, 875_000_000, 2**30, 2**30 + 1, 7 * 10**12])
+def test_requests_are_rounded_up_onto_a_grid_at_most_19_percent_above(estimate: int) -> None:
+    request = memory_request(estimate)
+    assert estimate <= request <= estimate * 2 ** 0.25 + 1
+    assert memory_request(request) == request  # on the grid already
+    assert memory_request(estimate + 1) >= request
+
+
+def test_similar_networks_ask_alike_and_a_floor_makes_every_space_network_ask_alike() -> None:
+    memory = _memory(64)
+    mix, mobilenet = preset("paper-mix"), preset("mobilenetv2")
+    alone = TrialResources(cpu=1, gpu=0, memory=memory, max_memory=100e9)
+    assert memory.estimate(mix) != memory.estimate(mobilenet)
+    largest = memory_request(memory.estimate(largest_arch(28)))
+    shared = TrialResources(cpu=1, gpu=0, memory=memory, max_memory=100e9, floor=largest)
+    assert shared.memory_bytes(mix) == shared.memory_bytes(mobilenet) == largest
+    assert alone.memory_bytes(mix) < largest  # no floor: the network's own request
+    # A network above the floor (one a user enqueued, outside the space) asks for its own.
+    huge = TrialResources(cpu=1, gpu=0, memory=memory, max_memory=100e9, floor=1)
+    assert huge.memory_bytes(mix) == alone.memory_bytes(mix)
+
+
+def _node(cpus: float, memory: float, gpus: float = 0, alive: bool = True) -> dict:
+    return {"Alive": alive, "Resources": {"CPU": cpus, "GPU": gpus, "memory": memory}}
+
+
+@pytest.mark.parametrize(("nodes", "cpus", "gpus", "max_concurrent", "shared"), [
+    ([_node(2, 16e9)], 1, 0, None, True),  # this machine at 16 px: 2 x 4.7 GB fit
+    ([_node(64, 16e9)], 1, 0, None, False),  # 64 trials at once would not
+    ([_node(64, 16e9)], 1, 0, 2, True),  # unless only 2 run at once
+    ([_node(64, 16e9)], 32, 0, None, True),
+    ([_node(2, 16e9), _node(8, 16e9)], 1, 0, None, False),  # every node must hold its own
+    ([_node(2, 16e9), _node(8, 16e9, alive=False)], 1, 0, None, True),
+    ([_node(64, 16e9, gpus=1)], 1, 1, None, True),  # one trial per GPU
+    ([_node(2, 1e9)], 1, 0, None, False),
+])
+def test_trials_share_the_largest_request_only_where_no_node_runs_short_of_memory(
+        monkeypatch: pytest.MonkeyPatch, nodes: list[dict], cpus: float, gpus: float,
+        max_concurrent: int | None, shared: bool) -> None:
+    monkeypatch.setattr(tune.ray, "nodes", lambda: nodes)
+    memory = TrialMemory(shape=InputShape(3, 16, 16), batch_size=59, eval_batch_size=128,
+                         data_bytes=2000 * 768)
+    request = tune._shared_memory_request(memory, 16, cpus, gpus, max_concurrent)
+    assert request == (memory_request(memory.estimate(largest_arch(16))) if shared else 0)
