@@ -115,8 +115,8 @@ FASHION_MNIST = (
 DEFAULT = ("16px", "rung-1", "quick", "16px-2-epochs", "16px-3-epochs", "16px-ema", "smoke",
            "16px-subset-30", "search-bench", "16px-subset-20")
 CI = (
-    _one("one-epoch", 16, 1, 0.25, 32, 0.2, "1 epoch"),
-    Training(16, 3, 0.25, 32, 0.2, ((1, "rung-1"), (2, "rung-2")), "rungs of a 3-epoch run",
+    _one("one-epoch", 16, 1, 0.1, 32, 0.2, "1 epoch"),
+    Training(16, 3, 0.1, 32, 0.2, ((1, "rung-1"), (2, "rung-2")), "rungs of a 3-epoch run",
              anneal_at=(1,), ema=0.9),
 )
 # preset -> (dataset, trainings, the proxies a run without --proxies measures)

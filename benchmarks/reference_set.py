@@ -95,7 +95,7 @@ PRESET_SETTINGS = {
                              batch_size=64, val_fraction=0.1, random=20, pool=600,
                              second_seed=("random-00", "random-06", "random-09", "random-12",
                                           "random-15", "cse-early-narrow")),
-    "ci": Setting("synthetic", input_size=16, epochs=2, subset=0.25, batch_size=32,
+    "ci": Setting("synthetic", input_size=16, epochs=2, subset=0.1, batch_size=32,
                   val_fraction=0.2, random=3, pool=30,
                   second_seed=("paper-mix", "random-01", "cse-early-narrow"),
                   presets=("paper-mix",), hybrid_widths=(0,)),
@@ -272,6 +272,8 @@ def _train_missing(args: argparse.Namespace, setting: Setting, out: Path) -> int
     print(f"reference set: {len(plan)} rows, {len(have)} done, {len(todo)} to train "
           f"({setting.epochs} epochs on {setting.subset:.0%} of {setting.dataset} at "
           f"{setting.input_size}px) -> {out}", flush=True)
+    if not todo:  # no workers to start
+        return 0
     rows = [dict(row) for _, row in done.iterrows()]
     started = time.perf_counter()
     context = multiprocessing.get_context("spawn")

@@ -14,6 +14,7 @@ import pytest
 
 from space import Arch
 from space.files import hold_folder
+from tests.benchmarks.scripts import run_script
 from tests.search.studies import SMALL, make_study
 
 pytestmark = pytest.mark.slow
@@ -33,7 +34,8 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_reference_set_has_every_planned_row_and_resumes(reference: Path) -> None:
+def test_reference_set_has_every_planned_row_and_resumes(
+        reference: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rows = pd.read_csv(reference)
     # ci: paper-mix, 3 random strata, one narrow paper-like and reverse hybrid; seed 1 for 3.
     assert len(rows) == 6 + 3 and not rows.duplicated(["name", "seed"]).any()
@@ -49,12 +51,14 @@ def test_reference_set_has_every_planned_row_and_resumes(reference: Path) -> Non
     # The random strata are ordered by size: one architecture from each third.
     random = rows[(rows["kind"] == "random") & (rows["seed"] == 0)].sort_values("name")
     assert random["params"].is_monotonic_increasing
-    again = _run("reference_set.py", "--preset", "ci", "--out", str(reference))
-    assert again.returncode == 0 and "9 done, 0 to train" in again.stdout
+    code, out, _ = run_script("reference_set.py", ["--preset", "ci", "--out", str(reference)],
+                              capsys)
+    assert code == 0 and "9 done, 0 to train" in out
     assert pd.read_csv(reference).equals(rows)
 
 
-def test_front_members_of_a_search_join_the_set(reference: Path, tmp_path: Path) -> None:
+def test_front_members_of_a_search_join_the_set(reference: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
     # A search on the ci set's input whose front is two presets and SMALL (trial 3).
     make_study(f"sqlite:///{tmp_path / 'search.db'}", dataset="synthetic",
                input_shape=(3, 16, 16))
@@ -70,19 +74,20 @@ def test_front_members_of_a_search_join_the_set(reference: Path, tmp_path: Path)
     assert Arch.from_json(added["arch"].iat[0]) == SMALL
     assert "--front-of" in added["command"].iat[0]
     # Without the flag, the row stays.
-    again = _run("reference_set.py", "--preset", "ci", "--out", str(grown))
-    assert again.returncode == 0 and "0 to train" in again.stdout
+    code, out, _ = run_script("reference_set.py", ["--preset", "ci", "--out", str(grown)],
+                              capsys)
+    assert code == 0 and "0 to train" in out
     assert len(pd.read_csv(grown)) == len(rows)
     elsewhere = tmp_path / "cifar.db"
     make_study(f"sqlite:///{elsewhere}")  # a 32x32x3 study: not the set's input
-    wrong = _run("reference_set.py", "--preset", "ci", "--out", str(grown),
-                 "--front-of", str(elsewhere))
-    assert wrong.returncode == 2 and wrong.stderr.startswith("error: --front-of ")
-    assert "the reference set on" in wrong.stderr
+    code, _, err = run_script("reference_set.py", ["--preset", "ci", "--out", str(grown),
+                                                   "--front-of", str(elsewhere)], capsys)
+    assert code == 2 and err.startswith("error: --front-of ")
+    assert "the reference set on" in err
 
 
-def test_fidelity_ranks_the_reference_itself_at_exactly_one(reference: Path,
-                                                            tmp_path: Path) -> None:
+def test_fidelity_ranks_the_reference_itself_at_exactly_one(
+        reference: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # First the first rung alone; the full run then trains the rung training again for its
     # second read, and keeps the first read's scores, once each.
     first = _run("bench_fidelity.py", "--preset", "ci", "--reference", str(reference),
@@ -115,43 +120,47 @@ def test_fidelity_ranks_the_reference_itself_at_exactly_one(reference: Path,
     assert page.count("Plotly.newPlot") == 1 and "<script src=" not in page
     assert "reference seed 1" in run.stdout
     # Rerunning the same run trains nothing again.
-    again = _run("bench_fidelity.py", "--preset", "ci", "--reference", str(reference),
-                 "--out", str(tmp_path), "--run", "ci")
-    assert again.returncode == 0 and "0 to run" in again.stdout
+    argv = ["--preset", "ci", "--reference", str(reference), "--out", str(tmp_path),
+            "--run", "ci"]
+    code, out_again, _ = run_script("bench_fidelity.py", argv, capsys)
+    assert code == 0 and "0 to run" in out_again
     # A second run on a folder in use is refused before it trains anything.
     with hold_folder(out):
-        busy = _run("bench_fidelity.py", "--preset", "ci", "--reference", str(reference),
-                    "--out", str(tmp_path), "--run", "ci")
-    assert busy.returncode == 2 and busy.stderr == (
+        code, _, err = run_script("bench_fidelity.py", argv, capsys)
+    assert code == 2 and err == (
         f"error: {out} is in use by pid {os.getpid()} on {os.uname().nodename}: wait for it "
         "to end, or give another run folder\n")
 
 
-def test_bad_input_is_one_error_line(tmp_path: Path) -> None:
-    run = _run("bench_fidelity.py", "--proxies", "nope", "--out", str(tmp_path))
-    assert run.returncode == 2 and run.stderr.startswith("error: unknown proxies nope")
-    missing = _run("bench_fidelity.py", "--reference", str(tmp_path / "none.csv"),
-                   "--out", str(tmp_path))
-    assert missing.returncode == 2 and "reference_set.py" in missing.stderr
+def test_bad_input_is_one_error_line(tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    def run(script: str, *args: str) -> tuple[int, str]:
+        code, _, err = run_script(script, list(args), capsys)
+        return code, err
+
+    code, err = run("bench_fidelity.py", "--proxies", "nope", "--out", str(tmp_path))
+    assert code == 2 and err.startswith("error: unknown proxies nope")
+    code, err = run("bench_fidelity.py", "--reference", str(tmp_path / "none.csv"),
+                    "--out", str(tmp_path))
+    assert code == 2 and "reference_set.py" in err
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
-    bad = _run("reference_set.py", "--out", str(tmp_path / "bad.csv"))
-    assert bad.returncode == 2 and bad.stderr.startswith("error: ")
-    assert len(bad.stderr.strip().splitlines()) == 1
+    code, err = run("reference_set.py", "--out", str(tmp_path / "bad.csv"))
+    assert code == 2 and err.startswith("error: ")
+    assert len(err.strip().splitlines()) == 1
     (tmp_path / "cut.csv").write_text('name,seed,arch\nnarrow,0,"{""stages"": [')  # cut short
-    cut = _run("bench_fidelity.py", "--reference", str(tmp_path / "cut.csv"),
-               "--out", str(tmp_path))
-    assert cut.returncode == 2 and cut.stderr.startswith(
+    code, err = run("bench_fidelity.py", "--reference", str(tmp_path / "cut.csv"),
+                    "--out", str(tmp_path))
+    assert code == 2 and err.startswith(
         f"error: {tmp_path / 'cut.csv'}: not a readable reference-set file (")
-    assert len(cut.stderr.strip().splitlines()) == 1
-    nowhere = _run("reference_set.py", "--preset", "ci", "--out", str(tmp_path / "r.csv"),
-                   "--front-of", str(tmp_path / "none.db"))
-    assert nowhere.returncode == 2 and nowhere.stderr == (
-        f"error: --front-of {tmp_path / 'none.db'}: no such study file\n")
+    assert len(err.strip().splitlines()) == 1
+    code, err = run("reference_set.py", "--preset", "ci", "--out", str(tmp_path / "r.csv"),
+                    "--front-of", str(tmp_path / "none.db"))
+    assert code == 2 and err == f"error: --front-of {tmp_path / 'none.db'}: no such study file\n"
     assert not (tmp_path / "none.db").exists()
     held = tmp_path / "held"
     with hold_folder(held):  # another reference_set.py writing a CSV there
-        busy = _run("reference_set.py", "--preset", "ci", "--out", str(held / "r.csv"))
-    assert busy.returncode == 2 and busy.stderr == (
+        code, err = run("reference_set.py", "--preset", "ci", "--out", str(held / "r.csv"))
+    assert code == 2 and err == (
         f"error: {held} is in use by pid {os.getpid()} on {os.uname().nodename}: wait for it "
         "to end, or give --out a file in another folder\n")
     assert not (held / "r.csv").exists()

@@ -10,6 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.benchmarks.scripts import run_script
+
 ROOT = Path(__file__).resolve().parents[2]
 BENCHMARK = ROOT / "benchmarks" / "bench_latency_table.py"
 COLUMNS = ["target", "predictor", "networks", "within_10", "within_20", "median_error",
@@ -46,7 +48,7 @@ def test_ci_preset_scores_both_predictors_and_the_noise_floor_per_target(tmp_pat
     (["--targets", "tpu"], "error: unknown target 'tpu'"),
     (["--seed", "0"], "error: --seed must differ from --fit-seed"),
 ])
-def test_bad_flags_are_one_error_line(tmp_path, flags, message) -> None:
-    run = _run(tmp_path, "--preset", "ci", *flags)
-    assert run.returncode == 2 and run.stderr.startswith(message)
-    assert run.stderr.count("\n") == 1
+def test_bad_flags_are_one_error_line(tmp_path, capsys, flags, message) -> None:
+    code, _, err = run_script("bench_latency_table.py", ["--preset", "ci", *flags], capsys)
+    assert code == 2 and err.startswith(message)
+    assert err.count("\n") == 1

@@ -11,6 +11,7 @@ import pytest
 
 from search.reporting.quality import CURVE_COLUMNS
 from space.files import LOCK_FILE, hold_folder
+from tests.benchmarks.scripts import run_script
 from tests.search.test_search_e2e import _env, _own_ray_tmp
 
 pytestmark = pytest.mark.slow
@@ -80,18 +81,20 @@ def test_ci_mo_asha_preset_compares_schedulers_on_epochs(tmp_path: Path) -> None
     ("--trials", "-3", "error: --trials must be a positive integer, got -3\n"),
     ("--seeds", "0", "error: --seeds must be a positive integer, got 0\n"),
 ])
-def test_a_bad_name_is_one_error_line(flag: str, value: str, error: str, tmp_path: Path) -> None:
-    run = subprocess.run([sys.executable, str(BENCHMARK), flag, value, "--out", str(tmp_path)],
-                         capture_output=True, text=True, check=False)
-    assert run.returncode == 2 and run.stderr.startswith(error)
-    assert len(run.stderr.splitlines()) == 1 and not any(tmp_path.iterdir())
+def test_a_bad_name_is_one_error_line(flag: str, value: str, error: str, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_script("bench_search_quality.py", [flag, value, "--out", str(tmp_path)],
+                              capsys)
+    assert code == 2 and err.startswith(error)
+    assert len(err.splitlines()) == 1 and not any(tmp_path.iterdir())
 
 
-def test_a_run_folder_in_use_is_refused_before_any_search(tmp_path: Path) -> None:
+def test_a_run_folder_in_use_is_refused_before_any_search(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with hold_folder(tmp_path / "ci"):
-        run = subprocess.run([sys.executable, str(BENCHMARK), "--preset", "ci", "--out",
-                              str(tmp_path), "--run", "ci"],
-                             capture_output=True, text=True, check=False)
-    assert run.returncode == 2 and run.stderr.startswith(f"error: {tmp_path / 'ci'} is in use")
-    assert len(run.stderr.splitlines()) == 1
+        code, _, err = run_script("bench_search_quality.py", ["--preset", "ci", "--out",
+                                                              str(tmp_path), "--run", "ci"],
+                                  capsys)
+    assert code == 2 and err.startswith(f"error: {tmp_path / 'ci'} is in use")
+    assert len(err.splitlines()) == 1
     assert [p.name for p in (tmp_path / "ci").iterdir()] == [LOCK_FILE]  # no study begun
