@@ -22,7 +22,8 @@ search: setup
 		--trials 32 --subset 0.1
 
 # Two pytest workers (pytest-xdist): one alone left the 2 cores far from busy, waiting on
-# subprocess and Ray start-ups; two cut the suite from 2,322 s to 1,544 s (README "Measured").
+# subprocess and Ray start-ups; two keep them busy (1.9 of 2), and a third only adds
+# contention (1,490 s against 939 s; README "Measured").
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -n 2

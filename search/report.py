@@ -233,7 +233,10 @@ def _write_pngs(out: Path, figures: dict[str, go.Figure]) -> list[Path]:
         kaleido.write_fig_from_object_sync(specs, kopts={"mathjax": False,
                                                          "timeout": PNG_TIMEOUT_S},
                                            cancel_on_error=True)
-    except (RuntimeError, KaleidoError, TimeoutError, OSError) as err:
+    except TimeoutError:
+        raise ValueError(f"PNG export failed: a figure took over {PNG_TIMEOUT_S} s to "
+                         "render") from None
+    except (RuntimeError, KaleidoError, OSError) as err:
         # RuntimeError covers the browser's: not found, failed to start, closed.
         raise ValueError(f"PNG export failed (kaleido needs Chrome or Chromium; on Debian "
                          f"apt-get install chromium): {type(err).__name__}: "

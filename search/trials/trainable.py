@@ -16,6 +16,9 @@ other out, and a rerun of the command gets the budget's remaining trials.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import json
 import math
 from collections.abc import Sequence
@@ -116,7 +119,21 @@ def run_trial(config: dict[str, Any], *, data: SharedData, train_config: TrainCo
         tune.report({**dict.fromkeys((o.metric for o in objectives), math.nan),
                      FAIL_KEY: reason})
         return
+    finally:
+        release_freed_memory()
     report_evaluation(evaluation, objectives, final=True)
+
+
+def release_freed_memory() -> None:
+    """Hand the heap this trial freed back to the OS.
+
+    The worker runs the next trials (Tune's ``reuse_actors``); without this its resident
+    memory stays at the high-water mark of every trial it ran, as glibc keeps freed heap
+    (a smoke search on this machine: 0.7 GB -> 4.3 GB over 40 trials).
+    """
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to hand back
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def report_evaluation(evaluation: Evaluation, objectives: Sequence[Objective], *,

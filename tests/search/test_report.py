@@ -6,6 +6,7 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
+from kaleido.errors import KaleidoError
 from optuna_dashboard._note import get_note
 
 from cse_nets import build_network, count_parameters
@@ -138,6 +139,24 @@ def test_png_copies(tmp_path, storage, capsys):
     assert (code, err) == (0, "")
     for key in ("front", "hypervolume", "cse-share", "parallel"):
         assert (tmp_path / "demo" / f"{key}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize(("error", "message"), [
+    (TimeoutError(), ": a figure took over 300 s to render"),
+    (KaleidoError(1, "bad figure"), " (kaleido needs Chrome or Chromium; on Debian apt-get "
+                                    "install chromium): KaleidoError: Error 1: bad figure"),
+])
+def test_a_figure_kaleido_cannot_render_is_one_error_line(tmp_path, storage, capsys,
+                                                          monkeypatch, error, message):
+    # What CI once met: kaleido failed a render and the report still said it wrote the PNG.
+    def fail(specs, **kwargs):
+        raise error
+
+    monkeypatch.setattr(report.kaleido, "write_fig_from_object_sync", fail)
+    make_study(storage)
+    code, _, err = run(["--study", "demo", "--storage", storage, "--results-dir",
+                        str(tmp_path), "--png", "--no-dashboard"], capsys)
+    assert (code, err) == (2, f"error: PNG export failed{message}\n")
 
 
 @pytest.mark.parametrize(("case", "message"), BAD_CASES)
