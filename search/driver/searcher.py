@@ -23,6 +23,7 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
+from search.driver.startup import enqueued_params
 from search.study.evaluation_cache import CachedEvaluation, EvaluationCache
 from search.study.objectives import Objective
 from search.study.schema import (
@@ -219,11 +220,10 @@ class StudySearch(OptunaSearch):
 
 
 def _enqueued_params(trial: optuna.Trial) -> dict[str, Any]:
-    """The params ``trial`` was enqueued with, if any. Optuna keeps them in a system
-    attribute, which only a frozen trial shows: the running one of the same number."""
+    """The params ``trial`` was enqueued with, if any: only a frozen trial shows them, the
+    running one of the same number."""
     running = trial.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    frozen = next(t for t in running if t.number == trial.number)
-    return frozen.system_attrs.get("fixed_params", {})
+    return enqueued_params(next(t for t in running if t.number == trial.number))
 
 
 def _set_attrs(trial: optuna.Trial, attrs: dict[str, Any]) -> None:

@@ -519,7 +519,7 @@ def _tune(plan: _Plan, study: optuna.Study, storage: optuna.storages.RDBStorage,
     # Offset the seed by the study's size so a resumed search does not replay the random
     # draws of the run before it.
     sampler = make_sampler(config.sampler, seed=config.seed + len(study.trials),
-                           trials=plan.budget.trials)
+                           trials=plan.budget.trials, shape=plan.splits.info.shape)
     reasons = FailureReasons()
     scheduler = make_scheduler(plan.scheduler, plan.objectives, plan.budget.epochs)
     replayed = scheduler.replay(study.get_trials(deepcopy=False))

@@ -19,10 +19,12 @@ BENCHMARK = Path(__file__).parents[2] / "benchmarks" / "bench_search_quality.py"
 
 
 def _run_preset(out: Path, preset: str) -> subprocess.CompletedProcess[str]:
-    """The benchmark's ``preset`` into ``out/ci``, with Ray of its own; it must succeed."""
+    """The benchmark's ``preset`` into ``out/ci``, with Ray of its own; it must succeed.
+    One trial at a time: each search's Tune run starts its own workers (~9 CPU-s each
+    here), and these trials take less than one such start."""
     with _own_ray_tmp() as ray_tmp:
         run = subprocess.run([sys.executable, str(BENCHMARK), "--preset", preset,
-                              "--out", str(out), "--run", "ci"],
+                              "--out", str(out), "--run", "ci", "--max-concurrent", "1"],
                              env=_env(ray_tmp), capture_output=True, text=True, timeout=600,
                              check=False)
     assert run.returncode == 0, run.stderr

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import pytest
 
 from cse_nets import build_network, count_parameters
@@ -9,7 +12,7 @@ from search.driver import tune
 from search.training import TrainConfig
 from search.trials.memory import TrialMemory
 from search.trials.packing import largest_arch
-from search.trials.trainable import TrialResources, memory_request
+from search.trials.trainable import TrialResources, memory_request, release_freed_memory
 from space import DATASET_SHAPES, PRESETS, InputShape, preset
 from space.footprint import network_footprint
 
@@ -95,3 +98,21 @@ def test_trials_share_the_largest_request_only_where_no_node_runs_short_of_memor
                          data_bytes=2000 * 768)
     request = tune._shared_memory_request(memory, 16, cpus, gpus, max_concurrent)
     assert request == (memory_request(memory.estimate(largest_arch(16))) if shared else 0)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
+def test_a_worker_over_half_its_request_hands_freed_heap_back() -> None:
+    def resident() -> int:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    # 200 MB of malloc'd blocks, freed but for every 64th: glibc keeps the pages between.
+    blocks = [bytearray(4096) for _ in range(50_000)]
+    kept = blocks[::64]
+    del blocks
+    held = resident()
+    assert not release_freed_memory(budget=4 * held)  # far under half: no trim, no cost
+    assert resident() > held - (50 << 20)
+    assert release_freed_memory(budget=held)
+    assert resident() < held - (100 << 20)
+    del kept

@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 from search.driver.progress import format_front, pareto_front
 from search.driver.samplers import make_sampler
 from search.driver.searcher import StudySearch
+from search.driver.startup import DesignStartupSampler
 from search.driver.tune import fail_interrupted
 from search.study.objectives import objectives_from_names
 from search.study.schema import (
@@ -25,15 +26,20 @@ from search.study.schema import (
     WORKER_DIED,
     budget_trials,
 )
-from space import Arch, preset, preset_params
+from space import Arch, InputShape, preset, preset_params
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 OBJECTIVES = objectives_from_names(("accuracy", "params"))
+SHAPE = InputShape(in_channels=3, input_size=16, num_classes=10)
+
+
+def _random() -> optuna.samplers.BaseSampler:
+    return make_sampler("random", seed=0, trials=8, shape=SHAPE)
 
 
 def _searcher(storage: optuna.storages.BaseStorage) -> StudySearch:
     return StudySearch(input_size=16, objectives=OBJECTIVES, study_name="s",
-                       sampler=make_sampler("random", seed=0, trials=8), storage=storage)
+                       sampler=_random(), storage=storage)
 
 
 def _result(accuracy: float, params: int, **attrs: object) -> dict:
@@ -73,7 +79,7 @@ def test_outcomes_land_in_the_study(storage: optuna.storages.RDBStorage) -> None
 
 def test_a_trial_lost_with_its_node_does_not_count(storage: optuna.storages.RDBStorage) -> None:
     search = StudySearch(input_size=16, objectives=OBJECTIVES, study_name="s",
-                         sampler=make_sampler("random", seed=0, trials=8), storage=storage,
+                         sampler=_random(), storage=storage,
                          failure_reason=lambda trial_id: "node lost: Ray node 5f died")
     search.suggest("a")
     search.suggest("b")
@@ -147,9 +153,10 @@ def test_front_is_the_non_dominated_complete_trials(storage: optuna.storages.RDB
 
 @pytest.mark.parametrize(("name", "kind"), [("nsga2", optuna.samplers.NSGAIISampler),
                                             ("tpe", optuna.samplers.TPESampler),
-                                            ("random", optuna.samplers.RandomSampler)])
+                                            ("random", optuna.samplers.RandomSampler),
+                                            ("tpe-spread", DesignStartupSampler)])
 def test_make_sampler(name: str, kind: type) -> None:
-    assert isinstance(make_sampler(name, seed=1, trials=16), kind)
+    assert isinstance(make_sampler(name, seed=1, trials=16, shape=SHAPE), kind)
 
 
 def test_the_storage_id_fail_interrupted_writes_by(storage: optuna.storages.RDBStorage) -> None:
