@@ -12,7 +12,6 @@ from optuna.trial import TrialState
 
 from search.driver import searcher as searcher_module
 from search.driver.progress import format_front
-from search.driver.samplers import make_sampler
 from search.driver.searcher import StudySearch
 from search.study.evaluation_cache import EvaluationCache
 from search.study.objectives import objectives_from_names
@@ -33,7 +32,7 @@ def storage(tmp_path: Path) -> optuna.storages.RDBStorage:
 def _searcher(storage: optuna.storages.BaseStorage,
               cache: EvaluationCache | None = None) -> StudySearch:
     return StudySearch(input_size=16, objectives=OBJECTIVES, study_name="s",
-                       sampler=make_sampler("random", seed=0, trials=8), storage=storage,
+                       sampler=optuna.samplers.RandomSampler(seed=0), storage=storage,
                        cache=cache)
 
 
