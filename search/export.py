@@ -21,10 +21,16 @@ since the search is refused before anything (:mod:`search.data.source`).
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
+import multiprocessing
+import os
+import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -75,10 +81,12 @@ from search.training import (
 from space import Arch
 from space.files import write_folder_atomically
 
-__all__ = ["ONNX_CHECK_IMAGES", "choose", "export_name", "export_onnx", "main", "retrain_config"]
+__all__ = ["ONNX_CHECK_IMAGES", "choose", "default_jobs", "export_name", "export_onnx", "main",
+           "retrain_config"]
 
 METRICS_FILE, SUMMARY_FILE = "metrics.json", "summary.txt"
 ONNX_CHECK_IMAGES = 64  # test images run through both PyTorch and onnxruntime
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 def choose(results: StudyResults, top: int | None) -> pd.DataFrame:
@@ -124,6 +132,7 @@ class _Retraining:
     config: TrainConfig
     splits: Splits
     int8: bool = False  # also write model.int8.onnx
+    progress_bar: bool = True  # off where several retrain at once: their bars would mix
 
 
 def _write_specs(directory: Path, number: int, arch: Arch, info: StudyInfo,
@@ -183,7 +192,8 @@ def _retrain(directory: Path, row: pd.Series, arch: Arch, info: StudyInfo,
     merged = splits.merged()
     print(f"trial {number}: retraining on {len(merged.train[1]):,} images for "
           f"{config.epochs} epoch(s) on {config.device}", flush=True)
-    result = train_model(model, merged, config, on_epoch=progress, progress=True)
+    result = train_model(model, merged, config, on_epoch=progress,
+                         progress=retraining.progress_bar)
     accuracy = final_test_accuracy(model, splits, config)
     model = model.cpu()
     save_weights(model, directory)
@@ -231,6 +241,78 @@ def _export_retrained(directory: Path, row: pd.Series, arch: Arch, info: StudyIn
     return metrics
 
 
+@dataclass(frozen=True)
+class _Job:
+    """One front member to retrain and export."""
+
+    number: int
+    directory: Path
+    row: pd.Series
+    arch: Arch
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def default_jobs(retrains: int, device: str) -> int:
+    """Retrains to run at once: one per core on the CPU (up to one per network), one on a
+    GPU. A small network trains a batch of 16x16 images in many small ops that two threads
+    hardly share, so two one-thread retrains finish sooner than two two-thread ones in turn
+    (README, "Measured")."""
+    return 1 if device.startswith("cuda") else max(1, min(_cores(), retrains))
+
+
+def _start_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
+    with contextlib.suppress(OSError, AttributeError):
+        # Linux: die with the export (kill -9, SIGTERM) rather than train on, orphaned.
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _retrain_in_worker(job: _Job, info: StudyInfo, retraining: _Retraining) -> dict[str, Any]:
+    return _export_retrained(job.directory, job.row, job.arch, info, retraining)
+
+
+def _retrained(jobs: list[_Job], info: StudyInfo, retraining: _Retraining,
+               workers: int) -> Iterator[tuple[_Job, dict[str, Any] | NonFiniteLossError, float]]:
+    """``(job, metrics or the divergence it ended in, seconds)`` as each retrain ends.
+    With ``workers`` > 1 they run in that many processes, the cores shared out; a job that
+    fails otherwise is raised once every other job has ended (and been yielded), so no
+    finished export goes unrecorded."""
+    if workers <= 1:
+        for job in jobs:
+            started = time.perf_counter()
+            try:
+                metrics = _export_retrained(job.directory, job.row, job.arch, info, retraining)
+            except NonFiniteLossError as err:
+                yield job, err, time.perf_counter() - started
+            else:
+                yield job, metrics, time.perf_counter() - started
+        return
+    threads = max(1, _cores() // workers)
+    quiet = replace(retraining, progress_bar=False)
+    # An export does not use the objectives, whose measuring functions do not pickle.
+    info = replace(info, objectives=())
+    error: BaseException | None = None
+    started = time.perf_counter()
+    # spawn: a forked child would inherit this process's torch threads and open storage.
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_start_worker, initargs=(threads,)) as pool:
+        running = {pool.submit(_retrain_in_worker, job, info, quiet): job for job in jobs}
+        for future in as_completed(running):
+            try:
+                outcome = future.result()
+            except NonFiniteLossError as err:
+                outcome = err
+            except Exception as err:  # raised below, once the others have ended
+                error = error or err
+                continue
+            yield running[future], outcome, time.perf_counter() - started
+    if error is not None:
+        raise error
+
+
 @exits_on_bad_input
 def main(argv: Sequence[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m search.export", description=__doc__.splitlines()[0])
@@ -245,6 +327,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--int8", action="store_true",
                         help="with --retrain-epochs, also write model.int8.onnx (static int8 "
                              "quantisation calibrated on training images), tested and timed")
+    parser.add_argument("--jobs", type=positive_int_arg,
+                        help="retrains at once (default: one per CPU core, up to one per "
+                             "network; 1 on a GPU)")
     add_data_dir_argument(parser)
     args = parser.parse_args(argv)
 
@@ -262,45 +347,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     retraining = None
     if args.int8 and not args.retrain_epochs:
         raise ValueError("--int8 quantises the retrained model: give --retrain-epochs too")
+    if args.jobs and not args.retrain_epochs:
+        raise ValueError("--jobs is the number of retrains at once: give --retrain-epochs too")
     if args.int8:
         check_quantizer()  # before any slow work
     if args.retrain_epochs:
         config = retrain_config(info, args.retrain_epochs, args.device)
         retraining = _Retraining(config, _load_splits(info, args.data_dir, config.seed),
                                  int8=args.int8)
-    failed = 0
+    jobs = []
     for _, row in chosen.iterrows():
         number = int(row["number"])
         arch = results.archs.get(number)
         if arch is None:
             raise StudyError(f"trial {number} on the front has no readable arch attribute")
-        directory = root / export_name(number, arch, int(row[PARAMS.metric]))
-        if retraining is None:
-            if (directory / METRICS_FILE).exists():  # its specs would drop the weights
-                print(f"trial {number}: {directory} (kept: a retrained export)")
+        jobs.append(_Job(number, root / export_name(number, arch, int(row[PARAMS.metric])),
+                         row, arch))
+    if retraining is None:
+        for job in jobs:
+            if (job.directory / METRICS_FILE).exists():  # its specs would drop the weights
+                print(f"trial {job.number}: {job.directory} (kept: a retrained export)")
             else:
-                write_folder_atomically(directory, partial(_write_specs, number=number,
-                                                           arch=arch, info=info))
-                print(f"trial {number}: {directory}")
-            continue
-        started = time.perf_counter()
-        try:
-            metrics = _export_retrained(directory, row, arch, info, retraining)
-        except NonFiniteLossError as err:
+                write_folder_atomically(job.directory, partial(
+                    _write_specs, number=job.number, arch=job.arch, info=info))
+                print(f"trial {job.number}: {job.directory}")
+        return 0
+    workers = args.jobs or default_jobs(len(jobs), retraining.config.device)
+    if workers > 1:
+        print(f"retraining {len(jobs)} networks, {min(workers, len(jobs))} at once", flush=True)
+    failed = 0
+    for job, outcome, seconds in _retrained(jobs, info, retraining, workers):
+        if isinstance(outcome, NonFiniteLossError):
             failed += 1
-            print(f"warning: trial {number} not retrained: {err}", file=sys.stderr)
+            print(f"warning: trial {job.number} not retrained: {outcome}", file=sys.stderr)
             continue
-        with writing_to_storage(f"trial {number}'s test accuracy"):
-            study.set_user_attr(export_attr(number), {TEST_ACCURACY: metrics[TEST_ACCURACY],
-                                                      EXPORT_DIR: str(directory)})
-        int8 = (f"  int8 test acc {metrics['int8']['test_accuracy']:.2%}"
-                if "int8" in metrics else "")
-        print(f"trial {number}: {directory}  test acc {metrics[TEST_ACCURACY]:.2%}  "
-              f"onnx max |diff| {metrics['onnx']['max_abs_diff']:.1e}{int8}  "
-              f"({time.perf_counter() - started:.0f} s)")
-    if retraining is not None:
-        print(f"test accuracies saved in study {info.name!r}; "
-              f"python -m search.report --study-name {info.name} draws them")
+        with writing_to_storage(f"trial {job.number}'s test accuracy"):
+            study.set_user_attr(export_attr(job.number),
+                                {TEST_ACCURACY: outcome[TEST_ACCURACY],
+                                 EXPORT_DIR: str(job.directory)})
+        int8 = (f"  int8 test acc {outcome['int8']['test_accuracy']:.2%}"
+                if "int8" in outcome else "")
+        print(f"trial {job.number}: {job.directory}  test acc {outcome[TEST_ACCURACY]:.2%}  "
+              f"onnx max |diff| {outcome['onnx']['max_abs_diff']:.1e}{int8}  "
+              f"({seconds:.0f} s)", flush=True)
+    print(f"test accuracies saved in study {info.name!r}; "
+          f"python -m search.report --study-name {info.name} draws them")
     return 1 if failed else 0
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ from search.study.schema import (
     ARCH,
     EXPORT_DIR,
     FAIL_REASON,
+    OVER_MAX_PARAMS,
     PARTIAL_ACCURACY,
     PRESET,
     PRUNED_EPOCH,
@@ -99,6 +100,10 @@ def _scheduler_lines(results: StudyResults) -> list[str]:
         lines.append(f"pruned: {len(pruned)} (" + ", ".join(
             f"{n} at epoch {e}" if pd.notna(e) else f"{n} at an unrecorded epoch"
             for e, n in by_epoch.items()) + "); not on the front nor in the hypervolume")
+    oversized = results.oversized
+    if len(oversized):
+        caps = ", ".join(f"{cap:,}" for cap in sorted(oversized[OVER_MAX_PARAMS].unique()))
+        lines.append(f"over --max-params ({caps}): {len(oversized)} proposal(s) not trained")
     return lines
 
 

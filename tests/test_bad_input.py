@@ -138,6 +138,8 @@ CASES: dict[tuple[str, str], tuple[Callable[[Path, int], list[str]], str]] = {
     ("run", "in-memory SQLite storage"): (
         lambda t, p: _on_synthetic("--storage", "sqlite://"), "in-memory"),
     ("run", "empty storage"): (lambda t, p: _on_synthetic("--storage", ""), "malformed"),
+    ("run", "max params 0"): (lambda t, p: _on_synthetic("--max-params", "0"),
+                              "max-params must be a positive integer, got 0"),
     ("run", "empty study name"): (lambda t, p: _on_synthetic("--study-name", ""), "study name"),
     ("run", "empty study name, --study spelling"): (
         lambda t, p: _on_synthetic("--study", ""), "study name"),

@@ -135,6 +135,7 @@ class SearchConfig:
     objectives: tuple[str, ...] = ("accuracy", "params")
     latency_target: str = DEFAULT_TARGET  # where a latency objective is measured
     sampler: str = DEFAULT_SAMPLER
+    max_params: int | None = None  # sampled architectures over this are not trained
     scheduler: str | None = None  # fifo or mo-asha (None: the budget's)
     min_epochs: int | None = None
     reduction_factor: int | None = None
@@ -169,7 +170,8 @@ class SearchConfig:
             if value not in names:
                 raise ValueError(f"unknown {kind} {value!r}; choose one of {', '.join(names)}")
         objectives_from_names(self.objectives, latency_target=self.latency_target)
-        for name in ("trials", "epochs", "batch_size", "input_size", "max_concurrent"):
+        for name in ("trials", "epochs", "batch_size", "input_size", "max_concurrent",
+                     "max_params"):
             if getattr(self, name) is not None:
                 positive_int(getattr(self, name), name.replace("_", "-"))
         if self.input_size is not None and self.dataset in DATASET_SHAPES:
@@ -314,6 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
              "(default: %(default)s)")
     add("--sampler", default=DEFAULT_SAMPLER,
         help=f"{', '.join(SAMPLERS)} (default: %(default)s)")
+    add("--max-params", type=int,
+        help="sampled architectures with more parameters are not trained: recorded PRUNED at "
+             "once, not counted in --trials, and the sampler learns to avoid them; the "
+             "presets are trained whatever their size (default: no cap)")
     add("--scheduler", help=f"{', '.join(SCHEDULERS)}: every trial trains all its epochs, or "
                             "multi-objective ASHA stops those that rank poorly at a rung "
                             "(default: the budget's)")

@@ -24,6 +24,7 @@ from search.study.schema import (
     EPOCH_KEY,
     FAIL_REASON,
     NUMBER_KEY,
+    OVER_MAX_PARAMS,
     PARTIAL_ACCURACY,
     PARTIAL_KEY,
     PRUNED_EPOCH,
@@ -158,11 +159,14 @@ class Progress(tune.Callback):
         failed = sum(t.state == TrialState.FAIL for t in counted)
         pruned = sum(t.state == TrialState.PRUNED for t in counted)
         last = max(counted, key=lambda t: t.datetime_complete or t.datetime_start, default=None)
-        duplicates = sum(map(is_cached, self._study.get_trials(deepcopy=False)))
+        every = self._study.get_trials(deepcopy=False)
+        duplicates = sum(map(is_cached, every))
+        oversized = sum(OVER_MAX_PARAMS in t.user_attrs for t in every)
         line = (f"[{len(counted)}/{self._total}] trials done ({failed} failed"
                 + (f", {pruned} pruned" if pruned else "")
                 + f"), {duplicates} duplicate(s) served from the cache, "
-                f"Pareto front: {len(pareto_front(self._study))}")
+                + (f"{oversized} over --max-params not trained, " if oversized else "")
+                + f"Pareto front: {len(pareto_front(self._study))}")
         if last is not None:
             line += f" | last #{last.number}: " + _describe(last)
         if self._live:

@@ -40,18 +40,22 @@ class Sampler:
 
     name: str
     description: str
-    make: Callable[[int, int, InputShape], optuna.samplers.BaseSampler]  # (seed, trials, shape)
+    # (seed, trials, shape, max_params): max_params is --max-params, None without a cap
+    make: Callable[[int, int, InputShape, int | None], optuna.samplers.BaseSampler]
 
 
 TPE_STARTUP = 10  # Optuna's default n_startup_trials
 
 
-def tpe_spread(seed: int, shape: InputShape) -> DesignStartupSampler:
+def tpe_spread(seed: int, shape: InputShape, max_params: int | None) -> DesignStartupSampler:
     """TPE whose 10 start-up trials are spread over log(parameters) up to the hypervolume's
-    reference network (``space.spread``): the objective's whole range. Uniform draws on
-    16x16 Fashion-MNIST fall under 200k parameters one time in 100, and over the reference
-    (where they add no hypervolume) one time in five."""
+    reference network (``space.spread``): the objective's whole range, or up to
+    ``max_params`` if that is smaller. Uniform draws on 16x16 Fashion-MNIST fall under 200k
+    parameters one time in 100, and over the reference (where they add no hypervolume) one
+    time in five."""
     upper = network_footprint(preset(REFERENCE_PRESET), shape).params
+    if max_params is not None:
+        upper = min(upper, max_params)
     return DesignStartupSampler(
         size_spread(TPE_STARTUP, shape=shape, upper=upper, seed=seed),
         optuna.samplers.TPESampler(seed=seed, n_startup_trials=TPE_STARTUP))
@@ -59,26 +63,26 @@ def tpe_spread(seed: int, shape: InputShape) -> DesignStartupSampler:
 
 SAMPLERS: dict[str, Sampler] = {s.name: s for s in (
     Sampler("random", "uniform random sampling: the baseline",
-            lambda seed, trials, shape: optuna.samplers.RandomSampler(seed=seed)),
+            lambda seed, trials, shape, cap: optuna.samplers.RandomSampler(seed=seed)),
     Sampler("tpe", "TPE, Optuna 5's defaults (independent per parameter, 10 random "
                    "start-up trials, constant liar for running trials)",
-            lambda seed, trials, shape: optuna.samplers.TPESampler(seed=seed)),
+            lambda seed, trials, shape, cap: optuna.samplers.TPESampler(seed=seed)),
     Sampler("tpe-spread", "TPE after 10 start-up trials spread evenly over log(parameters) "
                           "up to the reference network's",
-            lambda seed, trials, shape: tpe_spread(seed, shape)),
+            lambda seed, trials, shape, cap: tpe_spread(seed, shape, cap)),
     Sampler("tpe-short-startup", "TPE with a quarter of the budget (4..10 trials) as its "
                                  "random start-up",
-            lambda seed, trials, shape: optuna.samplers.TPESampler(
+            lambda seed, trials, shape, cap: optuna.samplers.TPESampler(
                 seed=seed, n_startup_trials=tpe_startup(trials))),
     Sampler("tpe-multivariate", "TPE modelling all parameters jointly (multivariate=True)",
-            lambda seed, trials, shape: optuna.samplers.TPESampler(seed=seed,
+            lambda seed, trials, shape, cap: optuna.samplers.TPESampler(seed=seed,
                                                                    multivariate=True)),
     Sampler("nsga2", "NSGA-II, population a quarter of the budget (4..50)",
-            lambda seed, trials, shape: optuna.samplers.NSGAIISampler(
+            lambda seed, trials, shape, cap: optuna.samplers.NSGAIISampler(
                 population_size=nsga2_population(trials), seed=seed)),
     Sampler("nsga2-small", "NSGA-II, population an eighth of the budget (4..50): twice "
                            "the generations",
-            lambda seed, trials, shape: optuna.samplers.NSGAIISampler(
+            lambda seed, trials, shape, cap: optuna.samplers.NSGAIISampler(
                 population_size=nsga2_population(trials // 2), seed=seed)),
 )}
 
@@ -93,10 +97,10 @@ SAMPLERS: dict[str, Sampler] = {s.name: s for s in (
 DEFAULT_SAMPLER = "tpe-spread"
 
 
-def make_sampler(name: str, *, seed: int, trials: int,
-                 shape: InputShape) -> optuna.samplers.BaseSampler:
+def make_sampler(name: str, *, seed: int, trials: int, shape: InputShape,
+                 max_params: int | None = None) -> optuna.samplers.BaseSampler:
     """The sampler called ``name`` (a key of :data:`SAMPLERS`) for a budget of ``trials`` on
-    inputs of ``shape``."""
+    inputs of ``shape``, where networks over ``max_params`` parameters are not trained."""
     if name not in SAMPLERS:
         raise ValueError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
-    return SAMPLERS[name].make(seed, trials, shape)
+    return SAMPLERS[name].make(seed, trials, shape, max_params)

@@ -29,6 +29,7 @@ from search.study.pareto import to_minimisation
 from search.study.schema import (
     EPOCH_KEY,
     FAIL_KEY,
+    OVER_MAX_PARAMS,
     PRESET_KEY,
     VAL_ACCURACY_PER_EPOCH,
     is_cached,
@@ -122,7 +123,8 @@ class MoAshaScheduler(FIFOScheduler):
         order; how many trials it took them from."""
         used = 0
         for trial in sorted(trials, key=lambda t: t.number):
-            if trial.state not in (TrialState.COMPLETE, TrialState.PRUNED) or is_cached(trial):
+            if (trial.state not in (TrialState.COMPLETE, TrialState.PRUNED) or is_cached(trial)
+                    or OVER_MAX_PARAMS in trial.user_attrs):
                 continue
             curve = trial.user_attrs.get(VAL_ACCURACY_PER_EPOCH) or []
             costs = [trial.user_attrs.get(metric) for metric in self._metrics[1:]]

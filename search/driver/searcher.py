@@ -25,7 +25,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from search.driver.startup import enqueued_params
 from search.study.evaluation_cache import CachedEvaluation, EvaluationCache
-from search.study.objectives import Objective
+from search.study.objectives import PARAMS, Objective
 from search.study.schema import (
     ARCH,
     ARCH_KEY,
@@ -39,6 +39,7 @@ from search.study.schema import (
     NODE_LOST,
     NODE_LOST_REASON,
     NUMBER_KEY,
+    OVER_MAX_PARAMS,
     PARTIAL_ACCURACY,
     PARTIAL_KEY,
     PRESET,
@@ -49,17 +50,34 @@ from search.study.schema import (
     WALL_SECONDS,
     WORKER_DIED,
 )
-from space import Arch, sample_arch
+from space import Arch, InputShape, sample_arch
+from space.footprint import network_footprint
 from space.sample import check_params
 
 __all__ = [
-    "MAX_CACHE_HITS_IN_A_ROW",
+    "MAX_UNTRAINED_IN_A_ROW",
+    "SizeCap",
     "StudySearch",
 ]
 
-# A sampler that proposes only trained architectures this many times running has converged:
-# the search stops rather than ask for ever (each ask writes 53 parameters, ~0.5 s).
-MAX_CACHE_HITS_IN_A_ROW = 100
+# A sampler that proposes only trained architectures (or only ones over --max-params) this
+# many times running has converged, or the cap leaves it nothing: the search stops rather
+# than ask for ever (each ask writes 53 parameters, ~0.5 s).
+MAX_UNTRAINED_IN_A_ROW = 100
+
+
+@dataclass(frozen=True)
+class SizeCap:
+    """``--max-params``: sampled architectures with more parameters on ``shape`` are not
+    trained."""
+
+    max_params: int
+    shape: InputShape
+
+    def excess(self, arch: Arch) -> int | None:
+        """``arch``'s parameter count if it is over the cap, else None."""
+        params = network_footprint(arch, self.shape).params
+        return params if params > self.max_params else None
 
 
 @dataclass(frozen=True)
@@ -83,7 +101,10 @@ class StudySearch(OptunaSearch):
     ``stopped_at`` says where the scheduler stopped a trial (rung, epoch), given its Tune
     trial id, or None: such a trial is PRUNED, with its partial record.
     A proposal that the ``cache`` holds is told COMPLETE at once and the sampler is asked
-    again, so no Ray trial is spent on it: one Tune trial is one training. Likewise a trial
+    again, so no Ray trial is spent on it: one Tune trial is one training. A proposal over
+    ``size_cap`` (but a preset) is told PRUNED at once, with its parameter count and
+    :data:`~search.study.schema.OVER_MAX_PARAMS`: TPE ranks pruned trials below every
+    complete one, so it learns to propose smaller networks. Likewise a trial
     enqueued (Optuna's ``enqueue_trial``) with params outside the space is told FAIL at
     once, its ``fail_reason`` naming them, with a warning on stderr.
     """
@@ -92,12 +113,14 @@ class StudySearch(OptunaSearch):
                  sampler: optuna.samplers.BaseSampler,
                  storage: optuna.storages.BaseStorage | None = None,
                  cache: EvaluationCache | None = None,
+                 size_cap: SizeCap | None = None,
                  stopping: Callable[[], bool] = lambda: False,
                  failure_reason: Callable[[str], str] = lambda trial_id: CRASH_REASON,
                  stopped_at: Callable[[str], Any] = lambda trial_id: None) -> None:
         self._input_size = input_size
         self._metrics = [o.metric for o in objectives]
         self._cache = cache if cache is not None else EvaluationCache(input_size)
+        self._size_cap = size_cap
         self._stopping = stopping
         self._failure_reason = failure_reason
         self._stopped_at = stopped_at
@@ -140,12 +163,13 @@ class StudySearch(OptunaSearch):
             return super().suggest(key)
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
-        """The next architecture to train; duplicates on the way are served from the cache.
+        """The next architecture to train; duplicates on the way are served from the cache,
+        and proposals over the size cap are pruned untrained.
 
         Each Optuna trial needs a key of its own in ``OptunaSearch``, so the asks after a
         duplicate go under ``<trial_id>:<attempt>``; Tune only ever sees ``trial_id``.
         """
-        for attempt in range(MAX_CACHE_HITS_IN_A_ROW + 1):
+        for attempt in range(MAX_UNTRAINED_IN_A_ROW + 1):
             key = f"{trial_id}:{attempt}" if attempt else trial_id
             config = self._ask(key)
             if self._rejected is not None:
@@ -157,14 +181,32 @@ class StudySearch(OptunaSearch):
             if self._asked is None:
                 return config
             trial, arch = self._asked
+            if self._over_cap(key, trial, arch):
+                continue
             hit = self._cache.lookup(arch)
             if hit is None:
                 self._running[trial_id] = _Running(key, trial, arch)
                 return config
             self._serve(key, trial, hit)
-        warnings.warn(f"the sampler proposed {MAX_CACHE_HITS_IN_A_ROW + 1} trained "
-                      "architectures in a row; the search stops early", stacklevel=2)
+        warnings.warn(f"the sampler proposed {MAX_UNTRAINED_IN_A_ROW + 1} architectures in "
+                      "a row that were trained already"
+                      + (f" or over --max-params {self._size_cap.max_params:,}"
+                         if self._size_cap else "")
+                      + "; the search stops early", stacklevel=2)
         return Searcher.FINISHED
+
+    def _over_cap(self, key: str, trial: optuna.Trial, arch: Arch) -> bool:
+        """Whether ``trial`` is over the size cap; if so, tell it PRUNED. The presets are the
+        paper's baselines: trained whatever their size."""
+        if self._size_cap is None or trial.user_attrs.get(PRESET):
+            return False
+        params = self._size_cap.excess(arch)
+        if params is None:
+            return False
+        trial.set_user_attr(PARAMS.metric, params)
+        trial.set_user_attr(OVER_MAX_PARAMS, self._size_cap.max_params)
+        super().on_trial_complete(key)  # no values, no error: OptunaSearch tells PRUNED
+        return True
 
     def _serve(self, key: str, trial: optuna.Trial, hit: CachedEvaluation) -> None:
         """Record ``trial`` as a duplicate of ``hit`` and tell it COMPLETE."""

@@ -43,7 +43,7 @@ from search.driver.config import Budget, SearchConfig, check_budget_fits, check_
 from search.driver.progress import Progress, format_front
 from search.driver.samplers import make_sampler
 from search.driver.scheduler import SchedulerSpec, make_scheduler
-from search.driver.searcher import StudySearch
+from search.driver.searcher import SizeCap, StudySearch
 from search.driver.stopping import StopSignals
 from search.driver.worker_deaths import FailureReasons, surviving_worker_deaths
 from search.study.evaluation_cache import EvaluationCache
@@ -447,8 +447,9 @@ def _search(plan: _Plan, study: optuna.Study, storage: optuna.storages.RDBStorag
     print(f"study {config.study}: {budget.trials - remaining}/{budget.trials} trials done; "
           f"{budget.epochs} epoch(s) on {budget.subset:g} of the training split, batch "
           f"{budget.batch_size}, {plan.resources.cpu:g} CPU / {plan.resources.gpu:g} "
-          f"GPU per trial, sampler {config.sampler}, scheduler "
-          f"{_describe_scheduler(plan)}", file=out)
+          f"GPU per trial, sampler {config.sampler}"
+          + (f" (no network over {config.max_params:,} params)" if config.max_params else "")
+          + f", scheduler {_describe_scheduler(plan)}", file=out)
     experiment_dir = None
     if remaining > 0:
         fit_latency_corrections(plan.objectives, plan.splits.info.shape,
@@ -519,7 +520,8 @@ def _tune(plan: _Plan, study: optuna.Study, storage: optuna.storages.RDBStorage,
     # Offset the seed by the study's size so a resumed search does not replay the random
     # draws of the run before it.
     sampler = make_sampler(config.sampler, seed=config.seed + len(study.trials),
-                           trials=plan.budget.trials, shape=plan.splits.info.shape)
+                           trials=plan.budget.trials, shape=plan.splits.info.shape,
+                           max_params=config.max_params)
     reasons = FailureReasons()
     scheduler = make_scheduler(plan.scheduler, plan.objectives, plan.budget.epochs)
     replayed = scheduler.replay(study.get_trials(deepcopy=False))
@@ -531,6 +533,8 @@ def _tune(plan: _Plan, study: optuna.Study, storage: optuna.storages.RDBStorage,
                            sampler=sampler, storage=storage,
                            cache=EvaluationCache.from_trials(
                                study.get_trials(deepcopy=False), plan.splits.info.shape.input_size),
+                           size_cap=(None if config.max_params is None
+                                     else SizeCap(config.max_params, plan.splits.info.shape)),
                            stopping=stop.stop_all, failure_reason=reasons.reason,
                            stopped_at=scheduler.stopped_at)
     # The splits go to the object store once, and to each worker's device once

@@ -52,6 +52,7 @@ from search.study.schema import (
     NODE_ID,
     NODE_IP,
     NUM_CLASSES,
+    OVER_MAX_PARAMS,
     PARTIAL_ACCURACY,
     PRESET,
     PRUNED_EPOCH,
@@ -140,7 +141,8 @@ class StudyResults:
     stopped at and its validation accuracy then, not a final one), test_accuracy,
     export_dir, train_seconds, wall_seconds, device, node_ip and node_id (the Ray node that
     trained it), seed, cached_from (for a duplicate
-    served from the cache, the trial that was trained), fail_reason, and for complete
+    served from the cache, the trial that was trained), over_max_params (for a proposal
+    over ``--max-params``, PRUNED untrained: that cap), fail_reason, and for complete
     trials on_front and hv_contribution (the hypervolume lost without the trial's point and
     its equal copies, e.g. cached duplicates). A column that shows a user attr is named by the
     attr's key (:mod:`search.study.schema`), but for rung (``pruned_rung``); the
@@ -163,7 +165,14 @@ class StudyResults:
 
     @property
     def pruned(self) -> pd.DataFrame:
-        return self.trials[self.trials["state"] == "PRUNED"]
+        """Trials the scheduler stopped early."""
+        return self.trials[(self.trials["state"] == "PRUNED")
+                           & self.trials[OVER_MAX_PARAMS].isna()]
+
+    @property
+    def oversized(self) -> pd.DataFrame:
+        """Proposals over ``--max-params``: PRUNED before any training."""
+        return self.trials[self.trials[OVER_MAX_PARAMS].notna()]
 
     @property
     def front(self) -> pd.DataFrame:
@@ -243,6 +252,7 @@ def _trial_row(trial: FrozenTrial, info: StudyInfo, arch: Arch | None,
         NODE_ID: attrs.get(NODE_ID, ""),
         SEED: attrs.get(SEED),
         CACHED_FROM: attrs.get(CACHED_FROM),
+        OVER_MAX_PARAMS: attrs.get(OVER_MAX_PARAMS),
         FAIL_REASON: attrs.get(FAIL_REASON, ""),
     })
     return row
@@ -257,7 +267,7 @@ def _trials_frame(trials: list[FrozenTrial], info: StudyInfo, archs: dict[int, A
     frame = frame.reindex(columns=[*frame.columns.drop(["stem", "head"], errors="ignore"),
                                    "stem", "head"])
     # None (absent) becomes a missing value, so counts stay integers and blanks in the CSV.
-    counts = [SEED, CACHED_FROM, "stem", "head", "epochs", PRUNED_EPOCH, "rung",
+    counts = [SEED, CACHED_FROM, OVER_MAX_PARAMS, "stem", "head", "epochs", PRUNED_EPOCH, "rung",
               *(c for c in frame.columns if c.startswith("stage") and not c.endswith("_op"))]
     for column in (c for c in counts if c in frame.columns):
         frame[column] = pd.to_numeric(frame[column]).astype("Int64")

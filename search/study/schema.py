@@ -96,6 +96,9 @@ PARTIAL_ACCURACY = "partial_val_accuracy"  # float: its validation accuracy then
 # True on a trial enqueued (Optuna's enqueue_trial) with params outside the space: failed
 # before anything was sampled or trained, it does not count against the budget either.
 REJECTED = "rejected"
+# int: the --max-params a sampled architecture was over. Such a trial is PRUNED before any
+# training (so TPE learns to propose smaller ones) and does not count against the budget.
+OVER_MAX_PARAMS = "over_max_params"
 
 # FAIL_REASON's values for failures outside the objective (NODE_LOST_REASON: how one begins)
 INTERRUPTED_REASON = "interrupted: the search stopped before this trial finished"
@@ -127,12 +130,13 @@ def budget_trials(study: optuna.Study) -> list[FrozenTrial]:
     """Trials that count towards ``--trials``: trained and complete, stopped early at a rung
     (PRUNED: as with ``study.optimize(n_trials=...)`` and Optuna's pruners), or failed on
     their own account. Duplicates served from the cache cost no training and do not
-    count, nor do trials the search's own stopping interrupted, that were lost with their
-    Ray node, or that were enqueued outside the space."""
+    count, nor do proposals over ``--max-params`` (never trained), trials the search's own
+    stopping interrupted, that were lost with their Ray node, or that were enqueued outside
+    the space."""
     return [
         t for t in study.get_trials(deepcopy=False)
         if (t.state == TrialState.COMPLETE and not is_cached(t))
-        or t.state == TrialState.PRUNED
+        or (t.state == TrialState.PRUNED and OVER_MAX_PARAMS not in t.user_attrs)
         or (t.state == TrialState.FAIL and not t.user_attrs.get(INTERRUPTED)
             and not t.user_attrs.get(NODE_LOST) and not t.user_attrs.get(REJECTED))
     ]

@@ -134,12 +134,12 @@ def test_failed_trials_are_not_cached(storage: optuna.storages.RDBStorage) -> No
 
 def test_a_sampler_that_only_repeats_itself_ends_the_search(
         storage: optuna.storages.RDBStorage, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(searcher_module, "MAX_CACHE_HITS_IN_A_ROW", 2)
+    monkeypatch.setattr(searcher_module, "MAX_UNTRAINED_IN_A_ROW", 2)
     searcher = _searcher(storage)
     _enqueue(storage, MIX, MIX, MIX, MIX)
     searcher.suggest("a")
     searcher.on_trial_complete("a", result=_trained())
-    with pytest.warns(UserWarning, match="3 trained architectures in a row"):
+    with pytest.warns(UserWarning, match="3 architectures in a row that were trained already;"):
         assert searcher.suggest("b") == "FINISHED"
 
 

@@ -103,12 +103,16 @@ def test_one_export_per_network_and_copies_keep_their_contribution(tmp_path, sto
 
 @pytest.mark.slow
 def test_retrain_tests_exports_onnx_and_reports_back(tmp_path, storage, synthetic, capsys):
-    study = synthetic_study(storage, synthetic.info, rows=ROWS[:1])
+    study = synthetic_study(storage, synthetic.info)  # a front of two networks
+    # Two worker processes, one network each (the other tests retrain one, in this one).
     code = export.main(["--study", "demo", "--storage", storage, "--results-dir",
-                        str(tmp_path), "--retrain-epochs", "1"])
+                        str(tmp_path), "--retrain-epochs", "1", "--jobs", "2"])
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert "test acc" in out
+    assert "retraining 2 networks, 2 at once" in out
+    other = tmp_path / "demo" / "export" / "1-bb-2k"
+    assert f"trial 1: {other}  test acc" in out
+    assert study.user_attrs[export_attr(1)]["export_dir"] == str(other)
     folder = tmp_path / "demo" / "export" / "0-bc-3k"
     assert {p.name for p in folder.iterdir()} == {"arch.json", "model.json", "summary.txt",
                                                  "weights.pt", "model.onnx", "metrics.json"}
@@ -145,6 +149,15 @@ def test_retrain_tests_exports_onnx_and_reports_back(tmp_path, storage, syntheti
     trials = pd.read_csv(tmp_path / "demo" / "trials.csv")
     assert trials["test_accuracy"][0] == pytest.approx(metrics["test_accuracy"])
     assert "retrained: test accuracy" in (tmp_path / "demo" / "report.html").read_text()
+
+
+def test_jobs_without_retraining_is_bad_input(tmp_path, storage, synthetic, capsys):
+    synthetic_study(storage, synthetic.info)
+    code = export.main(["--study", "demo", "--storage", storage, "--results-dir",
+                        str(tmp_path), "--jobs", "2"])
+    assert code == 2
+    assert capsys.readouterr().err == ("error: --jobs is the number of retrains at once: give "
+                                       "--retrain-epochs too\n")
 
 
 @pytest.mark.parametrize(("case", "message"), BAD_CASES)

@@ -25,13 +25,14 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search.study.schema import INTERRUPTED
+from search.study.schema import INTERRUPTED, OVER_MAX_PARAMS
 from space import Arch, preset
 
 pytestmark = pytest.mark.slow
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 STUDY = "synthetic-smoke"
+MAX_PARAMS = 600_000
 # Tiny and stable: 16x16 inputs, 180 training images, one epoch, a learning rate that
 # does not diverge for the presets.
 SEARCH = [sys.executable, "-m", "search.run", "--dataset", "synthetic", "--budget", "smoke",
@@ -102,7 +103,8 @@ def _presets(study: optuna.Study) -> list[str]:
 def finished(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     results = tmp_path_factory.mktemp("results")
     with _own_ray_tmp() as ray_tmp:
-        run = _search(results, ray_tmp, "--trials", "4")
+        # Random draws at 16 px are mostly larger than the cap; MobileNetV2 is too.
+        run = _search(results, ray_tmp, "--trials", "4", "--max-params", str(MAX_PARAMS))
     assert run.returncode == 0, run.stderr
     return results, run.stdout
 
@@ -126,6 +128,23 @@ def test_search_stores_complete_trials_and_presets(finished: tuple[Path, str]) -
                  if "preset" in t.user_attrs}
     assert by_preset == {"paper-mix": preset("paper-mix"), "mobilenetv2": preset("mobilenetv2")}
     assert "[4/4] trials done" in stdout
+
+
+def test_proposals_over_max_params_are_pruned_untrained(finished: tuple[Path, str]) -> None:
+    results, stdout = finished
+    study = _study(results)
+    sampled = [t for t in _complete(study) if "preset" not in t.user_attrs]
+    assert len(sampled) == 2 and all(t.values[1] <= MAX_PARAMS for t in sampled)
+    # The presets are the paper's baselines: trained whatever their size.
+    assert max(t.values[1] for t in _complete(study)) > MAX_PARAMS
+    oversized = study.get_trials(states=(TrialState.PRUNED,))
+    assert oversized, "no random draw over the cap: the test shows nothing"
+    for trial in oversized:
+        assert trial.user_attrs[OVER_MAX_PARAMS] == MAX_PARAMS
+        assert trial.user_attrs["params"] > MAX_PARAMS
+        assert "val_accuracy_per_epoch" not in trial.user_attrs  # never trained
+    assert f"no network over {MAX_PARAMS:,} params" in stdout
+    assert f"{len(oversized)} over --max-params not trained" in stdout
     assert "Pareto front (" in stdout and str(results / STUDY) in stdout
 
 
@@ -142,7 +161,8 @@ def test_optuna_dashboard_lists_the_study(finished: tuple[Path, str]) -> None:
         [summary] = studies["study_summaries"]
         assert summary["study_name"] == STUDY
         detail = _get_json(f"http://127.0.0.1:{port}/api/studies/{summary['study_id']}")
-        assert [t["state"] for t in detail["trials"]] == ["Complete"] * 4
+        states = [t["state"] for t in detail["trials"]]
+        assert states.count("Complete") == 4 and set(states) == {"Complete", "Pruned"}
         assert detail["objective_names"] == ["val_accuracy", "params"]
     finally:
         dashboard.terminate()
