@@ -30,7 +30,6 @@ import signal
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -265,52 +264,58 @@ def default_jobs(retrains: int, device: str) -> int:
 
 def _start_worker(threads: int) -> None:
     torch.set_num_threads(threads)
+    # The export decides when to stop: it gets Ctrl-C and ends its workers with SIGTERM,
+    # on which a worker raises, so the folder it was filling is removed.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with contextlib.suppress(OSError, AttributeError):
-        # Linux: die with the export (kill -9, SIGTERM) rather than train on, orphaned.
+        # Linux: die with the export (kill -9 included) rather than train on, orphaned.
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _retrain_in_worker(job: _Job, info: StudyInfo, retraining: _Retraining) -> dict[str, Any]:
-    return _export_retrained(job.directory, job.row, job.arch, info, retraining)
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+_Outcome = tuple[_Job, dict[str, Any] | Exception, float]
+
+
+def _timed_export(job: _Job, info: StudyInfo, retraining: _Retraining) -> _Outcome:
+    """``job``'s retrained export: its metrics, or the error it ended in, and its seconds."""
+    started = time.perf_counter()
+    try:
+        metrics = _export_retrained(job.directory, job.row, job.arch, info, retraining)
+    except Exception as err:  # the caller's to raise or report
+        return job, err, time.perf_counter() - started
+    return job, metrics, time.perf_counter() - started
+
+
+def _timed_export_of(work: tuple[_Job, StudyInfo, _Retraining]) -> _Outcome:
+    return _timed_export(*work)
 
 
 def _retrained(jobs: list[_Job], info: StudyInfo, retraining: _Retraining,
-               workers: int) -> Iterator[tuple[_Job, dict[str, Any] | NonFiniteLossError, float]]:
-    """``(job, metrics or the divergence it ended in, seconds)`` as each retrain ends.
-    With ``workers`` > 1 they run in that many processes, the cores shared out; a job that
-    fails otherwise is raised once every other job has ended (and been yielded), so no
-    finished export goes unrecorded."""
+               workers: int) -> Iterator[_Outcome]:
+    """``(job, metrics or the error it ended in, seconds)`` as each retrain ends. With
+    ``workers`` > 1 they run in that many processes, the cores shared out among them."""
     if workers <= 1:
         for job in jobs:
-            started = time.perf_counter()
-            try:
-                metrics = _export_retrained(job.directory, job.row, job.arch, info, retraining)
-            except NonFiniteLossError as err:
-                yield job, err, time.perf_counter() - started
-            else:
-                yield job, metrics, time.perf_counter() - started
+            yield _timed_export(job, info, retraining)
         return
-    threads = max(1, _cores() // workers)
     quiet = replace(retraining, progress_bar=False)
     # An export does not use the objectives, whose measuring functions do not pickle.
     info = replace(info, objectives=())
-    error: BaseException | None = None
-    started = time.perf_counter()
     # spawn: a forked child would inherit this process's torch threads and open storage.
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_start_worker, initargs=(threads,)) as pool:
-        running = {pool.submit(_retrain_in_worker, job, info, quiet): job for job in jobs}
-        for future in as_completed(running):
-            try:
-                outcome = future.result()
-            except NonFiniteLossError as err:
-                outcome = err
-            except Exception as err:  # raised below, once the others have ended
-                error = error or err
-                continue
-            yield running[future], outcome, time.perf_counter() - started
-    if error is not None:
-        raise error
+    pool = multiprocessing.get_context("spawn").Pool(workers, _start_worker,
+                                                     (max(1, _cores() // workers),))
+    try:
+        yield from pool.imap_unordered(_timed_export_of, [(job, info, quiet) for job in jobs])
+        pool.close()  # the workers exit on their own
+    except BaseException:  # Ctrl-C, or an error here: end them now (SIGTERM)
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
 
 
 @exits_on_bad_input
@@ -376,10 +381,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if workers > 1:
         print(f"retraining {len(jobs)} networks, {min(workers, len(jobs))} at once", flush=True)
     failed = 0
+    error: Exception | None = None
     for job, outcome, seconds in _retrained(jobs, info, retraining, workers):
         if isinstance(outcome, NonFiniteLossError):
             failed += 1
             print(f"warning: trial {job.number} not retrained: {outcome}", file=sys.stderr)
+            continue
+        if isinstance(outcome, Exception):  # raised once every other retrain is recorded
+            error = error or outcome
             continue
         with writing_to_storage(f"trial {job.number}'s test accuracy"):
             study.set_user_attr(export_attr(job.number),
@@ -390,6 +399,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"trial {job.number}: {job.directory}  test acc {outcome[TEST_ACCURACY]:.2%}  "
               f"onnx max |diff| {outcome['onnx']['max_abs_diff']:.1e}{int8}  "
               f"({seconds:.0f} s)", flush=True)
+    if error is not None:
+        raise error
     print(f"test accuracies saved in study {info.name!r}; "
           f"python -m search.report --study-name {info.name} draws them")
     return 1 if failed else 0

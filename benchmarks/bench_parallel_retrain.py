@@ -1,0 +1,96 @@
+"""Retraining front-sized networks one after another with every core's threads, against
+side by side in one-thread processes (what ``search.export --jobs`` chooses between).
+
+    python benchmarks/bench_parallel_retrain.py [--images 6000] [--count 3]
+
+Takes the ``--count`` reference-set architectures (``benchmarks/reference``) nearest in
+parameters to 150k, 250k and 450k (the sizes of ``make search``'s fronts), trains each for
+one epoch on ``--images`` Fashion-MNIST images at 16x16 (the export's recipe: batch 64),
+first in turn in this process with ``torch``'s default threads, then in a pool of one
+process per core with one thread each, and prints the images per second of both and
+their ratio. Both runs train the same networks on the same images; the pool's time
+includes starting its processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from cse_nets import build_network
+from search.data import Splits, load_dataset
+from search.training import TrainConfig, train_model
+from space import Arch
+
+REFERENCE = Path(__file__).parent / "reference" / "fashion-mnist-16.csv"
+SIZES = (150_000, 250_000, 450_000)
+
+
+def _front_sized(count: int) -> list[Arch]:
+    with REFERENCE.open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    chosen = [min(rows, key=lambda row: abs(int(row["params"]) - size))
+              for size in SIZES[:count]]
+    return [Arch.from_json(row["arch"]) for row in chosen]
+
+
+def _splits(images: int) -> tuple[Splits, TrainConfig]:
+    splits = load_dataset("fashion-mnist", seed=0, input_size=16)
+    empty = (splits.val[0][:0], splits.val[1][:0])  # training only: no validation pass
+    config = TrainConfig(epochs=1, batch_size=64, subset=images / len(splits.train[1]),
+                         device="cpu")
+    return replace(splits, val=empty), config
+
+
+def _train(arch: Arch, images: int) -> float:
+    splits, config = _splits(images)
+    model = build_network(arch, splits.info.shape, seed=0)
+    started = time.perf_counter()
+    train_model(model, splits, config)
+    return time.perf_counter() - started
+
+
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=6000)
+    parser.add_argument("--count", type=int, default=3, choices=(1, 2, 3))
+    args = parser.parse_args()
+    archs = _front_sized(args.count)
+    cores = len(os.sched_getaffinity(0))
+    _splits(args.images)  # decode once, outside both timings
+    print(f"{len(archs)} networks, {args.images:,} images each, {cores} cores")
+
+    started = time.perf_counter()
+    serial = [_train(arch, args.images) for arch in archs]
+    serial_wall = time.perf_counter() - started
+    for arch, seconds in zip(archs, serial, strict=True):
+        print(f"  in turn, {torch.get_num_threads()} threads: {arch}: {seconds:.1f} s")
+
+    started = time.perf_counter()
+    with ProcessPoolExecutor(cores, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_one_thread) as pool:
+        side = list(pool.map(_train, archs, [args.images] * len(archs)))
+    side_wall = time.perf_counter() - started
+    for arch, seconds in zip(archs, side, strict=True):
+        print(f"  side by side, 1 thread each: {arch}: {seconds:.1f} s")
+
+    total = len(archs) * args.images
+    print(f"in turn: {total / serial_wall:.0f} img/s ({serial_wall:.1f} s); side by side: "
+          f"{total / side_wall:.0f} img/s ({side_wall:.1f} s, process start-up included); "
+          f"ratio {serial_wall / side_wall:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
