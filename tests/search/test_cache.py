@@ -17,7 +17,6 @@ from search.study.evaluation_cache import EvaluationCache
 from search.study.objectives import objectives_from_names
 from search.study.schema import ARCH, ARCH_STR, ATTRS_KEY, CACHED_FROM, FAIL_KEY, budget_trials
 from space import Arch, preset, preset_params
-from tests.search.test_search_e2e import _own_ray_tmp, _search, _study
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 OBJECTIVES = objectives_from_names(("accuracy", "params"))
@@ -141,26 +140,6 @@ def test_a_sampler_that_only_repeats_itself_ends_the_search(
     searcher.on_trial_complete("a", result=_trained())
     with pytest.warns(UserWarning, match="3 architectures in a row that were trained already;"):
         assert searcher.suggest("b") == "FINISHED"
-
-
-@pytest.mark.slow
-def test_the_search_serves_a_duplicate_without_a_ray_trial(tmp_path: Path) -> None:
-    # paper-mix enqueued twice: the second is a duplicate of the first, trained, trial.
-    with _own_ray_tmp() as ray_tmp:
-        run = _search(tmp_path, ray_tmp, "--trials", "2", "--max-concurrent", "1",
-                      "--presets", "paper-mix,paper-mix")
-    assert run.returncode == 0, run.stderr
-    trained, duplicate, sampled = _study(tmp_path).trials
-    assert [t.state for t in (trained, duplicate, sampled)] == [TrialState.COMPLETE] * 3
-    assert duplicate.user_attrs[CACHED_FROM] == trained.number
-    assert duplicate.values == trained.values
-    assert duplicate.user_attrs["train_seconds"] == 0.0 < trained.user_attrs["train_seconds"]
-    assert duplicate.user_attrs["wall_seconds"] < 1.0
-    assert CACHED_FROM not in sampled.user_attrs
-    # Ray ran two trials: the duplicate never reached a worker.
-    (experiment,) = (tmp_path / "ray" / "synthetic-smoke").iterdir()
-    assert len([p for p in experiment.iterdir() if p.is_dir()]) == 2
-    assert "[2/2] trials done (0 failed), 1 duplicate(s) served from the cache" in run.stdout
 
 
 def test_served_attrs_keep_what_describes_the_architecture() -> None:

@@ -25,7 +25,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search.study.schema import INTERRUPTED, OVER_MAX_PARAMS
+from search.study.schema import CACHED_FROM, INTERRUPTED, OVER_MAX_PARAMS
 from space import Arch, preset
 
 pytestmark = pytest.mark.slow
@@ -103,31 +103,57 @@ def _presets(study: optuna.Study) -> list[str]:
 def finished(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     results = tmp_path_factory.mktemp("results")
     with _own_ray_tmp() as ray_tmp:
-        # Random draws at 16 px are mostly larger than the cap; MobileNetV2 is too.
-        run = _search(results, ray_tmp, "--trials", "4", "--max-params", str(MAX_PARAMS))
+        # paper-mix enqueued twice: the second is served from the cache (one at a time, so
+        # the first has finished). Random draws at 16 px are mostly over the cap;
+        # MobileNetV2 is too.
+        run = _search(results, ray_tmp, "--trials", "4", "--max-concurrent", "1",
+                      "--presets", "paper-mix,paper-mix,mobilenetv2",
+                      "--max-params", str(MAX_PARAMS))
     assert run.returncode == 0, run.stderr
     return results, run.stdout
+
+
+def _trained(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in _complete(study) if CACHED_FROM not in t.user_attrs]
 
 
 def test_search_stores_complete_trials_and_presets(finished: tuple[Path, str]) -> None:
     results, stdout = finished
     study = _study(results)
-    complete = _complete(study)
-    assert len(complete) == 4
-    assert all(len(t.values) == 2 and 0 <= t.values[0] <= 1 for t in complete)
+    trained = _trained(study)
+    assert len(trained) == 4
+    assert all(len(t.values) == 2 and 0 <= t.values[0] <= 1 for t in _complete(study))
     assert study.metric_names == ["val_accuracy", "params"]
     assert study.user_attrs["input_shape"] == [3, 16, 16]
     assert study.user_attrs["train_config"]["epochs"] == 1
-    archs = {t.number: Arch.from_json(t.user_attrs["arch"]) for t in complete}
-    for trial in complete:
+    archs = {t.number: Arch.from_json(t.user_attrs["arch"]) for t in trained}
+    for trial in trained:
         assert trial.values[1] == trial.user_attrs["params"]
         assert len(trial.user_attrs["val_accuracy_per_epoch"]) == 1
         assert {"macs", "train_seconds", "wall_seconds", "device", "seed", "versions",
                 "arch_str"} <= set(trial.user_attrs)
-    by_preset = {t.user_attrs["preset"]: archs[t.number] for t in complete
+    by_preset = {t.user_attrs["preset"]: archs[t.number] for t in trained
                  if "preset" in t.user_attrs}
     assert by_preset == {"paper-mix": preset("paper-mix"), "mobilenetv2": preset("mobilenetv2")}
     assert "[4/4] trials done" in stdout
+    assert "Pareto front (" in stdout and str(results / STUDY) in stdout
+
+
+def test_a_duplicate_is_served_without_a_ray_trial(finished: tuple[Path, str]) -> None:
+    results, stdout = finished
+    study = _study(results)
+    first, duplicate = study.trials[:2]  # paper-mix, twice
+    assert [t.state for t in (first, duplicate)] == [TrialState.COMPLETE] * 2
+    assert duplicate.user_attrs[CACHED_FROM] == first.number
+    assert duplicate.values == first.values
+    assert duplicate.user_attrs["train_seconds"] == 0.0 < first.user_attrs["train_seconds"]
+    assert duplicate.user_attrs["wall_seconds"] < 1.0
+    assert [t.number for t in _complete(study) if CACHED_FROM in t.user_attrs] == [1]
+    # Ray ran the 4 trainings only: neither the duplicate nor a pruned proposal reached a
+    # worker.
+    (experiment,) = (results / "ray" / STUDY).iterdir()
+    assert len([p for p in experiment.iterdir() if p.is_dir()]) == 4
+    assert "trials done (0 failed), 1 duplicate(s) served from the cache" in stdout
 
 
 def test_proposals_over_max_params_are_pruned_untrained(finished: tuple[Path, str]) -> None:
@@ -145,7 +171,6 @@ def test_proposals_over_max_params_are_pruned_untrained(finished: tuple[Path, st
         assert "val_accuracy_per_epoch" not in trial.user_attrs  # never trained
     assert f"no network over {MAX_PARAMS:,} params" in stdout
     assert f"{len(oversized)} over --max-params not trained" in stdout
-    assert "Pareto front (" in stdout and str(results / STUDY) in stdout
 
 
 def test_optuna_dashboard_lists_the_study(finished: tuple[Path, str]) -> None:
@@ -162,7 +187,7 @@ def test_optuna_dashboard_lists_the_study(finished: tuple[Path, str]) -> None:
         assert summary["study_name"] == STUDY
         detail = _get_json(f"http://127.0.0.1:{port}/api/studies/{summary['study_id']}")
         states = [t["state"] for t in detail["trials"]]
-        assert states.count("Complete") == 4 and set(states) == {"Complete", "Pruned"}
+        assert states.count("Complete") == 5 and set(states) == {"Complete", "Pruned"}
         assert detail["objective_names"] == ["val_accuracy", "params"]
     finally:
         dashboard.terminate()
