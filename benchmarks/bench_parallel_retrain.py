@@ -6,10 +6,11 @@ side by side in one-thread processes (what ``search.export --jobs`` chooses betw
 Takes the ``--count`` reference-set architectures (``benchmarks/reference``) nearest in
 parameters to 150k, 250k and 450k (the sizes of ``make search``'s fronts), trains each for
 one epoch on ``--images`` Fashion-MNIST images at 16x16 (the export's recipe: batch 64),
-first in turn in this process with ``torch``'s default threads, then in a pool of one
-process per core with one thread each, and prints the images per second of both and
-their ratio. Both runs train the same networks on the same images; the pool's time
-includes starting its processes.
+first in turn in this process with ``torch``'s default threads, then twice in a pool of
+one process per core with one thread each: in size order, and dearest first by
+multiply-accumulates (``search.export``'s order). It prints the images per second of each
+and the pool's ratios to the first. All runs train the same networks on the same images;
+a pool's time includes starting its processes.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from cse_nets import build_network
+from cse_nets import build_network, count_macs
 from search.data import Splits, load_dataset
 from search.training import TrainConfig, train_model
 from space import Arch
@@ -62,6 +63,14 @@ def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
+def _side_by_side(archs: list[Arch], images: int, cores: int) -> tuple[list[float], float]:
+    started = time.perf_counter()
+    with ProcessPoolExecutor(cores, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_one_thread) as pool:
+        seconds = list(pool.map(_train, archs, [images] * len(archs)))
+    return seconds, time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=6000)
@@ -78,19 +87,18 @@ def main() -> None:
     for arch, seconds in zip(archs, serial, strict=True):
         print(f"  in turn, {torch.get_num_threads()} threads: {arch}: {seconds:.1f} s")
 
-    started = time.perf_counter()
-    with ProcessPoolExecutor(cores, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_one_thread) as pool:
-        side = list(pool.map(_train, archs, [args.images] * len(archs)))
-    side_wall = time.perf_counter() - started
-    for arch, seconds in zip(archs, side, strict=True):
-        print(f"  side by side, 1 thread each: {arch}: {seconds:.1f} s")
-
+    shape = _splits(args.images)[0].info.shape
+    dearest_first = sorted(archs, key=lambda arch: -count_macs(build_network(arch, shape),
+                                                               shape.chw))
     total = len(archs) * args.images
-    print(f"in turn: {total / serial_wall:.0f} img/s ({serial_wall:.1f} s); side by side: "
-          f"{total / side_wall:.0f} img/s ({side_wall:.1f} s, process start-up included); "
-          f"ratio {serial_wall / side_wall:.2f}x")
-
+    report = [f"in turn: {total / serial_wall:.0f} img/s ({serial_wall:.1f} s)"]
+    for order, ordered in (("in size order", archs), ("dearest (MACs) first", dearest_first)):
+        side, side_wall = _side_by_side(ordered, args.images, cores)
+        for arch, seconds in zip(ordered, side, strict=True):
+            print(f"  side by side, 1 thread each, {order}: {arch}: {seconds:.1f} s")
+        report.append(f"side by side, {order}: {total / side_wall:.0f} img/s "
+                      f"({side_wall:.1f} s, ratio {serial_wall / side_wall:.2f}x)")
+    print("; ".join(report) + " (process start-up included)")
 
 if __name__ == "__main__":
     main()

@@ -78,7 +78,9 @@ def test_int8_is_a_target_with_its_own_table(tmp_path) -> None:
     assert fp32.path != table.path
     rows = compare_ops(TINY, TINY_SHAPE, INT8_TARGET, table=table)
     assert [row.op for row in rows] == ["btn", "cse"]
-    assert all(row.btn_s > 0 and row.cse_s > 0 for row in rows)
+    # Net of the call overhead, a block on 4x4 pixels is within the timing noise and can
+    # come out below zero (it did in a .ci/run); test_latency tests the sign on a fake table.
+    assert all(math.isfinite(row.btn_s) and math.isfinite(row.cse_s) for row in rows)
 
 
 @pytest.mark.usefixtures("no_quantizer")
