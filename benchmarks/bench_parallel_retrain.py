@@ -15,10 +15,10 @@ a pool's time includes starting its processes.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import multiprocessing
 import os
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from cse_nets import build_network, count_macs
+from cse_nets.cli import OneLineParser, exits_on_bad_input, positive_int_arg
 from search.data import Splits, load_dataset
 from search.training import TrainConfig, train_model
 from space import Arch
@@ -71,11 +72,12 @@ def _side_by_side(archs: list[Arch], images: int, cores: int) -> tuple[list[floa
     return seconds, time.perf_counter() - started
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=6000)
+@exits_on_bad_input
+def main(argv: list[str] | None = None) -> int:
+    parser = OneLineParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=positive_int_arg, default=6000)
     parser.add_argument("--count", type=int, default=3, choices=(1, 2, 3))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     archs = _front_sized(args.count)
     cores = len(os.sched_getaffinity(0))
     _splits(args.images)  # decode once, outside both timings
@@ -99,6 +101,7 @@ def main() -> None:
         report.append(f"side by side, {order}: {total / side_wall:.0f} img/s "
                       f"({side_wall:.1f} s, ratio {serial_wall / side_wall:.2f}x)")
     print("; ".join(report) + " (process start-up included)")
+    return 0
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
