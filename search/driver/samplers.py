@@ -90,7 +90,9 @@ SAMPLERS: dict[str, Sampler] = {s.name: s for s in (
 # 16x16, 1 epoch on 1.5%, 5 seeds: mean hypervolume after 20 trials / random's after 40 on
 # the same seeds, 95% bootstrap interval over seeds: tpe-spread 1.238 [1.092, 1.372] (per
 # seed 1.14, 1.46, 1.00, 1.36, 1.28; --run spread-20x5), plain tpe 0.925 [0.86, 0.99]
-# (--run fmnist-20x5). Plain TPE had beaten tpe-multivariate, nsga2 and random over 3
+# (--run fmnist-20x5); at make search's setting (1 epoch on 10%, presets first), tpe-spread
+# 1.116 [1.016, 1.236] (--run spread-20x10), plain tpe 0.973 [0.897, 1.058]
+# (samplers-20x10). Plain TPE had beaten tpe-multivariate, nsga2 and random over 3
 # seeds x 48 trials (worth 1.84 random trials per trial; tpe-multivariate 1.53, nsga2
 # 1.07); its random start-up, half of a 20-trial budget, mostly drew networks far larger
 # than the front's.
