@@ -28,7 +28,7 @@ from search.data.splits import (
     default_augmentation,
     split_arrays,
 )
-from search.data.tensor_cache import cached_arrays
+from search.data.tensor_cache import cached_arrays, folder_tag
 from space import DATASET_SHAPES
 from space.footprint import check_dataset_fits
 
@@ -75,8 +75,8 @@ def load_builtin(name: str, root: Path, *, val_fraction: float, seed: int,
     if name == "synthetic":
         arrays = _synthetic(size)
     else:
-        arrays = cached_arrays(root / "tensors" / f"{name}-{size}px.pt", shape,
-                              functools.partial(_READERS[name], root, size))
+        arrays = cached_arrays(root / "tensors" / f"{name}{_source_tag(name)}-{size}px.pt",
+                               shape, functools.partial(_READERS[name], root, size))
     return split_arrays(info, arrays, val_fraction, seed)
 
 
@@ -235,6 +235,16 @@ def _read_fashion_mnist(root: Path, size: int) -> DecodedArrays:
         resize_images(train_images.unsqueeze(1), size), train_labels.long(),
         resize_images(test_images.unsqueeze(1), size), test_labels.long(),
     )
+
+
+def _source_tag(name: str) -> str:
+    """``-<hash of the folder>`` when Fashion-MNIST comes from a folder the user named, else
+    nothing: a copy elsewhere is decoded into its own cache file, not served the default
+    one's. By path, not content, so that the cache still answers once the files are gone."""
+    override = os.environ.get(FASHION_MNIST_ENV) if name == "fashion-mnist" else None
+    if not override:
+        return ""
+    return "-" + folder_tag(Path(os.path.abspath(override)))
 
 
 _READERS: dict[str, Callable[[Path, int], DecodedArrays]] = {

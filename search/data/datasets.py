@@ -5,9 +5,11 @@ tensors, images uint8 ``(N, C, H, W)`` and labels int64. The training code moves
 its device once and augments there (see :mod:`search.data.augment`).
 
 One data root (``default_data_dir()``, or ``data_dir=``) holds the downloads and a cache of
-decoded tensors (``<root>/tensors/<name>-<size>px.pt``), so after the first use a dataset
-loads in about a second. The validation split is carved from the training set; the test
-split is kept apart for the final evaluation of retrained architectures.
+decoded tensors (``<root>/tensors/<name>-<size>px.pt``; Fashion-MNIST read from the folder
+``CSE_NAS_FASHION_MNIST_DIR`` names adds that folder's hash after the name), so after the
+first use a dataset loads in about a second. The validation split is carved from the
+training set; the test split is kept apart for the final evaluation of retrained
+architectures.
 
 Sources:
 

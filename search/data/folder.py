@@ -74,7 +74,7 @@ from search.data.splits import (
     split_arrays,
     stratified_split,
 )
-from search.data.tensor_cache import cached_arrays
+from search.data.tensor_cache import cached_arrays, folder_tag
 from space import InputShape
 from space.files import write_text_atomically
 from space.jsonfile import open_file
@@ -216,8 +216,7 @@ def load_folder(
     into the tensor cache under ``data_dir``. Called by :func:`search.data.load_dataset`."""
     scan = scan_folder(path)
     name = FOLDER_PREFIX + str(scan.root)
-    folder_id = hashlib.sha256(str(scan.root).encode(errors="surrogateescape")).hexdigest()[:8]
-    stem = f"{dataset_slug(name)}-{folder_id}"
+    stem = f"{dataset_slug(name)}-{folder_tag(scan.root)}"
     cache = data_dir / "tensors" / f"{stem}-{scan.key}"
     facts = _header_facts(scan, cache.with_name(f"{cache.name}.json"))
     size = facts["default_size"] if input_size is None else input_size

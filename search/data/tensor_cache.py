@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +14,13 @@ from search.data.splits import DatasetError, DecodedArrays
 from space import InputShape
 from space.files import write_atomically
 
-__all__ = ["cached_arrays"]
+__all__ = ["cached_arrays", "folder_tag"]
+
+
+def folder_tag(folder: Path) -> str:
+    """A short hash of ``folder`` (an absolute path), for cache names: two folders holding
+    the same dataset get files of their own."""
+    return hashlib.sha256(str(folder).encode(errors="surrogateescape")).hexdigest()[:8]
 
 
 def cached_arrays(path: Path, shape: InputShape,

@@ -20,6 +20,7 @@ from search.data import (
     stratified_split,
 )
 from search.data.augment import Augmentation, Normalize, random_crop_flip, shuffled_batches
+from search.data.tensor_cache import folder_tag
 
 # --- splits ------------------------------------------------------------------------------
 
@@ -143,8 +144,8 @@ def _idx(array: np.ndarray) -> bytes:
     return header + array.astype(np.uint8).tobytes()
 
 
-def _write_fashion(folder: Path, *, train: int = 40, test: int = 10) -> None:
-    rng = np.random.default_rng(0)
+def _write_fashion(folder: Path, *, train: int = 40, test: int = 10, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
     for prefix, count in (("train", train), ("t10k", test)):
         images = rng.integers(0, 256, (count, 28, 28))
@@ -166,7 +167,7 @@ def test_fashion_mnist_reads_idx_files_and_caches_tensors(fashion_dir, tmp_path)
     assert splits.info.shape.in_channels == 1 and splits.info.shape.input_size == 28
     assert splits.train[0].shape == (30, 1, 28, 28) and len(splits.val[1]) == 10
     assert splits.test[0].shape == (10, 1, 28, 28)
-    cache = tmp_path / "data" / "tensors" / "fashion-mnist-28px.pt"
+    cache = tmp_path / "data" / "tensors" / f"fashion-mnist-{folder_tag(fashion_dir)}-28px.pt"
     # The file's layout before image folders, readable by earlier versions.
     assert set(torch.load(cache, weights_only=True)) == {
         "train_images", "train_labels", "test_images", "test_labels"}
@@ -176,8 +177,22 @@ def test_fashion_mnist_reads_idx_files_and_caches_tensors(fashion_dir, tmp_path)
     assert torch.equal(again.train[0], splits.train[0])
 
 
+def test_another_fashion_mnist_folder_is_not_served_the_first_ones_cache(
+        fashion_dir, tmp_path, monkeypatch):
+    first = load_dataset("fashion-mnist", data_dir=tmp_path / "data")
+    other = tmp_path / "other-fashion"
+    _write_fashion(other, seed=1)
+    monkeypatch.setenv(FASHION_MNIST_ENV, str(other))
+    second = load_dataset("fashion-mnist", data_dir=tmp_path / "data")
+    assert not torch.equal(second.test[0], first.test[0])
+    monkeypatch.setenv(FASHION_MNIST_ENV, str(fashion_dir))  # the first folder's cache stays
+    assert torch.equal(load_dataset("fashion-mnist", data_dir=tmp_path / "data").test[0],
+                       first.test[0])
+    assert len(list((tmp_path / "data" / "tensors").glob("fashion-mnist-*-28px.pt"))) == 2
+
+
 def test_fashion_mnist_rebuilds_a_damaged_cache(fashion_dir, tmp_path):
-    cache = tmp_path / "tensors" / "fashion-mnist-28px.pt"
+    cache = tmp_path / "tensors" / f"fashion-mnist-{folder_tag(fashion_dir)}-28px.pt"
     cache.parent.mkdir()
     cache.write_bytes(b"not a torch file")
     with pytest.warns(UserWarning, match="damaged cache"):
@@ -189,7 +204,7 @@ def test_fashion_mnist_rebuilds_a_damaged_cache(fashion_dir, tmp_path):
 def test_fashion_mnist_resizes_once_to_input_size(fashion_dir, tmp_path):
     splits = load_dataset("fashion-mnist", data_dir=tmp_path, input_size=14)
     assert splits.train[0].shape[1:] == (1, 14, 14)
-    assert (tmp_path / "tensors" / "fashion-mnist-14px.pt").is_file()
+    assert (tmp_path / "tensors" / f"fashion-mnist-{folder_tag(fashion_dir)}-14px.pt").is_file()
 
 
 @pytest.mark.parametrize(
