@@ -25,7 +25,9 @@ annealed at each), 24 trials, 5 seeds; a mo-asha search gets
 three epochs. The summary compares hypervolume against training epochs and wall time:
 the epochs and minutes at which mo-asha's mean curve reaches fifo's final mean, and seed
 by seed the share of the same seed's fifo epochs it needed to reach that search's final
-hypervolume.
+hypervolume. Architectures both schedulers trained to the end on one seed (same split and
+training seed) are paired: their accuracy difference is what mo-asha's restarts at the
+rungs cost a full training.
 
 Preset ``paper-rule``: the quick budget's search, 5 times: TPE at 16 px (1
 epoch on 30%, a 5% validation split), 16 trials of which the first two are the presets
@@ -69,8 +71,10 @@ from search.reporting.quality import (
     by_epochs,
     by_time,
     by_trials,
+    format_paired_accuracy,
     format_scheduler_summary,
     format_summary,
+    paired_accuracy,
     scheduler_summary,
     search_curve,
     summarise,
@@ -286,7 +290,8 @@ def _measure(args: argparse.Namespace, settings: dict[str, object], run_dir: Pat
                                  baseline_trials)
     else:
         baseline = _label(methods[0][0], "fifo")
-        summary = format_scheduler_summary(scheduler_summary(table, baseline), baseline)
+        summary = (format_scheduler_summary(scheduler_summary(table, baseline), baseline)
+                   + "\n\n" + format_paired_accuracy(paired_accuracy(table, baseline), baseline))
     shares = cse_shares(runs)
     write_text_atomically(run_dir / "cse_shares.csv", shares.to_csv(index=False))
     rule = cse_rule(shares)

@@ -22,8 +22,9 @@ from search.study.results import StudyResults
 from search.study.schema import ARCH, CACHED_FROM, VAL_ACCURACY_PER_EPOCH, budget_trials, is_cached
 
 __all__ = ["BASELINE", "CURVE_COLUMNS", "by_epochs", "by_time", "by_trials",
-           "format_scheduler_summary", "format_summary", "hypervolume_after",
-           "scheduler_summary", "search_curve", "summarise"]
+           "format_paired_accuracy", "format_scheduler_summary", "format_summary",
+           "hypervolume_after", "paired_accuracy", "scheduler_summary", "search_curve",
+           "summarise"]
 
 BASELINE = "random"
 CURVE_COLUMNS = ("sampler", "seed", "trial", "state", "duplicate", CACHED_FROM, "trained",
@@ -284,4 +285,40 @@ def format_scheduler_summary(table: pd.DataFrame, baseline: str) -> str:
                 f"{row.seed_ratio_high:.2f}], worst {row.worst_seed:.2f}"
                 if pd.notna(row.seed_ratio) else "a seed never got there")
         lines.append(f"{label:<16}{mean}; per seed {_seed_list(row.per_seed)}")
+    return "\n".join(lines)
+
+
+def paired_accuracy(curves: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """Architectures that a run and ``baseline`` both trained to the end on the same seed
+    (same split, same training seed, so only the run's way of training differs: under
+    mo-asha, the schedule's restarts at the rungs): one row per pair, with ``accuracy``
+    (the run's), ``baseline_accuracy`` and ``difference`` in points."""
+    trained = curves[(curves["state"] == TrialState.COMPLETE.name) & ~curves["duplicate"]]
+    base = trained[trained["sampler"] == baseline].drop_duplicates(["seed", ARCH])
+    pairs = trained[trained["sampler"] != baseline].drop_duplicates(["sampler", "seed", ARCH]) \
+        .merge(base[["seed", ARCH, ACCURACY.metric]], on=["seed", ARCH],
+               suffixes=("", "_baseline"))
+    return pd.DataFrame({
+        "sampler": pairs["sampler"], "seed": pairs["seed"], ARCH: pairs[ARCH],
+        PARAMS.metric: pairs[PARAMS.metric],
+        "accuracy": pairs[ACCURACY.metric],
+        "baseline_accuracy": pairs[f"{ACCURACY.metric}_baseline"],
+        "difference": 100 * (pairs[ACCURACY.metric] - pairs[f"{ACCURACY.metric}_baseline"]),
+    })
+
+
+def format_paired_accuracy(pairs: pd.DataFrame, baseline: str) -> str:
+    """Per run: how many architectures it shares with ``baseline``, and their accuracy
+    difference, mean with a 95% bootstrap interval over the pairs, and each pair's."""
+    lines = [f"Architectures trained to the end by a run and by {baseline} on the same seed: "
+             f"validation accuracy, run minus {baseline}, in points"]
+    for label, rows in pairs.groupby("sampler"):
+        values = rows["difference"].to_numpy()
+        low, high = bootstrap_interval(_mean, values, values)
+        each = ", ".join(f"{v:+.1f} (seed {seed})"
+                         for v, seed in zip(values, rows["seed"], strict=True))
+        lines.append(f"{label:<16}{len(values)} pair(s): mean {values.mean():+.2f} "
+                     f"[{low:+.2f}, {high:+.2f}]; {each}")
+    if len(lines) == 1:
+        lines.append("(none)")
     return "\n".join(lines)

@@ -72,7 +72,9 @@ def test_ci_mo_asha_preset_compares_schedulers_on_epochs(tmp_path: Path) -> None
     assert (pruned["sampler"] == "tpe_mo-asha").all()
     assert last.loc["tpe_mo-asha", "epochs"] <= 6 * 3 - 2 * len(pruned)  # each saved >= 2
     assert run.stdout.count("epochs to tpe final") == 1
-    assert "tpe_mo-asha" in (tmp_path / "ci" / "summary.txt").read_text()
+    summary = (tmp_path / "ci" / "summary.txt").read_text()
+    assert "tpe_mo-asha" in summary
+    assert "Architectures trained to the end by a run and by tpe on the same seed" in summary
 
 
 @pytest.mark.parametrize(("flag", "value", "error"), [

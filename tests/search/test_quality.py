@@ -12,8 +12,10 @@ from search.reporting.quality import (
     by_epochs,
     by_time,
     by_trials,
+    format_paired_accuracy,
     format_scheduler_summary,
     format_summary,
+    paired_accuracy,
     scheduler_summary,
     search_curve,
     summarise,
@@ -146,3 +148,25 @@ def test_a_seed_that_never_reaches_fifo_has_no_mean() -> None:
     assert pd.isna(table.loc["asha", "per_seed"][0]) and pd.isna(table.loc["asha", "seed_ratio"])
     assert "a seed never got there; per seed never, 0.22" in format_scheduler_summary(
         table, "fifo")
+
+
+def test_paired_accuracy_pairs_the_same_architecture_trained_to_the_end_on_one_seed() -> None:
+    def row(label: str, seed: int, arch: str, accuracy: float, state: str = "COMPLETE",
+            duplicate: bool = False) -> dict[str, object]:
+        return {"sampler": label, "seed": seed, "arch": arch, "val_accuracy": accuracy,
+                "params": 1000, "state": state, "duplicate": duplicate}
+
+    curves = pd.DataFrame([
+        row("fifo", 0, "a", 0.80), row("fifo", 0, "b", 0.70), row("fifo", 1, "a", 0.60),
+        row("asha", 0, "a", 0.78),  # the one pair
+        row("asha", 0, "a", 0.78, duplicate=True),  # served from the cache: not trained again
+        row("asha", 0, "b", 0.40, state="PRUNED"),  # stopped at a rung: not to the end
+        row("asha", 1, "b", 0.75),  # b on seed 1 only here
+    ])
+    pairs = paired_accuracy(curves, "fifo")
+    assert len(pairs) == 1
+    assert pairs.iloc[0][["seed", "arch"]].tolist() == [0, "a"]
+    assert pairs.iloc[0]["difference"] == pytest.approx(-2.0)
+    text = format_paired_accuracy(pairs, "fifo")
+    assert "asha            1 pair(s): mean -2.00 [-2.00, -2.00]; -2.0 (seed 0)" in text
+    assert format_paired_accuracy(pairs.iloc[:0], "fifo").endswith("(none)")
