@@ -306,7 +306,7 @@ def _measure(args: argparse.Namespace, settings: dict[str, object], run_dir: Pat
             by_trials(table, int(table["trained"].max())), "trials", "trained trials",
             "Hypervolume after each trained trial", colours),
         "hypervolume-time": hypervolume_band_figure(
-            by_time(table), "wall_seconds", "wall seconds since the search's first trial",
+            by_time(table), "wall_seconds", "wall seconds with a trial running",
             "Hypervolume against wall time", colours),
         "hypervolume-epochs": hypervolume_band_figure(
             by_epochs(table), "epochs", "training epochs spent by the search",

@@ -10,6 +10,8 @@ an earlier trial) its y.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import numpy as np
 import optuna
 import pandas as pd
@@ -21,7 +23,7 @@ from search.study.rank_agreement import bootstrap_interval
 from search.study.results import StudyResults
 from search.study.schema import ARCH, CACHED_FROM, VAL_ACCURACY_PER_EPOCH, budget_trials, is_cached
 
-__all__ = ["BASELINE", "CURVE_COLUMNS", "by_epochs", "by_time", "by_trials",
+__all__ = ["BASELINE", "CURVE_COLUMNS", "busy_seconds", "by_epochs", "by_time", "by_trials",
            "format_paired_accuracy", "format_scheduler_summary", "format_summary",
            "hypervolume_after", "paired_accuracy", "scheduler_summary", "search_curve",
            "summarise"]
@@ -39,14 +41,16 @@ def search_curve(study: optuna.Study, results: StudyResults, sampler: str,
 
     ``hypervolume``: of the complete trials finished so far; ``trained``: trials so far that
     count towards the budget; ``epochs``: training epochs spent so far (a pruned trial's
-    count only as far as it went; a duplicate's none); ``wall_seconds``: since the
-    search's first trial started;
+    count only as far as it went; a duplicate's none); ``wall_seconds``: time so far during
+    which at least one of the search's trials was running, so that the hours between an
+    interrupted search and its resume are not charged to it;
     ``trial_seconds``: the trial's own, from its ask to its outcome.
     """
     finished = sorted((t for t in study.get_trials(deepcopy=False) if t.state.is_finished()),
                       key=lambda t: (t.datetime_complete, t.number))
     counted = {t.number for t in budget_trials(study)}
-    first_start = min(t.datetime_start for t in study.get_trials(deepcopy=False))
+    running = [(t.datetime_start, t.datetime_complete) for t in study.get_trials(deepcopy=False)
+               if t.datetime_start is not None and t.datetime_complete is not None]
     numbers = [t.number for t in finished]
     frame = results.trials.loc[numbers]
     objectives = results.info.objectives
@@ -67,13 +71,27 @@ def search_curve(study: optuna.Study, results: StudyResults, sampler: str,
                              len(t.user_attrs.get(VAL_ACCURACY_PER_EPOCH) or ())
                              for t in finished]),
         "hypervolume": pd.Series(hypervolume).ffill().fillna(0.0).to_numpy(),
-        "wall_seconds": [(t.datetime_complete - first_start).total_seconds() for t in finished],
+        "wall_seconds": busy_seconds(running, [t.datetime_complete for t in finished]),
         "trial_seconds": [t.duration.total_seconds() for t in finished],
         ACCURACY.metric: frame[ACCURACY.metric].to_numpy(),
         PARAMS.metric: frame[PARAMS.metric].to_numpy(),
         ARCH: frame[ARCH].to_numpy(),
     })
     return curve[list(CURVE_COLUMNS)]
+
+
+def busy_seconds(intervals: list[tuple[datetime, datetime]],
+                 moments: list[datetime]) -> list[float]:
+    """For each of ``moments``, the seconds before it covered by at least one of
+    ``intervals`` (start, end)."""
+    merged: list[list[datetime]] = []
+    for start, end in sorted(intervals):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [sum(max(0.0, (min(end, moment) - start).total_seconds()) for start, end in merged)
+            for moment in moments]
 
 
 def _band(per_run: pd.DataFrame, x: str) -> pd.DataFrame:

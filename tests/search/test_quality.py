@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -9,6 +10,7 @@ import pytest
 
 from search.reporting.quality import (
     CURVE_COLUMNS,
+    busy_seconds,
     by_epochs,
     by_time,
     by_trials,
@@ -91,6 +93,18 @@ def test_summary_without_a_baseline_has_no_ratios() -> None:
     assert pd.isna(table.loc["tpe", "ratio"]) and table.loc["tpe", "per_seed"] == ()
     text = format_summary(table, 2)
     assert "random after" not in text and "0.2500" in text.splitlines()[2]
+
+
+def test_wall_time_leaves_out_the_gap_between_an_interruption_and_the_resume() -> None:
+    start = datetime(2026, 12, 4, 21, 0)
+
+    def at(seconds: float) -> datetime:
+        return start + timedelta(seconds=seconds)
+
+    # two overlapping trials, an hour with none running, then the resumed search's trial
+    intervals = [(at(3612), at(3620)), (at(5), at(12)), (at(0), at(10))]
+    assert busy_seconds(intervals, [at(10), at(12), at(3616), at(3620)]) == [10, 12, 16, 20]
+    assert busy_seconds([], [at(1)]) == [0]
 
 
 def test_epochs_count_what_each_trial_trained(tmp_path: Path) -> None:
