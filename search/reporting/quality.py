@@ -231,6 +231,13 @@ def _epochs_to_reach(run: pd.DataFrame, target: float) -> float:
     return float(reached.iloc[0]) if len(reached) else np.nan
 
 
+def _hypervolume_at(run: pd.DataFrame, epochs: float) -> float:
+    """A run's hypervolume once it had spent ``epochs`` training epochs (0 before its first
+    complete trial)."""
+    spent = run.loc[run["epochs"].to_numpy() <= epochs + 1e-9, "hypervolume"]
+    return float(spent.iloc[-1]) if len(spent) else 0.0
+
+
 def _mean(x: np.ndarray, _: np.ndarray) -> float:
     return float(x.mean())
 
@@ -245,7 +252,9 @@ def scheduler_summary(curves: pd.DataFrame, baseline: str, points: int = 400) ->
     at which the run reached that search's final hypervolume / that search's epochs (NaN:
     never), ``seed_ratio`` their mean with a 95% bootstrap interval over seeds
     (``seed_ratio_low``, ``seed_ratio_high``; NaN when a seed never got there) and
-    ``worst_seed`` their largest (NaN: a seed never got there)."""
+    ``worst_seed`` their largest (NaN: a seed never got there); ``at_third`` = the run's
+    hypervolume after a third of that search's epochs / that search's final (how close a
+    seed that misses the 1/3 goal came)."""
     finals = curves.groupby(_RUN).agg(hypervolume=("hypervolume", "last"),
                                       epochs=("epochs", "last"),
                                       wall_seconds=("wall_seconds", "max"),
@@ -271,6 +280,11 @@ def scheduler_summary(curves: pd.DataFrame, baseline: str, points: int = 400) ->
                              for seed in finals.loc[label].index if seed in base.index)
                 for label in table.index}
     table["per_seed"] = pd.Series(per_seed)
+    table["at_third"] = pd.Series({
+        label: tuple(_hypervolume_at(runs[(label, seed)], base.loc[seed, "epochs"] / 3)
+                     / base.loc[seed, "hypervolume"]
+                     for seed in finals.loc[label].index if seed in base.index)
+        for label in table.index})
     for label, ratios in per_seed.items():
         values = np.array(ratios)
         finite = len(values) > 0 and bool(np.isfinite(values).all())
@@ -303,6 +317,10 @@ def format_scheduler_summary(table: pd.DataFrame, baseline: str) -> str:
                 f"{row.seed_ratio_high:.2f}], worst {row.worst_seed:.2f}"
                 if pd.notna(row.seed_ratio) else "a seed never got there")
         lines.append(f"{label:<16}{mean}; per seed {_seed_list(row.per_seed)}")
+    lines += ["", f"Seed by seed: hypervolume after a third of the same seed's {baseline} "
+                  f"epochs / that search's final"]
+    lines += [f"{label:<16}{_seed_list(row.at_third)}"
+              for label, row in table.drop(index=baseline).iterrows()]
     return "\n".join(lines)
 
 

@@ -156,12 +156,16 @@ def test_scheduler_summary_finds_the_epochs_to_reach_fifos_final_mean() -> None:
 
 def test_a_seed_that_never_reaches_fifo_has_no_mean() -> None:
     curves = _epoch_curves({("fifo", 0): [(9, 0.5)], ("asha", 0): [(1, 0.1), (3, 0.4)],
-                            ("fifo", 1): [(9, 0.2)], ("asha", 1): [(2, 0.3)]})
+                            ("fifo", 1): [(9, 0.2)], ("asha", 1): [(2, 0.3)],
+                            ("fifo", 2): [(9, 0.5)], ("asha", 2): [(4, 0.6)]})
     table = scheduler_summary(curves, "fifo", points=10)
-    assert table.loc["asha", "per_seed"][1] == pytest.approx(2 / 9)
+    assert table.loc["asha", "per_seed"][1:] == pytest.approx((2 / 9, 4 / 9))
     assert pd.isna(table.loc["asha", "per_seed"][0]) and pd.isna(table.loc["asha", "seed_ratio"])
-    assert "a seed never got there; per seed never, 0.22" in format_scheduler_summary(
-        table, "fifo")
+    # after 3 of fifo's 9 epochs: 0.4 of 0.5; 0.3 of 0.2; nothing complete yet on seed 2
+    assert table.loc["asha", "at_third"] == pytest.approx((0.8, 1.5, 0.0))
+    text = format_scheduler_summary(table, "fifo")
+    assert "a seed never got there; per seed never, 0.22, 0.44" in text
+    assert "asha            0.80, 1.50, 0.00" in text
 
 
 def test_paired_accuracy_pairs_the_same_architecture_trained_to_the_end_on_one_seed() -> None:
