@@ -10,6 +10,7 @@ an earlier trial) its y.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 import numpy as np
@@ -295,9 +296,16 @@ def scheduler_summary(curves: pd.DataFrame, baseline: str, points: int = 400) ->
     return table
 
 
+def _label_width(labels: Iterable[str]) -> int:
+    """Width of a table's first column: 16, or wider for a long label such as
+    ``tpe-spread_mo-asha``, so the columns after it stay aligned."""
+    return max([16, *(len(label) + 2 for label in labels)])
+
+
 def format_scheduler_summary(table: pd.DataFrame, baseline: str) -> str:
     """The scheduler comparison as a terminal table, then its seed-by-seed ratios."""
-    header = (f"{'run':<16}{'final hypervolume':>22}{'trials':>8}{'epochs':>8}{'min':>7}"
+    w = _label_width(table.index)
+    header = (f"{'run':<{w}}{'final hypervolume':>22}{'trials':>8}{'epochs':>8}{'min':>7}"
               f"{f'epochs to {baseline} final':>26}{'ratio':>7}"
               f"{f'min to {baseline} final':>24}{'ratio':>7}")
     lines = [header, "-" * len(header)]
@@ -307,7 +315,7 @@ def format_scheduler_summary(table: pd.DataFrame, baseline: str) -> str:
         reach_minutes = (f"{row.seconds_to_baseline / 60:.1f}"
                          if pd.notna(row.seconds_to_baseline) else "never")
         lines.append(
-            f"{label:<16}{f'{row.hv_mean:.4f} ± {row.hv_sd:.4f}':>22}{row.trials:>8.0f}"
+            f"{label:<{w}}{f'{row.hv_mean:.4f} ± {row.hv_sd:.4f}':>22}{row.trials:>8.0f}"
             f"{row.epochs:>8.0f}{row.wall_minutes:>7.1f}{reach_epochs:>26}"
             f"{row.epoch_ratio:>7.2f}{reach_minutes:>24}{row.time_ratio:>7.2f}")
     lines += ["", f"Seed by seed: epochs to reach the same seed's {baseline} final hypervolume "
@@ -316,10 +324,10 @@ def format_scheduler_summary(table: pd.DataFrame, baseline: str) -> str:
         mean = (f"mean {row.seed_ratio:.2f} [{row.seed_ratio_low:.2f}, "
                 f"{row.seed_ratio_high:.2f}], worst {row.worst_seed:.2f}"
                 if pd.notna(row.seed_ratio) else "a seed never got there")
-        lines.append(f"{label:<16}{mean}; per seed {_seed_list(row.per_seed)}")
+        lines.append(f"{label:<{w}}{mean}; per seed {_seed_list(row.per_seed)}")
     lines += ["", f"Seed by seed: hypervolume after a third of the same seed's {baseline} "
                   f"epochs / that search's final"]
-    lines += [f"{label:<16}{_seed_list(row.at_third)}"
+    lines += [f"{label:<{w}}{_seed_list(row.at_third)}"
               for label, row in table.drop(index=baseline).iterrows()]
     return "\n".join(lines)
 
@@ -348,12 +356,13 @@ def format_paired_accuracy(pairs: pd.DataFrame, baseline: str) -> str:
     difference, mean with a 95% bootstrap interval over the pairs, and each pair's."""
     lines = [f"Architectures trained to the end by a run and by {baseline} on the same seed: "
              f"validation accuracy, run minus {baseline}, in points"]
+    w = _label_width(pairs["sampler"])
     for label, rows in pairs.groupby("sampler"):
         values = rows["difference"].to_numpy()
         low, high = bootstrap_interval(_mean, values, values)
         each = ", ".join(f"{v:+.1f} (seed {seed})"
                          for v, seed in zip(values, rows["seed"], strict=True))
-        lines.append(f"{label:<16}{len(values)} pair(s): mean {values.mean():+.2f} "
+        lines.append(f"{label:<{w}}{len(values)} pair(s): mean {values.mean():+.2f} "
                      f"[{low:+.2f}, {high:+.2f}]; {each}")
     if len(lines) == 1:
         lines.append("(none)")

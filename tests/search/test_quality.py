@@ -168,6 +168,16 @@ def test_a_seed_that_never_reaches_fifo_has_no_mean() -> None:
     assert "asha            0.80, 1.50, 0.00" in text
 
 
+def test_a_long_run_label_keeps_the_columns_apart() -> None:
+    curves = _epoch_curves({("tpe-spread", 0): [(9, 0.5)],
+                            ("tpe-spread_mo-asha", 0): [(1, 0.1), (3, 0.5)]})
+    text = format_scheduler_summary(scheduler_summary(curves, "tpe-spread", points=10),
+                                    "tpe-spread")
+    lines = text.splitlines()
+    assert lines[0].index("final hypervolume") > len("tpe-spread_mo-asha")
+    assert "tpe-spread_mo-asha  mean 0.33" in text and "tpe-spread_mo-asha  1.00" in text
+
+
 def test_paired_accuracy_pairs_the_same_architecture_trained_to_the_end_on_one_seed() -> None:
     def row(label: str, seed: int, arch: str, accuracy: float, state: str = "COMPLETE",
             duplicate: bool = False) -> dict[str, object]:
