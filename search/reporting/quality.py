@@ -305,9 +305,10 @@ def _label_width(labels: Iterable[str]) -> int:
 def format_scheduler_summary(table: pd.DataFrame, baseline: str) -> str:
     """The scheduler comparison as a terminal table, then its seed-by-seed ratios."""
     w = _label_width(table.index)
+    reach, reach_min = f"epochs to {baseline} final", f"min to {baseline} final"
+    rw, mw = max(26, len(reach) + 2), max(24, len(reach_min) + 2)
     header = (f"{'run':<{w}}{'final hypervolume':>22}{'trials':>8}{'epochs':>8}{'min':>7}"
-              f"{f'epochs to {baseline} final':>26}{'ratio':>7}"
-              f"{f'min to {baseline} final':>24}{'ratio':>7}")
+              f"{reach:>{rw}}{'ratio':>7}{reach_min:>{mw}}{'ratio':>7}")
     lines = [header, "-" * len(header)]
     for label, row in table.iterrows():
         reach_epochs = (f"{row.epochs_to_baseline:.0f}" if pd.notna(row.epochs_to_baseline)
@@ -316,8 +317,8 @@ def format_scheduler_summary(table: pd.DataFrame, baseline: str) -> str:
                          if pd.notna(row.seconds_to_baseline) else "never")
         lines.append(
             f"{label:<{w}}{f'{row.hv_mean:.4f} ± {row.hv_sd:.4f}':>22}{row.trials:>8.0f}"
-            f"{row.epochs:>8.0f}{row.wall_minutes:>7.1f}{reach_epochs:>26}"
-            f"{row.epoch_ratio:>7.2f}{reach_minutes:>24}{row.time_ratio:>7.2f}")
+            f"{row.epochs:>8.0f}{row.wall_minutes:>7.1f}{reach_epochs:>{rw}}"
+            f"{row.epoch_ratio:>7.2f}{reach_minutes:>{mw}}{row.time_ratio:>7.2f}")
     lines += ["", f"Seed by seed: epochs to reach the same seed's {baseline} final hypervolume "
                   f"/ that search's epochs"]
     for label, row in table.drop(index=baseline).iterrows():

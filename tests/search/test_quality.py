@@ -175,6 +175,7 @@ def test_a_long_run_label_keeps_the_columns_apart() -> None:
                                     "tpe-spread")
     lines = text.splitlines()
     assert lines[0].index("final hypervolume") > len("tpe-spread_mo-asha")
+    assert "min  epochs to tpe-spread final" in lines[0]
     assert "tpe-spread_mo-asha  mean 0.33" in text and "tpe-spread_mo-asha  1.00" in text
 
 
