@@ -21,9 +21,8 @@ sampler proposes it.
 Preset ``mo-asha``: the default sampler (``tpe-spread``) under ``--scheduler fifo`` and
 ``mo-asha`` on the same task with 15-epoch trials (the standard GPU budget's: rungs at
 epochs 1, 3 and 9, eta 3, the schedule annealed at each), 24 trials, 5 seeds; a mo-asha
-search gets
-``--asha-trials-factor`` (3) times the trials, since most of its trials stop after one or
-three epochs. The summary compares hypervolume against training epochs and wall time:
+search gets ``--asha-trials-factor`` (3) times the trials, since most of its trials stop
+after one or three epochs. The summary compares hypervolume against training epochs and wall time:
 the epochs and minutes at which mo-asha's mean curve reaches fifo's final mean, and seed
 by seed the share of the same seed's fifo epochs it needed to reach that search's final
 hypervolume. Architectures both schedulers trained to the end on one seed (same split and

@@ -276,16 +276,14 @@ def scheduler_summary(curves: pd.DataFrame, baseline: str, points: int = 400) ->
                            / (table.loc[baseline, "wall_minutes"] * 60))
     base = finals.loc[baseline]
     runs = dict(tuple(curves.groupby(_RUN)))
-    per_seed = {label: tuple(_epochs_to_reach(runs[(label, seed)], base.loc[seed, "hypervolume"])
-                             / base.loc[seed, "epochs"]
-                             for seed in finals.loc[label].index if seed in base.index)
-                for label in table.index}
+    paired = {label: [(runs[(label, seed)], base.loc[seed]) for seed in finals.loc[label].index
+                      if seed in base.index] for label in table.index}
+    per_seed = {label: tuple(_epochs_to_reach(run, fifo.hypervolume) / fifo.epochs
+                             for run, fifo in pairs) for label, pairs in paired.items()}
     table["per_seed"] = pd.Series(per_seed)
     table["at_third"] = pd.Series({
-        label: tuple(_hypervolume_at(runs[(label, seed)], base.loc[seed, "epochs"] / 3)
-                     / base.loc[seed, "hypervolume"]
-                     for seed in finals.loc[label].index if seed in base.index)
-        for label in table.index})
+        label: tuple(_hypervolume_at(run, fifo.epochs / 3) / fifo.hypervolume
+                     for run, fifo in pairs) for label, pairs in paired.items()})
     for label, ratios in per_seed.items():
         values = np.array(ratios)
         finite = len(values) > 0 and bool(np.isfinite(values).all())
