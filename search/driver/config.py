@@ -63,7 +63,7 @@ class Budget:
     subset: float  # fraction of the training split a trial trains on
     batch_size: int
     val_fraction: float  # of the training set, held out to score trials on
-    scheduler: str = "fifo"  # search.driver.scheduler: fifo, or mo-asha(-front) to stop early
+    scheduler: str = "fifo"  # search.driver.scheduler: fifo, or mo-asha to stop poor trials early
     min_epochs: int = 1  # mo-asha's first rung
     reduction_factor: int = 3  # mo-asha's eta
 
@@ -136,7 +136,7 @@ class SearchConfig:
     latency_target: str = DEFAULT_TARGET  # where a latency objective is measured
     sampler: str = DEFAULT_SAMPLER
     max_params: int | None = None  # sampled architectures over this are not trained
-    scheduler: str | None = None  # a name in SCHEDULERS (None: the budget's)
+    scheduler: str | None = None  # fifo or mo-asha (None: the budget's)
     min_epochs: int | None = None
     reduction_factor: int | None = None
     seed: int = 0
@@ -212,9 +212,8 @@ class SearchConfig:
         budget or ignores flags given for mo-asha."""
         spec = self.resolve_budget(gpu=gpu).scheduler_spec
         if spec.name == "fifo" and (self.min_epochs, self.reduction_factor) != (None, None):
-            raise ValueError("--min-epochs and --reduction-factor are for --scheduler "
-                             f"mo-asha(-front); this budget's {'GPU' if gpu else 'CPU'} "
-                             "trials use fifo")
+            raise ValueError("--min-epochs and --reduction-factor are for --scheduler mo-asha; "
+                             f"this budget's {'GPU' if gpu else 'CPU'} trials use fifo")
         return spec
 
     @property
@@ -321,14 +320,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="sampled architectures with more parameters are not trained: recorded PRUNED at "
              "once, not counted in --trials, and the sampler learns to avoid them; the "
              "presets are trained whatever their size (default: no cap)")
-    add("--scheduler", help=f"{', '.join(SCHEDULERS)}: every trial trains all its epochs; "
-                            "multi-objective ASHA stops those that rank poorly at a rung; or "
-                            "MO-ASHA that never stops one on its rung's Pareto front "
+    add("--scheduler", help=f"{', '.join(SCHEDULERS)}: every trial trains all its epochs, or "
+                            "multi-objective ASHA stops those that rank poorly at a rung "
                             "(default: the budget's)")
     add("--min-epochs", type=int,
-        help="mo-asha(-front): the first rung, in epochs; rungs at min-epochs * reduction-factor^k")
+        help="mo-asha: the first rung, in epochs; rungs at min-epochs * reduction-factor^k")
     add("--reduction-factor", type=int,
-        help="mo-asha(-front): eta, the top 1/eta of a rung go on (default: the budget's, 3)")
+        help="mo-asha: eta, the top 1/eta of a rung go on (default: the budget's, 3)")
     add("--seed", type=int, default=0, help="sampler, data split and training seed")
     add("--presets", default=",".join(DEFAULT_PRESETS),
         help="architectures enqueued as the first trials of a new study "

@@ -92,19 +92,10 @@ def rank_order(points: np.ndarray) -> list[int]:
     return order
 
 
-def continues(recorded: np.ndarray, reduction_factor: int, keep_front: bool = False) -> bool:
+def continues(recorded: np.ndarray, reduction_factor: int) -> bool:
     """Whether the trial whose vector is the last row of ``recorded`` (every vector at its
     rung, its own included, in the order they arrived) goes on: its rank is in the top
     ``1/reduction_factor``, i.e. ``position * eta < count`` (the first arrival always goes
-    on, as in ASHA), or, with ``keep_front``, it is dominated by no vector at the rung.
-
-    ``keep_front`` is for a search scored by hypervolume: the top ``1/eta`` starts from the
-    most accurate point, so while a rung holds few vectors a newcomer goes on only if it is
-    the most accurate yet, and a smaller, less accurate network that would widen the front
-    is stopped; one strong small network among the first arrivals then stops nearly all
-    the small ones after it."""
-    recorded = np.asarray(recorded, dtype=float)
+    on, as in ASHA)."""
     position = rank_order(recorded).index(len(recorded) - 1)
-    if position * reduction_factor < len(recorded):
-        return True
-    return keep_front and non_dominated_ranks(recorded)[-1] == 0
+    return position * reduction_factor < len(recorded)

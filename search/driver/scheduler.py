@@ -1,14 +1,13 @@
-"""When a trial stops: ``fifo`` (every trial trains its full budget), ``mo-asha``, or
-``mo-asha-front`` (MO-ASHA under which a trial on its rung's Pareto front always goes on).
+"""When a trial stops: ``fifo`` (every trial trains its full budget) or ``mo-asha``.
 
 :class:`MoAshaScheduler` is a Ray Tune ``TrialScheduler`` around :mod:`search.driver.mo_asha`.
 Tune's own schedulers rank on one metric, and Tune validates a list given as its
 ``metric``; so this one is given none and keeps the search's objectives itself. Every epoch
 a trial reports its validation accuracy so far with its costs (which never change); at a
 rung the scheduler records the vector and stops the trial unless it ranks in the top
-``1/eta`` there, or under ``mo-asha-front`` is dominated by no vector there (an enqueued
-preset, the study's reference, is never stopped). It remembers whom it stopped, at which
-rung, for :class:`search.driver.searcher.StudySearch` to record those trials as PRUNED.
+``1/eta`` there (an enqueued preset, the study's reference, is never stopped). It
+remembers whom it stopped, at which rung, for
+:class:`search.driver.searcher.StudySearch` to record those trials as PRUNED.
 
 The rungs are rebuilt from the study on a resume (:meth:`MoAshaScheduler.replay`): a
 finished trial's per-epoch accuracies say what it reported at each rung it reached.
@@ -38,7 +37,7 @@ from search.study.schema import (
 
 __all__ = ["SCHEDULERS", "MoAshaScheduler", "SchedulerSpec", "Stop", "make_scheduler"]
 
-SCHEDULERS = ("fifo", "mo-asha", "mo-asha-front")
+SCHEDULERS = ("fifo", "mo-asha")
 
 
 @dataclass(frozen=True)
@@ -63,8 +62,8 @@ class SchedulerSpec:
 
     def check(self, epochs: int) -> None:
         """``ValueError`` if mo-asha would have no rung below the full budget."""
-        if self.name != "fifo" and not self.rungs(epochs):
-            raise ValueError(f"--scheduler {self.name} needs --epochs above --min-epochs "
+        if self.name == "mo-asha" and not self.rungs(epochs):
+            raise ValueError(f"--scheduler mo-asha needs --epochs above --min-epochs "
                              f"({self.min_epochs}) to stop trials early, got {epochs} "
                              "epoch(s); use --scheduler fifo or more epochs")
 
@@ -91,7 +90,7 @@ class MoAshaScheduler(FIFOScheduler):
     """
 
     def __init__(self, objectives: Sequence[Objective], rungs: Sequence[int],
-                 reduction_factor: int, keep_front: bool = False) -> None:
+                 reduction_factor: int) -> None:
         super().__init__()
         # Not the Objective rows (their measures are lambdas): Tune pickles the searcher,
         # which holds stopped_at, so this must pickle too.
@@ -99,7 +98,6 @@ class MoAshaScheduler(FIFOScheduler):
         self._log_scale = np.array([o.log_scale for o in objectives])
         self._directions = tuple(o.direction for o in objectives)
         self._reduction_factor = reduction_factor
-        self._keep_front = keep_front
         self._rungs = tuple(rungs)
         self._recorded: dict[int, list[np.ndarray]] = {epoch: [] for epoch in self._rungs}
         self._stopped: dict[str, Stop] = {}
@@ -118,8 +116,7 @@ class MoAshaScheduler(FIFOScheduler):
         if not np.isfinite(point).all():
             return True  # not a ranking; the trial fails on its own
         self._recorded[epoch].append(point)
-        return continues(np.array(self._recorded[epoch]), self._reduction_factor,
-                         self._keep_front)
+        return continues(np.array(self._recorded[epoch]), self._reduction_factor)
 
     def replay(self, trials: Iterable[FrozenTrial]) -> int:
         """Record what trials of an earlier run reported at each rung they reached, in trial
@@ -170,5 +167,4 @@ def make_scheduler(spec: SchedulerSpec, objectives: Sequence[Objective],
     ``epochs`` epochs: for fifo, one without rungs."""
     if objectives[0].name != ACCURACY.name:
         raise ValueError("MO-ASHA ranks accuracy first; objectives must start with it")
-    return MoAshaScheduler(objectives, spec.rungs(epochs), spec.reduction_factor,
-                           keep_front=spec.name == "mo-asha-front")
+    return MoAshaScheduler(objectives, spec.rungs(epochs), spec.reduction_factor)

@@ -80,7 +80,7 @@ def test_ci_mo_asha_preset_compares_schedulers_on_epochs(tmp_path: Path) -> None
 @pytest.mark.parametrize(("flag", "value", "error"), [
     ("--samplers", "cmaes", "error: unknown sampler(s) cmaes; choose from "),
     ("--schedulers", "fifo,hyperband",
-     "error: unknown scheduler(s) hyperband; choose from fifo, mo-asha, mo-asha-front\n"),
+     "error: unknown scheduler(s) hyperband; choose from fifo, mo-asha\n"),
     ("--presets", "paper-mix,resnet", "error: unknown preset(s) resnet; choose from mobilenetv2"),
     ("--trials", "-3", "error: --trials must be a positive integer, got -3\n"),
     ("--seeds", "0", "error: --seeds must be a positive integer, got 0\n"),

@@ -131,20 +131,3 @@ def test_a_duplicate_arrival_is_stopped_where_its_twin_went_on() -> None:
     assert not continues(np.array(rung), 3)  # its twin is 2nd of 3: 1*3 >= 3
     better = [[-0.5, 5.0], [-0.7, 5.0], [-0.8, 5.0]]
     assert continues(np.array(better), 3)  # where a better newcomer would go on
-
-
-def test_keep_front_lets_a_smaller_less_accurate_newcomer_on_the_front_go_on() -> None:
-    # A strong small network first: the top third then starts from it, and a newcomer that
-    # is smaller but less accurate ranks second (1*3 >= 2) although it widens the front.
-    rung = np.array([[-0.80, 5.0], [-0.70, 4.8]])
-    assert not continues(rung, 3)
-    assert continues(rung, 3, keep_front=True)
-
-
-def test_keep_front_still_stops_a_dominated_newcomer_outside_the_top_third() -> None:
-    rung = np.array([[-0.80, 5.0], [-0.70, 5.2]])  # larger and less accurate
-    assert not continues(rung, 3, keep_front=True)
-    accuracies = [0.50, 0.60, 0.40, 0.70, 0.55, 0.65, 0.30]  # constant params: one front
-    points = [[-a, 5.0] for a in accuracies]            # point each, as in the eta 3 test
-    assert ([continues(np.array(points[:k + 1]), 3, keep_front=True)
-             for k in range(len(points))] == _decisions(points, 3))

@@ -50,11 +50,10 @@ def test_spec_refuses_bad_values(kwargs: dict, message: str) -> None:
         SchedulerSpec(**kwargs)
 
 
-@pytest.mark.parametrize("name", ["mo-asha", "mo-asha-front"])
-def test_mo_asha_without_a_rung_below_the_budget_is_refused(name: str) -> None:
-    with pytest.raises(ValueError, match=f"--scheduler {name} needs --epochs above "
+def test_mo_asha_without_a_rung_below_the_budget_is_refused() -> None:
+    with pytest.raises(ValueError, match="--scheduler mo-asha needs --epochs above "
                                          r"--min-epochs \(3\).*got 3 epoch"):
-        SchedulerSpec(name, 3, 3).check(3)
+        SchedulerSpec("mo-asha", 3, 3).check(3)
     SchedulerSpec("fifo").check(1)  # fifo needs no rung
 
 
@@ -70,16 +69,6 @@ def test_trials_are_stopped_at_rungs_and_remembered() -> None:
     assert scheduler.stopped_at("c") == Stop(rung=1, epoch=3)
     assert scheduler.stopped_at("a") is None
     assert (scheduler.recorded(1), scheduler.recorded(3)) == (3, 2)
-
-
-def test_mo_asha_front_lets_a_rung_front_member_go_on_where_mo_asha_stops_it() -> None:
-    smaller = _result(1, 0.7, params=6e4)  # smaller than the first, less accurate
-    for name, decision in (("mo-asha", TrialScheduler.STOP),
-                           ("mo-asha-front", TrialScheduler.CONTINUE)):
-        scheduler = make_scheduler(SchedulerSpec(name, 1, 3), OBJECTIVES, 9)
-        assert _decide(scheduler, "a", _result(1, 0.8)) == TrialScheduler.CONTINUE
-        assert _decide(scheduler, "b", smaller) == decision
-        assert _decide(scheduler, "c", _result(1, 0.6, params=2e5)) == TrialScheduler.STOP
 
 
 def test_a_failed_result_is_not_ranked() -> None:
