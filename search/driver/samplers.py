@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import optuna
 
-from search.driver.distinct import DistinctTrialsSampler
+from search.driver.repeats import RepeatsPrunedSampler
 from search.driver.startup import DesignStartupSampler
 from search.study.objectives import REFERENCE_PRESET
 from space import InputShape, preset
@@ -49,19 +49,19 @@ TPE_STARTUP = 10  # Optuna's default n_startup_trials
 
 
 def tpe_spread(seed: int, shape: InputShape, max_params: int | None,
-               distinct: bool = False) -> DesignStartupSampler:
+               repeats_pruned: bool = False) -> DesignStartupSampler:
     """TPE whose 10 start-up trials are spread over log(parameters) up to the hypervolume's
     reference network (``space.spread``): the objective's whole range, or up to
     ``max_params`` if that is smaller. Uniform draws on 16x16 Fashion-MNIST fall under 200k
     parameters one time in 100, and over the reference (where they add no hypervolume) one
-    time in five. ``distinct``: TPE learns from each trained network once
-    (:mod:`search.driver.distinct`)."""
+    time in five. ``repeats_pruned``: TPE sees the cache's copies as pruned trials
+    (:mod:`search.driver.repeats`)."""
     upper = network_footprint(preset(REFERENCE_PRESET), shape).params
     if max_params is not None:
         upper = min(upper, max_params)
     tpe = optuna.samplers.TPESampler(seed=seed, n_startup_trials=TPE_STARTUP)
     return DesignStartupSampler(size_spread(TPE_STARTUP, shape=shape, upper=upper, seed=seed),
-                                DistinctTrialsSampler(tpe) if distinct else tpe)
+                                RepeatsPrunedSampler(tpe) if repeats_pruned else tpe)
 
 
 SAMPLERS: dict[str, Sampler] = {s.name: s for s in (
@@ -73,9 +73,10 @@ SAMPLERS: dict[str, Sampler] = {s.name: s for s in (
     Sampler("tpe-spread", "TPE after 10 start-up trials spread evenly over log(parameters) "
                           "up to the reference network's",
             lambda seed, trials, shape, cap: tpe_spread(seed, shape, cap)),
-    Sampler("tpe-spread-distinct", "tpe-spread whose TPE sees each trained network once: "
-                                   "the cache's copies of it hidden",
-            lambda seed, trials, shape, cap: tpe_spread(seed, shape, cap, distinct=True)),
+    Sampler("tpe-spread-novel", "tpe-spread whose TPE sees a re-proposed network's cached "
+                                "copies as pruned trials, so it moves on from it",
+            lambda seed, trials, shape, cap: tpe_spread(seed, shape, cap,
+                                                        repeats_pruned=True)),
     Sampler("tpe-short-startup", "TPE with a quarter of the budget (4..10 trials) as its "
                                  "random start-up",
             lambda seed, trials, shape, cap: optuna.samplers.TPESampler(

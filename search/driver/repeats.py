@@ -1,20 +1,28 @@
-"""A sampler that learns from each trained network once: the cache's copies are hidden.
+"""A sampler that counts a re-proposed network against itself: the evaluation cache's
+copies are shown to it as pruned trials.
 
 The evaluation cache (``search.study.evaluation_cache``) records a re-proposed network as a
 COMPLETE copy of the trial that trained it. To Optuna's TPE every copy is one more good
-observation at the same point, so each re-proposal makes the next one likelier. Under
-mo-asha, where only a handful of trials train to the end, TPE's "good" set fills with
-copies of those few and the search collapses onto them: on Fashion-MNIST 16x16, 16 and 29
-copies of one finisher per 72-trial search (README, "Schedulers"). Behind this wrapper the
-inner sampler sees the study without the copies, so a network weighs once, however often
-it was proposed; the copies stay in the study for the report and the fronts.
+observation at the same point. Under mo-asha, where only a handful of trials train to the
+end, TPE's "good" set is those few and the copies pile up on them: 16-29 copies of 72
+trials on four of five seeds of the scheduler benchmark (README, "Schedulers"). Hiding
+the copies does not help: TPE then proposes the same network again and again (101 in a
+row, and the search stopped), since nothing it sees has changed.
+
+Behind this wrapper the inner sampler sees each copy as a PRUNED trial with no values.
+Optuna's TPE ranks such trials below every complete one, so the network's own trial
+still pulls proposals towards it, while each repeat pushes them away from that exact
+point, as a proposal over ``--max-params``, recorded PRUNED, pushes them away from
+large networks. The study keeps the copies as they are,
+COMPLETE with the trained trial's values, for the report and the fronts.
 
 Optuna's samplers read trials through ``Study._get_trials`` (TPE) or ``Study.get_trials``;
-the view filters both and forwards everything else to the study.
+the view rewrites both and forwards everything else to the study.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Container, Sequence
 from typing import Any
 
@@ -25,12 +33,19 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search.study.schema import is_cached
 
-__all__ = ["DistinctTrialsSampler", "DistinctTrialsView"]
+__all__ = ["RepeatsPrunedSampler", "RepeatsPrunedView"]
 
 
-class DistinctTrialsView:
-    """``study`` as a sampler should see it: the same, less the trials served from the
-    cache."""
+def _as_pruned(trial: FrozenTrial) -> FrozenTrial:
+    shown = copy.copy(trial)
+    shown.state = TrialState.PRUNED
+    shown.values = None
+    return shown
+
+
+class RepeatsPrunedView:
+    """``study`` as a sampler should see it: the same, but each trial served from the cache
+    is PRUNED, without values."""
 
     def __init__(self, study: optuna.Study) -> None:
         self._study = study
@@ -41,9 +56,10 @@ class DistinctTrialsView:
     def _get_trials(self, deepcopy: bool = True,
                     states: Container[TrialState] | None = None,
                     use_cache: bool = False) -> list[FrozenTrial]:
-        trials = self._study._get_trials(deepcopy=deepcopy, states=states,
-                                         use_cache=use_cache)
-        return [trial for trial in trials if not is_cached(trial)]
+        # The states asked for apply to the trials as shown: ask the study for all of them.
+        trials = self._study._get_trials(deepcopy=deepcopy, states=None, use_cache=use_cache)
+        shown = [_as_pruned(trial) if is_cached(trial) else trial for trial in trials]
+        return [trial for trial in shown if states is None or trial.state in states]
 
     def get_trials(self, deepcopy: bool = True,
                    states: Container[TrialState] | None = None) -> list[FrozenTrial]:
@@ -54,23 +70,23 @@ class DistinctTrialsView:
         return self.get_trials()
 
 
-class DistinctTrialsSampler(BaseSampler):
-    """``inner``, shown the study through :class:`DistinctTrialsView`."""
+class RepeatsPrunedSampler(BaseSampler):
+    """``inner``, shown the study through :class:`RepeatsPrunedView`."""
 
     def __init__(self, inner: BaseSampler) -> None:
         self._inner = inner
 
     def infer_relative_search_space(self, study: optuna.Study,
                                     trial: FrozenTrial) -> dict[str, BaseDistribution]:
-        return self._inner.infer_relative_search_space(DistinctTrialsView(study), trial)
+        return self._inner.infer_relative_search_space(RepeatsPrunedView(study), trial)
 
     def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
                         search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
-        return self._inner.sample_relative(DistinctTrialsView(study), trial, search_space)
+        return self._inner.sample_relative(RepeatsPrunedView(study), trial, search_space)
 
     def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
                            param_distribution: BaseDistribution) -> Any:
-        return self._inner.sample_independent(DistinctTrialsView(study), trial, param_name,
+        return self._inner.sample_independent(RepeatsPrunedView(study), trial, param_name,
                                               param_distribution)
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
