@@ -12,9 +12,9 @@ row, and the search stopped), since nothing it sees has changed.
 Behind this wrapper the inner sampler sees each copy as a PRUNED trial with no values.
 Optuna's TPE ranks such trials below every complete one, so the network's own trial
 still pulls proposals towards it, while each repeat pushes them away from that exact
-point, as a proposal over ``--max-params``, recorded PRUNED, pushes them away from
-large networks. The study keeps the copies as they are,
-COMPLETE with the trained trial's values, for the report and the fronts.
+point, as a proposal over ``--max-params``, recorded PRUNED, pushes them away from large
+networks. The study keeps the copies as they are, COMPLETE with the trained trial's
+values, for the report and the fronts.
 
 Optuna's samplers read trials through ``Study._get_trials`` (TPE) or ``Study.get_trials``;
 the view rewrites both and forwards everything else to the study.

@@ -64,5 +64,5 @@ def test_the_view_shows_copies_as_pruned_and_forwards_the_rest() -> None:
 def test_tpe_behind_it_proposes_as_if_the_copies_had_been_pruned() -> None:
     pruned = _proposals(_study(_tpe(), copies=6, copies_pruned=True), 20)
     assert _proposals(_study(RepeatsPrunedSampler(_tpe()), copies=6), 20) == pruned
-    # which moves TPE away from the repeated network, where plain TPE keeps proposing it
+    # which moves TPE away from the repeated network, which it keeps proposing without them
     assert pruned.count(("a", "k")) < _proposals(_study(_tpe(), copies=0), 20).count(("a", "k"))
