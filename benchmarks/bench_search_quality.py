@@ -27,7 +27,11 @@ the epochs and minutes at which mo-asha's mean curve reaches fifo's final mean, 
 by seed the share of the same seed's fifo epochs it needed to reach that search's final
 hypervolume. Architectures both schedulers trained to the end on one seed (same split and
 training seed) are paired: their accuracy difference is what mo-asha's restarts at the
-rungs cost a full training.
+rungs cost a full training. ``--fifo-sampler NAME`` runs fifo's searches with sampler
+NAME instead of each sampler's own, to hold a sampler made for mo-asha against fifo as a
+search runs by default. The summary's last seed-by-seed line starts with fifo's own
+hypervolume after a third of its epochs: what its last two thirds added, which a run must
+beat, not merely match per epoch, to reach fifo's final in a third of the epochs.
 
 Preset ``paper-rule``: the quick budget's search, 5 times: TPE at 16 px (1
 epoch on 30%, a 5% validation split), 16 trials of which the first two are the presets
@@ -113,7 +117,8 @@ PRESETS: dict[str, dict[str, object]] = {
                    "subset": 0.1, "val_fraction": 0.1, "batch_size": 32},
 }
 DEFAULTS = {"schedulers": "fifo", "min_epochs": 1, "reduction_factor": 3,
-            "asha_trials_factor": 3, "baseline_trials_factor": 2, "presets": ""}
+            "asha_trials_factor": 3, "baseline_trials_factor": 2, "presets": "",
+            "fifo_sampler": None}
 DEFAULT_OUT = Path("results/bench-search-quality")
 
 
@@ -136,6 +141,9 @@ def _parser() -> argparse.ArgumentParser:
                              "with mo-asha, fifo is the baseline")
     add("--min-epochs", type=int, help="mo-asha's first rung (default 1)")
     add("--reduction-factor", type=int, help="mo-asha's eta (default 3)")
+    add("--fifo-sampler", help="comparing schedulers, fifo's searches use this sampler "
+                               "(default: each sampler's own), so a sampler made for mo-asha "
+                               "is held against fifo as a search runs by default")
     add("--asha-trials-factor", type=int,
         help="a mo-asha search runs this many times the trials (default 3)")
     add("--baseline-trials-factor", type=int,
@@ -177,6 +185,11 @@ def _settings(args: argparse.Namespace) -> dict[str, object]:
         samplers = [BASELINE] * with_baseline + samplers
     else:  # comparing schedulers: against fifo
         schedulers = ["fifo"] * ("fifo" not in schedulers) + schedulers
+    if settings["fifo_sampler"] is not None:
+        if schedulers == ["fifo"]:
+            raise ValueError("--fifo-sampler is for a scheduler comparison: add --schedulers "
+                             "fifo,mo-asha")
+        _names(settings["fifo_sampler"], tuple(SAMPLERS), "sampler")
     settings["samplers"], settings["schedulers"] = samplers, schedulers
     return settings
 
@@ -265,6 +278,9 @@ def _measure(args: argparse.Namespace, settings: dict[str, object], run_dir: Pat
     schedulers = list(settings["schedulers"])
     methods = [(sampler, scheduler) for sampler in settings["samplers"]
                for scheduler in schedulers]
+    if settings["fifo_sampler"] is not None:  # one fifo baseline, another sampler's
+        methods = [(settings["fifo_sampler"], "fifo"),
+                   *(method for method in methods if method[1] != "fifo")]
     labels = [_label(*method) for method in methods]
     start = time.perf_counter()
     curves, runs = [], {}

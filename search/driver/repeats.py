@@ -58,8 +58,11 @@ class RepeatsPrunedView:
                     use_cache: bool = False) -> list[FrozenTrial]:
         # The states asked for apply to the trials as shown: ask the study for all of them.
         trials = self._study._get_trials(deepcopy=deepcopy, states=None, use_cache=use_cache)
-        shown = [_as_pruned(trial) if is_cached(trial) else trial for trial in trials]
-        return [trial for trial in shown if states is None or trial.state in states]
+        return [trial for trial in self.show(trials) if states is None or trial.state in states]
+
+    def show(self, trials: list[FrozenTrial]) -> list[FrozenTrial]:
+        """``trials`` as the sampler sees them (copies where they differ)."""
+        return [_as_pruned(trial) if is_cached(trial) else trial for trial in trials]
 
     def get_trials(self, deepcopy: bool = True,
                    states: Container[TrialState] | None = None) -> list[FrozenTrial]:
@@ -71,22 +74,24 @@ class RepeatsPrunedView:
 
 
 class RepeatsPrunedSampler(BaseSampler):
-    """``inner``, shown the study through :class:`RepeatsPrunedView`."""
+    """``inner``, shown the study through :attr:`view` (:class:`RepeatsPrunedView`)."""
+
+    view: type[RepeatsPrunedView] = RepeatsPrunedView
 
     def __init__(self, inner: BaseSampler) -> None:
         self._inner = inner
 
     def infer_relative_search_space(self, study: optuna.Study,
                                     trial: FrozenTrial) -> dict[str, BaseDistribution]:
-        return self._inner.infer_relative_search_space(RepeatsPrunedView(study), trial)
+        return self._inner.infer_relative_search_space(self.view(study), trial)
 
     def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
                         search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
-        return self._inner.sample_relative(RepeatsPrunedView(study), trial, search_space)
+        return self._inner.sample_relative(self.view(study), trial, search_space)
 
     def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
                            param_distribution: BaseDistribution) -> Any:
-        return self._inner.sample_independent(RepeatsPrunedView(study), trial, param_name,
+        return self._inner.sample_independent(self.view(study), trial, param_name,
                                               param_distribution)
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:

@@ -324,10 +324,13 @@ def format_scheduler_summary(table: pd.DataFrame, baseline: str) -> str:
                 f"{row.seed_ratio_high:.2f}], worst {row.worst_seed:.2f}"
                 if pd.notna(row.seed_ratio) else "a seed never got there")
         lines.append(f"{label:<{w}}{mean}; per seed {_seed_list(row.per_seed)}")
+    # The baseline's own line says how much its last two thirds added: a run cannot reach
+    # its final at a third by being merely as good per epoch.
     lines += ["", f"Seed by seed: hypervolume after a third of the same seed's {baseline} "
-                  f"epochs / that search's final"]
+                  f"epochs / that search's final ({baseline} itself first)"]
+    order = [baseline, *table.index.drop(baseline)]
     lines += [f"{label:<{w}}{_seed_list(row.at_third)}"
-              for label, row in table.drop(index=baseline).iterrows()]
+              for label, row in table.loc[order].iterrows()]
     return "\n".join(lines)
 
 

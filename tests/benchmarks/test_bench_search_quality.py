@@ -18,13 +18,14 @@ pytestmark = pytest.mark.slow
 BENCHMARK = Path(__file__).parents[2] / "benchmarks" / "bench_search_quality.py"
 
 
-def _run_preset(out: Path, preset: str) -> subprocess.CompletedProcess[str]:
+def _run_preset(out: Path, preset: str, *flags: str) -> subprocess.CompletedProcess[str]:
     """The benchmark's ``preset`` into ``out/ci``, with Ray of its own; it must succeed.
     One trial at a time: each search's Tune run starts its own workers (~9 CPU-s each
     here), and these trials take less than one such start."""
     with _own_ray_tmp() as ray_tmp:
         run = subprocess.run([sys.executable, str(BENCHMARK), "--preset", preset,
-                              "--out", str(out), "--run", "ci", "--max-concurrent", "1"],
+                              "--out", str(out), "--run", "ci", "--max-concurrent", "1",
+                              *flags],
                              env=_env(ray_tmp), capture_output=True, text=True, timeout=600,
                              check=False)
     assert run.returncode == 0, run.stderr
@@ -62,18 +63,21 @@ def test_ci_preset_writes_one_row_per_sampler_seed_and_trial(tmp_path: Path) -> 
 
 
 def test_ci_mo_asha_preset_compares_schedulers_on_epochs(tmp_path: Path) -> None:
-    run = _run_preset(tmp_path, "ci-mo-asha")
+    # mo-asha's searches with another sampler than fifo's, which stays tpe
+    run = _run_preset(tmp_path, "ci-mo-asha", "--samplers", "tpe-spread-rungs",
+                      "--fifo-sampler", "tpe")
     curves = pd.read_csv(tmp_path / "ci" / "curves.csv")
     # ci-mo-asha: tpe under fifo (2 trials of 3 epochs) and mo-asha (3 x 2 trials).
     last = curves.groupby("sampler").last()
+    assert set(last.index) == {"tpe", "tpe-spread-rungs_mo-asha"}
     assert last.loc["tpe", "trained"] == 2 and last.loc["tpe", "epochs"] == 6
-    assert last.loc["tpe_mo-asha", "trained"] == 6
+    assert last.loc["tpe-spread-rungs_mo-asha", "trained"] == 6
     pruned = curves[curves["state"] == "PRUNED"]
-    assert (pruned["sampler"] == "tpe_mo-asha").all()
-    assert last.loc["tpe_mo-asha", "epochs"] <= 6 * 3 - 2 * len(pruned)  # each saved >= 2
+    assert (pruned["sampler"] == "tpe-spread-rungs_mo-asha").all()
+    assert last.loc["tpe-spread-rungs_mo-asha", "epochs"] <= 6 * 3 - 2 * len(pruned)
     assert run.stdout.count("epochs to tpe final") == 1
     summary = (tmp_path / "ci" / "summary.txt").read_text()
-    assert "tpe_mo-asha" in summary
+    assert "tpe-spread-rungs_mo-asha" in summary
     assert "Architectures trained to the end by a run and by tpe on the same seed" in summary
 
 
@@ -84,6 +88,8 @@ def test_ci_mo_asha_preset_compares_schedulers_on_epochs(tmp_path: Path) -> None
     ("--presets", "paper-mix,resnet", "error: unknown preset(s) resnet; choose from mobilenetv2"),
     ("--trials", "-3", "error: --trials must be a positive integer, got -3\n"),
     ("--seeds", "0", "error: --seeds must be a positive integer, got 0\n"),
+    ("--fifo-sampler", "tpe", "error: --fifo-sampler is for a scheduler comparison: add "
+                              "--schedulers fifo,mo-asha\n"),
 ])
 def test_a_bad_name_is_one_error_line(flag: str, value: str, error: str, tmp_path: Path,
                                       capsys: pytest.CaptureFixture[str]) -> None:

@@ -152,6 +152,11 @@ def test_scheduler_summary_finds_the_epochs_to_reach_fifos_final_mean() -> None:
     assert table.loc["asha", "seed_ratio_low"] == pytest.approx(5 / 27)
     text = format_scheduler_summary(table, "fifo")
     assert "asha            mean 0.20 [0.19, 0.22], worst 0.22; per seed 0.22, 0.19" in text
+    # After a third of its 27 epochs fifo held 0.2 of its final 0.4 on both seeds, asha
+    # 0.4 of 0.4; fifo's own line comes first.
+    at_third = text.split("after a third")[1]
+    fifo_line, asha_line = "fifo            0.50, 0.50", "asha            1.00, 1.00"
+    assert at_third.index(fifo_line) < at_third.index(asha_line)
 
 
 def test_a_seed_that_never_reaches_fifo_has_no_mean() -> None:
