@@ -13,9 +13,10 @@ reached ``E`` is COMPLETE with its accuracy after ``E`` epochs (the per-epoch re
 scheduler replays its rungs from; under mo-asha the schedule is annealed at every rung,
 so that is a finished model's accuracy) and its other objectives as they are; a trial
 stopped before ``E`` stays PRUNED, below all of them. The evaluation cache's copies are
-shown as pruned trials too (:mod:`search.driver.repeats`). Under fifo, or before enough
-trials reach any rung, ``E`` is the full budget and the sampler is ``tpe-spread-novel``.
-The study itself is unchanged; only what the sampler reads differs.
+shown as pruned trials too (:mod:`search.driver.repeats`). Under fifo ``E`` is the full
+budget and the sampler is ``tpe-spread-novel``; until 10 trials have reached any rung,
+``E`` is the first (TPE is still in its start-up then). The study itself is unchanged;
+only what the sampler reads differs.
 """
 
 from __future__ import annotations
@@ -41,9 +42,11 @@ def _curve(trial: FrozenTrial) -> Sequence[float]:
 
 def model_epoch(trials: Sequence[FrozenTrial], rungs: Sequence[int]) -> int | None:
     """The highest of ``rungs`` and the full budget (the longest record) that at least
-    :data:`MIN_TRIALS` trained, finished trials reached; None: no finished trial yet."""
-    trained = [len(_curve(t)) for t in trials
-               if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and not is_cached(t)]
+    :data:`MIN_TRIALS` trained, finished trials reached; None: no trial trained yet (a
+    network over ``--max-params``, pruned untrained, is not one)."""
+    finished = [t for t in trials
+                if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and not is_cached(t)]
+    trained = [n for n in map(len, map(_curve, finished)) if n > 0]
     if not trained:
         return None
     epochs = sorted({*rungs, max(trained)}, reverse=True)

@@ -61,6 +61,11 @@ def test_the_model_epoch_is_the_highest_rung_enough_trials_reached() -> None:
     assert model_epoch(_trials([15] * 9, cached=5), RUNGS) == 1
     assert model_epoch(_trials([15] * 3), []) == 15  # fifo: the full budget
     assert model_epoch([], RUNGS) is None
+    # networks over --max-params, pruned untrained, are not trained trials
+    untrained = _trials([0] * 12)
+    assert model_epoch(untrained, RUNGS) is None and model_epoch(untrained, []) is None
+    study = _study(optuna.samplers.RandomSampler(seed=0), untrained, rungs=None)
+    assert [t.state for t in RungValuesView(study).trials] == [TrialState.PRUNED] * 12
 
 
 def test_the_view_scores_every_trial_that_reached_the_rung_there() -> None:
