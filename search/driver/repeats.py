@@ -74,12 +74,14 @@ class RepeatsPrunedView:
 
 
 class RepeatsPrunedSampler(BaseSampler):
-    """``inner``, shown the study through :attr:`view` (:class:`RepeatsPrunedView`)."""
-
-    view: type[RepeatsPrunedView] = RepeatsPrunedView
+    """``inner``, shown the study through :meth:`view`."""
 
     def __init__(self, inner: BaseSampler) -> None:
         self._inner = inner
+
+    def view(self, study: optuna.Study) -> RepeatsPrunedView:
+        """``study`` as ``inner`` sees it."""
+        return RepeatsPrunedView(study)
 
     def infer_relative_search_space(self, study: optuna.Study,
                                     trial: FrozenTrial) -> dict[str, BaseDistribution]:

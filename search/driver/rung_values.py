@@ -24,13 +24,16 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 
+import optuna
+from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
 from search.driver.repeats import RepeatsPrunedSampler, RepeatsPrunedView
 from search.study.objectives import ACCURACY
 from search.study.schema import SCHEDULER, VAL_ACCURACY_PER_EPOCH, is_cached
 
-__all__ = ["MIN_TRIALS", "RungValuesSampler", "RungValuesView", "model_epoch"]
+__all__ = ["MIN_TRIALS", "RungValuesSampler", "RungValuesView", "model_epoch",
+           "recorded_rungs_and_metrics"]
 
 # TPE's own start-up count (search.driver.samplers.TPE_STARTUP): it models no fewer.
 MIN_TRIALS = 10
@@ -54,20 +57,36 @@ def model_epoch(trials: Sequence[FrozenTrial], rungs: Sequence[int]) -> int | No
 
 
 class RungValuesView(RepeatsPrunedView):
-    """The study with every trained trial scored at :func:`model_epoch`'s rung."""
+    """``study`` with every trained trial scored at :func:`model_epoch`'s rung, given the
+    search's ``rungs`` and its objectives' ``metrics`` in order."""
+
+    def __init__(self, study: optuna.Study, rungs: Sequence[int],
+                 metrics: Sequence[str]) -> None:
+        super().__init__(study)
+        self._rungs, self._metrics = tuple(rungs), list(metrics)
+
+    @classmethod
+    def of(cls, study: optuna.Study) -> RungValuesView:
+        """The view with the rungs and objectives ``study`` records."""
+        return cls(study, *recorded_rungs_and_metrics(study))
 
     def show(self, trials: list[FrozenTrial]) -> list[FrozenTrial]:
         shown = super().show(trials)
-        scheduler = self._study.user_attrs.get(SCHEDULER) or {}
-        epoch = model_epoch(shown, scheduler.get("rungs") or ())
-        if epoch is None:
+        epoch = model_epoch(shown, self._rungs)
+        if epoch is None or ACCURACY.metric not in self._metrics:
             return shown
-        metrics = list(self._study.metric_names or ())
-        return [_at_epoch(trial, epoch, metrics) for trial in shown]
+        return [_at_epoch(trial, epoch, self._metrics) for trial in shown]
+
+
+def recorded_rungs_and_metrics(study: optuna.Study) -> tuple[tuple[int, ...], list[str]]:
+    """The rungs (none under fifo) and the objectives' metric names a search records."""
+    scheduler = study.user_attrs.get(SCHEDULER) or {}
+    return tuple(scheduler.get("rungs") or ()), list(study.metric_names or ())
 
 
 def _at_epoch(trial: FrozenTrial, epoch: int, metrics: list[str]) -> FrozenTrial:
-    """``trial`` scored after ``epoch`` epochs, if it was trained that far."""
+    """``trial`` scored after ``epoch`` epochs, if it was trained that far (``metrics``
+    holds the accuracy)."""
     curve = _curve(trial)
     if (trial.state not in (TrialState.COMPLETE, TrialState.PRUNED) or is_cached(trial)
             or len(curve) < epoch):
@@ -76,7 +95,7 @@ def _at_epoch(trial: FrozenTrial, epoch: int, metrics: list[str]) -> FrozenTrial
         return trial  # a finisher scored at the full budget: its own values
     # Costs do not change with training: a pruned trial records them as attributes.
     costs = {name: trial.user_attrs.get(name) for name in metrics if name != ACCURACY.metric}
-    if ACCURACY.metric not in metrics or any(v is None for v in costs.values()):
+    if any(v is None for v in costs.values()):
         return trial
     shown = copy.copy(trial)
     shown.state = TrialState.COMPLETE
@@ -88,4 +107,14 @@ def _at_epoch(trial: FrozenTrial, epoch: int, metrics: list[str]) -> FrozenTrial
 class RungValuesSampler(RepeatsPrunedSampler):
     """``inner``, shown the study through :class:`RungValuesView`."""
 
-    view = RungValuesView
+    def __init__(self, inner: BaseSampler) -> None:
+        super().__init__(inner)
+        self._recorded: tuple[tuple[int, ...], list[str]] | None = None
+
+    def view(self, study: optuna.Study) -> RungValuesView:
+        # A search records its rungs and objectives before its first proposal, and a
+        # sampler lives for one run: read them once, not at each of TPE's 53
+        # per-parameter reads of the trials (two storage round trips each).
+        if self._recorded is None:
+            self._recorded = recorded_rungs_and_metrics(study)
+        return RungValuesView(study, *self._recorded)

@@ -50,19 +50,19 @@ TPE_STARTUP = 10  # Optuna's default n_startup_trials
 
 
 def tpe_spread(seed: int, shape: InputShape, max_params: int | None,
-               view: type[RepeatsPrunedSampler] | None = None) -> DesignStartupSampler:
+               wrapper: type[RepeatsPrunedSampler] | None = None) -> DesignStartupSampler:
     """TPE whose 10 start-up trials are spread over log(parameters) up to the hypervolume's
     reference network (``space.spread``): the objective's whole range, or up to
     ``max_params`` if that is smaller. Uniform draws on 16x16 Fashion-MNIST fall under 200k
     parameters one time in 100, and over the reference (where they add no hypervolume) one
-    time in five. ``view``: TPE reads the study through it (:mod:`search.driver.repeats`,
-    :mod:`search.driver.rung_values`)."""
+    time in five. ``wrapper``: the sampler TPE is wrapped in, which shows it the study its
+    own way (:mod:`search.driver.repeats`, :mod:`search.driver.rung_values`)."""
     upper = network_footprint(preset(REFERENCE_PRESET), shape).params
     if max_params is not None:
         upper = min(upper, max_params)
     tpe = optuna.samplers.TPESampler(seed=seed, n_startup_trials=TPE_STARTUP)
     return DesignStartupSampler(size_spread(TPE_STARTUP, shape=shape, upper=upper, seed=seed),
-                                tpe if view is None else view(tpe))
+                                tpe if wrapper is None else wrapper(tpe))
 
 
 SAMPLERS: dict[str, Sampler] = {s.name: s for s in (
@@ -77,12 +77,12 @@ SAMPLERS: dict[str, Sampler] = {s.name: s for s in (
     Sampler("tpe-spread-novel", "tpe-spread whose TPE sees a re-proposed network's cached "
                                 "copies as pruned trials, so it moves on from it",
             lambda seed, trials, shape, cap: tpe_spread(seed, shape, cap,
-                                                        view=RepeatsPrunedSampler)),
+                                                        wrapper=RepeatsPrunedSampler)),
     Sampler("tpe-spread-rungs", "tpe-spread-novel whose TPE scores every trial at the "
                                 "highest mo-asha rung that 10 trials reached, so it learns "
                                 "from the stopped ones too (BOHB's rule)",
             lambda seed, trials, shape, cap: tpe_spread(seed, shape, cap,
-                                                        view=RungValuesSampler)),
+                                                        wrapper=RungValuesSampler)),
     Sampler("tpe-short-startup", "TPE with a quarter of the budget (4..10 trials) as its "
                                  "random start-up",
             lambda seed, trials, shape, cap: optuna.samplers.TPESampler(

@@ -65,12 +65,12 @@ def test_the_model_epoch_is_the_highest_rung_enough_trials_reached() -> None:
     untrained = _trials([0] * 12)
     assert model_epoch(untrained, RUNGS) is None and model_epoch(untrained, []) is None
     study = _study(optuna.samplers.RandomSampler(seed=0), untrained, rungs=None)
-    assert [t.state for t in RungValuesView(study).trials] == [TrialState.PRUNED] * 12
+    assert [t.state for t in RungValuesView.of(study).trials] == [TrialState.PRUNED] * 12
 
 
 def test_the_view_scores_every_trial_that_reached_the_rung_there() -> None:
     study = _study(optuna.samplers.RandomSampler(seed=0), _trials(STOPS, cached=2))
-    shown = RungValuesView(study).get_trials(deepcopy=False)
+    shown = RungValuesView.of(study).get_trials(deepcopy=False)
     for trial, seen, epochs in zip(study.trials, shown, STOPS, strict=False):
         if epochs >= 3:  # COMPLETE, its accuracy after 3 epochs, its own parameters
             assert seen.state == TrialState.COMPLETE
@@ -83,7 +83,7 @@ def test_the_view_scores_every_trial_that_reached_the_rung_there() -> None:
     assert shown[0].values[0] != study.trials[0].values[0]
     # the study itself is untouched
     assert [t.state for t in study.trials].count(TrialState.PRUNED) == sum(e < 15 for e in STOPS)
-    assert len(RungValuesView(study)._get_trials(
+    assert len(RungValuesView.of(study)._get_trials(
         deepcopy=False, states=(TrialState.COMPLETE,), use_cache=True)) == 12
 
 
@@ -91,7 +91,7 @@ def test_tpe_behind_it_proposes_as_on_a_study_told_the_rung_values() -> None:
     trials = _trials(STOPS, cached=3)
     told = [trial if seen.state != TrialState.COMPLETE else create_trial(
                 params=trial.params, distributions=SPACE, values=seen.values)
-            for trial, seen in zip(trials, RungValuesView(_study(None, trials)).trials,
+            for trial, seen in zip(trials, RungValuesView.of(_study(None, trials)).trials,
                                    strict=True)]
     told = [create_trial(params=t.params, distributions=SPACE, state=TrialState.PRUNED)
             if CACHED_FROM in t.user_attrs else t for t in told]
@@ -104,6 +104,6 @@ def test_tpe_behind_it_proposes_as_on_a_study_told_the_rung_values() -> None:
 def test_under_fifo_it_is_the_repeats_pruned_sampler() -> None:
     trials = _trials([15] * 12, cached=4)
     study = _study(optuna.samplers.RandomSampler(seed=0), trials, rungs=None)
-    shown = RungValuesView(study).trials
+    shown = RungValuesView.of(study).trials
     assert [t.values for t in shown[:12]] == [t.values for t in study.trials[:12]]
     assert [t.state for t in shown[12:]] == [TrialState.PRUNED] * 4
