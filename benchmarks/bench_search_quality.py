@@ -189,7 +189,11 @@ def _settings(args: argparse.Namespace) -> dict[str, object]:
         if schedulers == ["fifo"]:
             raise ValueError("--fifo-sampler is for a scheduler comparison: add --schedulers "
                              "fifo,mo-asha")
-        _names(settings["fifo_sampler"], tuple(SAMPLERS), "sampler")
+        names = _names(settings["fifo_sampler"], tuple(SAMPLERS), "sampler")
+        if len(names) != 1:
+            raise ValueError(f"--fifo-sampler takes one sampler, got "
+                             f"{settings['fifo_sampler']!r}")
+        settings["fifo_sampler"] = names[0]
     settings["samplers"], settings["schedulers"] = samplers, schedulers
     return settings
 

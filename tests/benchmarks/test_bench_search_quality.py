@@ -99,6 +99,17 @@ def test_a_bad_name_is_one_error_line(flag: str, value: str, error: str, tmp_pat
     assert len(err.splitlines()) == 1 and not any(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("value", ["", "tpe,random", "cmaes"])
+def test_fifo_sampler_takes_one_known_sampler(value: str, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_script("bench_search_quality.py", [
+        "--preset", "ci-mo-asha", "--fifo-sampler", value, "--out", str(tmp_path)], capsys)
+    assert code == 2 and err.startswith("error: ") and len(err.splitlines()) == 1
+    assert ("unknown sampler(s) cmaes" if value == "cmaes"
+            else f"--fifo-sampler takes one sampler, got {value!r}") in err
+    assert not any(tmp_path.iterdir())
+
+
 def test_a_run_folder_in_use_is_refused_before_any_search(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with hold_folder(tmp_path / "ci"):
