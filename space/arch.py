@@ -38,6 +38,7 @@ __all__ = [
     "blocks",
     "lookup",
     "network_key",
+    "stage_blocks",
     "stage_resolutions",
 ]
 
@@ -222,16 +223,24 @@ def blocks(arch: Arch, input_size: int) -> Iterator[Block]:
     positive_int(input_size, "input_size")
     size, c_in = input_size, arch.stem
     for stage_index, stage in enumerate(arch.stages):
-        for i in range(stage.n):
-            stride = stage.s if i == 0 else 1
-            out = block_output_size(stage.op, stride, size)
-            if out < 1:
+        for block in stage_blocks(stage_index, stage, c_in, size):
+            if block.output_size < 1:
                 raise ValueError(
                     f"arch does not fit a {input_size}x{input_size} input: stage "
-                    f"{stage_index} ({stage}) would shrink {size}x{size} below one pixel"
+                    f"{stage_index} ({stage}) would shrink {block.input_size}x"
+                    f"{block.input_size} below one pixel"
                 )
-            yield Block(stage_index, i, stage, c_in, stride, size, out)
-            size, c_in = out, stage.c
+            yield block
+        size, c_in = block.output_size, stage.c
+
+
+def stage_blocks(stage_index: int, stage: Stage, c_in: int, size: int) -> Iterator[Block]:
+    """The blocks of one stage fed ``c_in`` channels of ``size`` x ``size``, unchecked."""
+    for i in range(stage.n):
+        stride = stage.s if i == 0 else 1
+        out = block_output_size(stage.op, stride, size)
+        yield Block(stage_index, i, stage, c_in, stride, size, out)
+        size, c_in = out, stage.c
 
 
 def stage_resolutions(arch: Arch, input_size: int) -> list[list[int]]:

@@ -22,11 +22,14 @@ from space.inputs import InputShape
 __all__ = [
     "DATASET_IMAGES",
     "Footprint",
+    "block_cost",
     "check_dataset_fits",
     "check_network_fits",
     "format_bytes",
+    "head_cost",
     "network_footprint",
     "physical_memory",
+    "stem_cost",
 ]
 
 FLOAT_BYTES = 4
@@ -55,8 +58,20 @@ class Footprint:
         return self.activations * FLOAT_BYTES
 
 
-def _stem(c_in: int, width: int, pixels: int) -> tuple[int, int]:
+def stem_cost(c_in: int, width: int, pixels: int) -> tuple[int, int]:
+    """Parameters and activations of the stem (3x3 conv, norm) on ``pixels`` pixels."""
     return c_in * width * 9 + 2 * width, 3 * width * pixels
+
+
+def head_cost(channels: int, head: int, head_op: str, act: str, size: int,
+              num_classes: int) -> tuple[int, int]:
+    """Parameters and activations of the head (1x1 conv to ``head`` channels, norm, pool,
+    classifier) on the last stage's ``channels`` x ``size`` x ``size`` output; the stem's
+    and the head's PReLU slopes too."""
+    groups = channels if head_op == "grouped" else 1
+    params = (channels * head // groups + 2 * head + head * num_classes + num_classes
+              + (2 if act == "prelu" else 0))
+    return params, 3 * head * size * size + head + num_classes
 
 
 def _btn(block: Block) -> tuple[int, int]:
@@ -85,20 +100,24 @@ def _cse(block: Block) -> tuple[int, int]:
     return params, activations
 
 
+def block_cost(block: Block) -> tuple[int, int]:
+    """Parameters and one image's activations of one block."""
+    return _btn(block) if block.op == "btn" else _cse(block)
+
+
 def network_footprint(arch: Arch, shape: InputShape) -> Footprint:
     """Parameters and one image's activations of ``arch`` built for ``shape``."""
-    params, activations = _stem(shape.in_channels, arch.stem, shape.input_size ** 2)
+    params, activations = stem_cost(shape.in_channels, arch.stem, shape.input_size ** 2)
     size = shape.input_size
     for block in blocks(arch, shape.input_size):
-        cost = _btn(block) if block.op == "btn" else _cse(block)
+        cost = block_cost(block)
         params += cost[0]
         activations += cost[1]
         size = block.output_size
-    channels = arch.stages[-1].c
-    groups = channels if arch.head_op == "grouped" else 1
-    params += channels * arch.head // groups + 2 * arch.head + arch.head * shape.num_classes \
-        + shape.num_classes + (2 if arch.act == "prelu" else 0)  # stem's and head's slopes
-    activations += 3 * arch.head * size * size + arch.head + shape.num_classes
+    cost = head_cost(arch.stages[-1].c, arch.head, arch.head_op, arch.act, size,
+                     shape.num_classes)
+    params += cost[0]
+    activations += cost[1]
     return Footprint(params=params, activations=activations,
                      blocks=sum(stage.n for stage in arch.stages))
 

@@ -27,6 +27,7 @@ __all__ = [
     "STAGE_FIELDS",
     "arch_from_params",
     "check_params",
+    "decoded_stage",
     "preset_params",
     "sample_arch",
 ]
@@ -112,15 +113,10 @@ def arch_from_params(params: Mapping[str, Any], input_size: int) -> Arch:
     stages = []
     for index in range(len(WIDTHS)):
         row = {field: params[f"stage{index}.{field}"] for field in STAGE_FIELDS}
-        if index >= len(WIDTHS) - (MIN_HALVINGS - halvings):
-            row["s"] = 2
-        if row["s"] == 2 and block_output_size(row["op"], 2, size) < MIN_FEATURE_SIZE:
-            row["s"] = 1
-        halvings += row["s"] == 2
-        size = block_output_size(row["op"], row["s"], size)
-        # Unused fields keep Stage's defaults so equal networks compare (and print) equal.
-        unused = ("r", "cap") if row["op"] == "btn" else ("t",)
-        stages.append(Stage(**{k: v for k, v in row.items() if k not in unused}))
+        stage = decoded_stage(index, row, size, halvings)
+        halvings += stage.s == 2
+        size = block_output_size(stage.op, stage.s, size)
+        stages.append(stage)
     last = stages[-1].c
     return Arch(
         stages=tuple(stages),
@@ -129,6 +125,20 @@ def arch_from_params(params: Mapping[str, Any], input_size: int) -> Arch:
         head_op=params["head_op"],
         act=params["act"],
     )
+
+
+def decoded_stage(index: int, row: Mapping[str, Any], size: int, halvings: int) -> Stage:
+    """Stage ``index`` from its sampled fields (``STAGE_FIELDS``) on a ``size`` input after
+    ``halvings`` stride-2 stages: the stride forced to 2 while the stages left must still
+    make :data:`MIN_HALVINGS`, and to 1 where 2 would shrink below :data:`MIN_FEATURE_SIZE`."""
+    stride = row["s"]
+    if index >= len(WIDTHS) - (MIN_HALVINGS - halvings):
+        stride = 2
+    if stride == 2 and block_output_size(row["op"], 2, size) < MIN_FEATURE_SIZE:
+        stride = 1
+    # Unused fields keep Stage's defaults so equal networks compare (and print) equal.
+    unused = ("r", "cap") if row["op"] == "btn" else ("t",)
+    return Stage(**{k: v for k, v in {**row, "s": stride}.items() if k not in unused})
 
 
 def preset_params(arch: Arch, input_size: int) -> dict[str, Any]:

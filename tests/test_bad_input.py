@@ -140,6 +140,9 @@ CASES: dict[tuple[str, str], tuple[Callable[[Path, int], list[str]], str]] = {
     ("run", "empty storage"): (lambda t, p: _on_synthetic("--storage", ""), "malformed"),
     ("run", "max params 0"): (lambda t, p: _on_synthetic("--max-params", "0"),
                               "max-params must be a positive integer, got 0"),
+    ("run", "max params 1,000: below the smallest network"): (
+        lambda t, p: _on_synthetic("--max-params", "1000"),
+        "--max-params 1,000 is below the smallest network of the search space on 3x32x32"),
     ("run", "empty study name"): (lambda t, p: _on_synthetic("--study-name", ""), "study name"),
     ("run", "empty study name, --study spelling"): (
         lambda t, p: _on_synthetic("--study", ""), "study name"),

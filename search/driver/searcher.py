@@ -53,11 +53,13 @@ from search.study.schema import (
 from space import Arch, InputShape, sample_arch
 from space.footprint import network_footprint
 from space.sample import check_params
+from space.smallest import smallest_arch
 
 __all__ = [
     "MAX_UNTRAINED_IN_A_ROW",
     "SizeCap",
     "StudySearch",
+    "check_size_cap",
 ]
 
 # A sampler that proposes only trained architectures (or only ones over --max-params) this
@@ -78,6 +80,18 @@ class SizeCap:
         """``arch``'s parameter count if it is over the cap, else None."""
         params = network_footprint(arch, self.shape).params
         return params if params > self.max_params else None
+
+
+def check_size_cap(max_params: int, shape: InputShape) -> None:
+    """``ValueError`` if no architecture of the space fits ``--max-params`` on ``shape``:
+    every proposal would be pruned untrained."""
+    smallest = smallest_arch(shape)
+    params = network_footprint(smallest, shape).params
+    if max_params < params:
+        raise ValueError(
+            f"--max-params {max_params:,} is below the smallest network of the search space "
+            f"on {'x'.join(map(str, shape.chw))} inputs ({params:,} parameters: {smallest}); "
+            "raise it")
 
 
 @dataclass(frozen=True)

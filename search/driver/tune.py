@@ -43,7 +43,7 @@ from search.driver.config import Budget, SearchConfig, check_budget_fits, check_
 from search.driver.progress import Progress, format_front
 from search.driver.samplers import make_sampler
 from search.driver.scheduler import SchedulerSpec, make_scheduler
-from search.driver.searcher import SizeCap, StudySearch
+from search.driver.searcher import SizeCap, StudySearch, check_size_cap
 from search.driver.stopping import StopSignals
 from search.driver.worker_deaths import FailureReasons, surviving_worker_deaths
 from search.study.evaluation_cache import EvaluationCache
@@ -397,6 +397,8 @@ def _load_data(config: SearchConfig, *, gpu: bool) -> _Data:
     splits = load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed,
                           val_fraction=budget.val_fraction, input_size=config.input_size,
                           strict_images=config.strict_images)
+    if config.max_params is not None:
+        check_size_cap(config.max_params, splits.info.shape)
     return _Data(gpu=gpu, budget=check_budget_fits(budget, splits, config.seed),
                  scheduler=scheduler, splits=splits)
 
