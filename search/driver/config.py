@@ -322,7 +322,6 @@ def build_parser() -> argparse.ArgumentParser:
              "presets are trained whatever their size (default: no cap)")
     add("--scheduler", help=f"{', '.join(SCHEDULERS)}: every trial trains all its epochs, or "
                             "multi-objective ASHA stops those that rank poorly at a rung "
-                            "(mo-asha-hv: ranked by the hypervolume they add) "
                             "(default: the budget's)")
     add("--min-epochs", type=int,
         help="mo-asha: the first rung, in epochs; rungs at min-epochs * reduction-factor^k")

@@ -15,15 +15,6 @@ variant the paper found best. Exact duplicates are at distance 0 from the copy t
 before them, so a repeated vector ranks after its earlier twin; all remaining ties go to
 the point recorded first.
 
-``mo-asha-hv`` ranks each front by hypervolume instead: greedily, the point that adds the
-most hypervolume (measured from the report's reference point) to those already taken,
-first. The search is judged by that hypervolume, where a network about as large as the
-reference adds almost nothing however accurate; the epsilon-net's first pick is the most
-accurate point, often such a network (on the scheduler benchmark, finishers of 1.8M and
-2.1M parameters against the reference's 2.3M), and each one it trains to the end takes a
-finisher's epochs from the small networks the hypervolume rewards. Points that add
-nothing keep their arrival order.
-
 Plain arrays in, decisions out: the Ray Tune scheduler (:mod:`search.driver.scheduler`) feeds it.
 Points are minimised and already scaled as the search compares them (costs in log10).
 """
@@ -32,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from search.study.pareto import hypervolume, non_dominated_ranks
+from search.study.pareto import non_dominated_ranks
 from space.checks import positive_int
 
 __all__ = ["check_rung_parameters", "continues", "rank_order", "rung_epochs"]
@@ -84,23 +75,9 @@ def _eps_net(scaled: np.ndarray, members: np.ndarray) -> list[int]:
     return order
 
 
-def _hypervolume_greedy(points: np.ndarray, members: np.ndarray,
-                        reference: np.ndarray) -> list[int]:
-    """``members`` (indices into ``points``) in greedy hypervolume order."""
-    order: list[int] = []
-    left = list(members)
-    covered = 0.0
-    while left:
-        gains = [hypervolume(points[[*order, i]], reference) - covered for i in left]
-        pick = int(np.argmax(gains))  # the earliest of equal gains
-        covered += gains[pick]
-        order.append(left.pop(pick))
-    return order
-
-
-def rank_order(points: np.ndarray, reference: np.ndarray | None = None) -> list[int]:
+def rank_order(points: np.ndarray) -> list[int]:
     """Indices of ``points`` (rows, minimised), best first: fronts in order, each front in
-    epsilon-net order, or with a ``reference`` point in greedy hypervolume order."""
+    epsilon-net order."""
     points = np.asarray(points, dtype=float)
     if points.ndim != 2 or not len(points):
         raise ValueError(f"points must be a non-empty (n, objectives) array, got shape "
@@ -111,17 +88,14 @@ def rank_order(points: np.ndarray, reference: np.ndarray | None = None) -> list[
     scaled = _scaled(points)
     order: list[int] = []
     for front in range(ranks.max() + 1):
-        members = np.flatnonzero(ranks == front)
-        order += (_eps_net(scaled, members) if reference is None
-                  else _hypervolume_greedy(points, members, np.asarray(reference, dtype=float)))
+        order += _eps_net(scaled, np.flatnonzero(ranks == front))
     return order
 
 
-def continues(recorded: np.ndarray, reduction_factor: int,
-              reference: np.ndarray | None = None) -> bool:
+def continues(recorded: np.ndarray, reduction_factor: int) -> bool:
     """Whether the trial whose vector is the last row of ``recorded`` (every vector at its
-    rung, its own included, in the order they arrived) goes on: its rank
-    (:func:`rank_order`) is in the top ``1/reduction_factor``, i.e.
-    ``position * eta < count`` (the first arrival always goes on, as in ASHA)."""
-    position = rank_order(recorded, reference).index(len(recorded) - 1)
+    rung, its own included, in the order they arrived) goes on: its rank is in the top
+    ``1/reduction_factor``, i.e. ``position * eta < count`` (the first arrival always goes
+    on, as in ASHA)."""
+    position = rank_order(recorded).index(len(recorded) - 1)
     return position * reduction_factor < len(recorded)

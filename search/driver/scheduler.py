@@ -1,5 +1,4 @@
-"""When a trial stops: ``fifo`` (every trial trains its full budget), ``mo-asha``, or
-``mo-asha-hv`` (a rung ranks each front by the hypervolume it adds: :mod:`search.driver.mo_asha`).
+"""When a trial stops: ``fifo`` (every trial trains its full budget) or ``mo-asha``.
 
 :class:`MoAshaScheduler` is a Ray Tune ``TrialScheduler`` around :mod:`search.driver.mo_asha`.
 Tune's own schedulers rank on one metric, and Tune validates a list given as its
@@ -25,7 +24,7 @@ from optuna.trial import FrozenTrial, TrialState
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from search.driver.mo_asha import check_rung_parameters, continues, rung_epochs
-from search.study.objectives import ACCURACY, Objective, reference_point
+from search.study.objectives import ACCURACY, Objective
 from search.study.pareto import to_minimisation
 from search.study.schema import (
     EPOCH_KEY,
@@ -35,11 +34,10 @@ from search.study.schema import (
     VAL_ACCURACY_PER_EPOCH,
     is_cached,
 )
-from space import InputShape
 
 __all__ = ["SCHEDULERS", "MoAshaScheduler", "SchedulerSpec", "Stop", "make_scheduler"]
 
-SCHEDULERS = ("fifo", "mo-asha", "mo-asha-hv")
+SCHEDULERS = ("fifo", "mo-asha")
 
 
 @dataclass(frozen=True)
@@ -64,8 +62,8 @@ class SchedulerSpec:
 
     def check(self, epochs: int) -> None:
         """``ValueError`` if mo-asha would have no rung below the full budget."""
-        if self.name != "fifo" and not self.rungs(epochs):
-            raise ValueError(f"--scheduler {self.name} needs --epochs above --min-epochs "
+        if self.name == "mo-asha" and not self.rungs(epochs):
+            raise ValueError(f"--scheduler mo-asha needs --epochs above --min-epochs "
                              f"({self.min_epochs}) to stop trials early, got {epochs} "
                              "epoch(s); use --scheduler fifo or more epochs")
 
@@ -92,7 +90,7 @@ class MoAshaScheduler(FIFOScheduler):
     """
 
     def __init__(self, objectives: Sequence[Objective], rungs: Sequence[int],
-                 reduction_factor: int, reference: np.ndarray | None = None) -> None:
+                 reduction_factor: int) -> None:
         super().__init__()
         # Not the Objective rows (their measures are lambdas): Tune pickles the searcher,
         # which holds stopped_at, so this must pickle too.
@@ -100,7 +98,6 @@ class MoAshaScheduler(FIFOScheduler):
         self._log_scale = np.array([o.log_scale for o in objectives])
         self._directions = tuple(o.direction for o in objectives)
         self._reduction_factor = reduction_factor
-        self._reference = reference  # minimised, in _point's scale: rank by hypervolume
         self._rungs = tuple(rungs)
         self._recorded: dict[int, list[np.ndarray]] = {epoch: [] for epoch in self._rungs}
         self._stopped: dict[str, Stop] = {}
@@ -119,8 +116,7 @@ class MoAshaScheduler(FIFOScheduler):
         if not np.isfinite(point).all():
             return True  # not a ranking; the trial fails on its own
         self._recorded[epoch].append(point)
-        return continues(np.array(self._recorded[epoch]), self._reduction_factor,
-                         self._reference)
+        return continues(np.array(self._recorded[epoch]), self._reduction_factor)
 
     def replay(self, trials: Iterable[FrozenTrial]) -> int:
         """Record what trials of an earlier run reported at each rung they reached, in trial
@@ -165,11 +161,10 @@ class MoAshaScheduler(FIFOScheduler):
         return f"MO-ASHA (eta {self._reduction_factor}) rungs {counts}"
 
 
-def make_scheduler(spec: SchedulerSpec, objectives: Sequence[Objective], epochs: int,
-                   shape: InputShape) -> MoAshaScheduler:
+def make_scheduler(spec: SchedulerSpec, objectives: Sequence[Objective],
+                   epochs: int) -> MoAshaScheduler:
     """Tune's scheduler for ``spec`` over ``objectives`` (accuracy first) for trials of
-    ``epochs`` epochs on inputs of ``shape``: for fifo, one without rungs."""
+    ``epochs`` epochs: for fifo, one without rungs."""
     if objectives[0].name != ACCURACY.name:
         raise ValueError("MO-ASHA ranks accuracy first; objectives must start with it")
-    reference = reference_point(shape, objectives) if spec.name == "mo-asha-hv" else None
-    return MoAshaScheduler(objectives, spec.rungs(epochs), spec.reduction_factor, reference)
+    return MoAshaScheduler(objectives, spec.rungs(epochs), spec.reduction_factor)

@@ -525,8 +525,7 @@ def _tune(plan: _Plan, study: optuna.Study, storage: optuna.storages.RDBStorage,
                            trials=plan.budget.trials, shape=plan.splits.info.shape,
                            max_params=config.max_params)
     reasons = FailureReasons()
-    scheduler = make_scheduler(plan.scheduler, plan.objectives, plan.budget.epochs,
-                               plan.splits.info.shape)
+    scheduler = make_scheduler(plan.scheduler, plan.objectives, plan.budget.epochs)
     replayed = scheduler.replay(study.get_trials(deepcopy=False))
     if replayed and plan.scheduler.name != "fifo":
         print(f"{plan.scheduler.name}: rungs rebuilt from {replayed} earlier trial(s)",

@@ -43,7 +43,6 @@ __all__ = [
     "objectives_from_names",
     "preset_costs",
     "reference_costs",
-    "reference_point",
 ]
 
 # The preset whose costs set the hypervolume reference point.
@@ -163,14 +162,6 @@ def reference_costs(presets: pd.DataFrame, objectives: Iterable[Objective]) -> d
     """The baseline's value of every log-scaled objective, from :func:`preset_costs`."""
     return {o.metric: float(presets.loc[REFERENCE_PRESET, o.metric]) for o in objectives
             if o.log_scale}
-
-
-def reference_point(shape: InputShape, objectives: Sequence[Objective]) -> np.ndarray:
-    """The minimised reference point of :func:`hypervolume_space` for a search on ``shape``
-    (measures the reference preset alone, not every preset)."""
-    arch = PRESETS[REFERENCE_PRESET]
-    costs = measure_costs(arch, build_network(arch, shape), shape, objectives)
-    return hypervolume_space(np.empty((0, len(objectives))), objectives, costs)[1]
 
 
 def hypervolume_space(values: np.ndarray, objectives: Sequence[Objective],

@@ -63,29 +63,28 @@ def test_ci_preset_writes_one_row_per_sampler_seed_and_trial(tmp_path: Path) -> 
 
 
 def test_ci_mo_asha_preset_compares_schedulers_on_epochs(tmp_path: Path) -> None:
-    # mo-asha's searches with another sampler than fifo's, which stays tpe, and the rungs
-    # ranked by hypervolume (plain mo-asha runs end to end in test_mo_asha_e2e)
+    # mo-asha's searches with another sampler than fifo's, which stays tpe
     run = _run_preset(tmp_path, "ci-mo-asha", "--samplers", "tpe-spread-rungs",
-                      "--fifo-sampler", "tpe", "--schedulers", "fifo,mo-asha-hv")
+                      "--fifo-sampler", "tpe")
     curves = pd.read_csv(tmp_path / "ci" / "curves.csv")
     # ci-mo-asha: tpe under fifo (2 trials of 3 epochs) and mo-asha (3 x 2 trials).
     last = curves.groupby("sampler").last()
-    assert set(last.index) == {"tpe", "tpe-spread-rungs_mo-asha-hv"}
+    assert set(last.index) == {"tpe", "tpe-spread-rungs_mo-asha"}
     assert last.loc["tpe", "trained"] == 2 and last.loc["tpe", "epochs"] == 6
-    assert last.loc["tpe-spread-rungs_mo-asha-hv", "trained"] == 6
+    assert last.loc["tpe-spread-rungs_mo-asha", "trained"] == 6
     pruned = curves[curves["state"] == "PRUNED"]
-    assert (pruned["sampler"] == "tpe-spread-rungs_mo-asha-hv").all()
-    assert last.loc["tpe-spread-rungs_mo-asha-hv", "epochs"] <= 6 * 3 - 2 * len(pruned)
+    assert (pruned["sampler"] == "tpe-spread-rungs_mo-asha").all()
+    assert last.loc["tpe-spread-rungs_mo-asha", "epochs"] <= 6 * 3 - 2 * len(pruned)
     assert run.stdout.count("epochs to tpe final") == 1
     summary = (tmp_path / "ci" / "summary.txt").read_text()
-    assert "tpe-spread-rungs_mo-asha-hv" in summary
+    assert "tpe-spread-rungs_mo-asha" in summary
     assert "Architectures trained to the end by a run and by tpe on the same seed" in summary
 
 
 @pytest.mark.parametrize(("flag", "value", "error"), [
     ("--samplers", "cmaes", "error: unknown sampler(s) cmaes; choose from "),
     ("--schedulers", "fifo,hyperband",
-     "error: unknown scheduler(s) hyperband; choose from fifo, mo-asha, mo-asha-hv\n"),
+     "error: unknown scheduler(s) hyperband; choose from fifo, mo-asha\n"),
     ("--presets", "paper-mix,resnet", "error: unknown preset(s) resnet; choose from mobilenetv2"),
     ("--trials", "-3", "error: --trials must be a positive integer, got -3\n"),
     ("--seeds", "0", "error: --seeds must be a positive integer, got 0\n"),

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from search.driver.mo_asha import continues, rank_order, rung_epochs
-from search.study.pareto import hypervolume, non_dominated_ranks
+from search.study.pareto import non_dominated_ranks
 
 
 @pytest.mark.parametrize(("min_epochs", "eta", "max_epochs", "rungs"), [
@@ -131,52 +131,3 @@ def test_a_duplicate_arrival_is_stopped_where_its_twin_went_on() -> None:
     assert not continues(np.array(rung), 3)  # its twin is 2nd of 3: 1*3 >= 3
     better = [[-0.5, 5.0], [-0.7, 5.0], [-0.8, 5.0]]
     assert continues(np.array(better), 3)  # where a better newcomer would go on
-
-
-# mo-asha-hv: a reference at (accuracy 0, log10 of 2.2M parameters), as the report's.
-REFERENCE = np.array([0.0, np.log10(2.2e6)])
-
-
-def test_by_hypervolume_a_large_accurate_network_ranks_after_a_small_one() -> None:
-    # Both on the front. The eps-net takes the most accurate first; by hypervolume the
-    # 2.1M-parameter network adds 0.82 * 0.02 against the 130k one's 0.78 * 1.23.
-    rung = np.array([[-0.82, np.log10(2.1e6)], [-0.78, np.log10(1.3e5)]])
-    assert rank_order(rung) == [0, 1]
-    assert rank_order(rung, REFERENCE) == [1, 0]
-
-
-def test_by_hypervolume_each_pick_adds_the_most_to_those_taken() -> None:
-    small, mid, mid_close = [-0.70, 5.0], [-0.80, 5.5], [-0.79, 5.45]
-    rung = np.array([small, mid, mid_close])
-    # Alone: 0.70 * 1.34 = 0.94, 0.80 * 0.84 = 0.68, 0.79 * 0.89 = 0.71; so small first.
-    # Then mid adds 0.10 * 0.84 = 0.084, mid_close 0.09 * 0.89 + 0.0 = 0.080: mid second,
-    # although mid_close alone covers more than mid alone.
-    assert rank_order(rung, REFERENCE) == [0, 1, 2]
-    assert hypervolume_order_gains(rung) == pytest.approx(
-        [0.70 * (REFERENCE[1] - 5.0), 0.10 * (REFERENCE[1] - 5.5),
-         0.79 * 0.05 - 0.70 * 0.05 + 0.0], abs=1e-9)
-
-
-def hypervolume_order_gains(rung: np.ndarray) -> list[float]:
-    """What each point of ``rank_order(rung, REFERENCE)`` adds to those before it."""
-    order = rank_order(rung, REFERENCE)
-    totals = [hypervolume(rung[order[:k + 1]], REFERENCE) for k in range(len(order))]
-    return list(np.diff([0.0, *totals]))
-
-
-def test_by_hypervolume_fronts_still_come_first_and_points_adding_nothing_keep_arrival() -> None:
-    beyond_a, dominated, beyond_b, kept = ([-0.97, 6.45], [-0.5, 5.2], [-0.95, 6.4],
-                                           [-0.6, 5.0])
-    rung = np.array([beyond_a, dominated, beyond_b, kept])
-    # Front: beyond_a, beyond_b and kept. Both beyond points are larger than the reference
-    # and add nothing, so kept comes first and they follow in arrival order; the dominated
-    # point, though it adds hypervolume, ranks after the whole front.
-    assert rank_order(rung, REFERENCE) == [3, 0, 2, 1]
-
-
-def test_by_hypervolume_eta_3_stops_the_large_network_the_eps_net_keeps() -> None:
-    small_a, small_b = [-0.76, np.log10(1.4e5)], [-0.75, np.log10(1.35e5)]
-    large = [-0.80, np.log10(2.0e6)]
-    rung = np.array([small_a, small_b, large])
-    assert continues(rung, 3)  # eps-net: the most accurate is first
-    assert not continues(rung, 3, REFERENCE)  # by hypervolume: third of three

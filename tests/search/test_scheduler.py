@@ -11,16 +11,14 @@ from optuna.trial import TrialState, create_trial
 from ray.tune.schedulers import TrialScheduler
 
 from search.driver.scheduler import MoAshaScheduler, SchedulerSpec, Stop, make_scheduler
-from search.study.objectives import objectives_from_names, reference_point
+from search.study.objectives import objectives_from_names
 from search.study.schema import CACHED_FROM, EPOCH_KEY, FAIL_KEY, PRESET_KEY
-from space import InputShape
 
 OBJECTIVES = objectives_from_names(["accuracy", "params"])
-SHAPE = InputShape(in_channels=1, input_size=16, num_classes=10)
 
 
 def _scheduler(epochs: int = 9, eta: int = 3) -> MoAshaScheduler:
-    return make_scheduler(SchedulerSpec("mo-asha", 1, eta), OBJECTIVES, epochs, SHAPE)
+    return make_scheduler(SchedulerSpec("mo-asha", 1, eta), OBJECTIVES, epochs)
 
 
 def _result(epoch: int, accuracy: float, params: float = 1e5) -> dict[str, float]:
@@ -125,7 +123,7 @@ def test_the_scheduler_pickles_as_tune_pickles_the_searcher_holding_it() -> None
 
 
 def test_fifo_is_a_scheduler_without_rungs() -> None:
-    fifo = make_scheduler(SchedulerSpec("fifo"), OBJECTIVES, 9, SHAPE)
+    fifo = make_scheduler(SchedulerSpec("fifo"), OBJECTIVES, 9)
     assert all(_decide(fifo, "a", _result(epoch, 0.1)) == TrialScheduler.CONTINUE
                for epoch in range(1, 10))
     assert fifo.stopped_at("a") is None
@@ -138,21 +136,3 @@ def test_a_preset_trains_the_full_budget_and_still_ranks_the_others() -> None:
                    {PRESET_KEY: "mobilenetv2"}) == TrialScheduler.CONTINUE
     assert scheduler.stopped_at("mnv2") is None and scheduler.recorded(1) == 2
     assert _decide(scheduler, "c", _result(1, 0.45, 1e6)) == TrialScheduler.STOP
-
-
-def test_mo_asha_hv_ranks_from_the_reports_reference_and_stops_a_network_near_its_size() -> None:
-    # Two small networks, then one a little smaller than MobileNetV2 on 16x16 greyscale
-    # (the reference, ~2.2M parameters) and more accurate: the eps-net keeps it (most
-    # accurate first); by hypervolume it adds almost nothing and is third of three.
-    reference = reference_point(SHAPE, OBJECTIVES)
-    assert reference[0] == 0.0 and 6.2 < reference[1] < 6.5
-    arrivals = [("a", 0.76, 1.4e5), ("b", 0.74, 1.35e5), ("large", 0.80, 2.0e6)]
-    plain, by_volume = _scheduler(), make_scheduler(SchedulerSpec("mo-asha-hv", 1, 3),
-                                                    OBJECTIVES, 9, SHAPE)
-    for trial_id, accuracy, params in arrivals:
-        _decide(plain, trial_id, _result(1, accuracy, params))
-        _decide(by_volume, trial_id, _result(1, accuracy, params))
-    assert plain.stopped_at("large") is None and plain.stopped_at("b") == Stop(0, 1)
-    assert by_volume.stopped_at("large") == Stop(0, 1) and by_volume.stopped_at("b") == Stop(0, 1)
-    assert pickle.loads(pickle.dumps(by_volume)).stopped_at("large") == Stop(0, 1)
-    assert SchedulerSpec("mo-asha-hv", 1, 3).study_attr(9)["name"] == "mo-asha-hv"
