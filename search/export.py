@@ -43,7 +43,13 @@ from torch import nn
 
 from cse_nets import build_network, count_macs, count_parameters
 from cse_nets.cli import OneLineParser, exits_on_bad_input, positive_int_arg
-from cse_nets.latency import measure_onnx, predict_corrected
+from cse_nets.latency import (
+    Correction,
+    LatencyTable,
+    correction_for,
+    measure_onnx,
+    predict_corrected,
+)
 from cse_nets.latency.measure import ONNX_TARGET
 from cse_nets.latency.quantize import check_quantizer
 from cse_nets.load import ONNX_FILE, save_weights, write_export
@@ -130,6 +136,10 @@ def _load_splits(info: StudyInfo, data_dir: Path | None, seed: int) -> Splits:
 class _Retraining:
     config: TrainConfig
     splits: Splits
+    # model.onnx's latency correction, fitted (or read) once before any retrain: parallel
+    # retrains would each fit their own on a machine without one, measuring 24 networks
+    # while the others train
+    latency_correction: Correction
     int8: bool = False  # also write model.int8.onnx
     progress_bar: bool = True  # off where several retrain at once: their bars would mix
 
@@ -168,10 +178,11 @@ def _measured(onnx_file: Path, info: StudyInfo) -> dict[str, Any]:
             "spread_ms": measured.spread_s * 1e3, "runs": measured.runs}
 
 
-def _latency(onnx_file: Path, arch: Arch, info: StudyInfo) -> dict[str, Any]:
-    """The exported model's measured latency, next to what the table and its correction
+def _latency(onnx_file: Path, arch: Arch, info: StudyInfo,
+             correction: Correction) -> dict[str, Any]:
+    """The exported model's measured latency, next to what the table and ``correction``
     predict (for model.onnx's runtime)."""
-    predicted = predict_corrected(arch, info.shape, ONNX_TARGET)
+    predicted = predict_corrected(arch, info.shape, ONNX_TARGET, correction=correction)
     return {"target": ONNX_TARGET, **_measured(onnx_file, info),
             "predicted_ms": predicted.total_s * 1e3,
             "predicted_blocks_ms": predicted.blocks.total_s * 1e3}
@@ -214,7 +225,7 @@ def _retrain(directory: Path, row: pd.Series, arch: Arch, info: StudyInfo,
         "onnx": {"file": ONNX_FILE, "check_images": len(images),
                  "max_abs_diff": max_diff, "runtime": f"onnxruntime {onnxruntime.__version__}",
                  "size_kb": (directory / ONNX_FILE).stat().st_size / 1024},
-        "latency": _latency(directory / ONNX_FILE, arch, info),
+        "latency": _latency(directory / ONNX_FILE, arch, info, retraining.latency_correction),
         VERSIONS: versions(),
     }
     if retraining.int8:
@@ -364,8 +375,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_quantizer()  # before any slow work
     if args.retrain_epochs:
         config = retrain_config(info, args.retrain_epochs, args.device)
-        retraining = _Retraining(config, _load_splits(info, args.data_dir, config.seed),
-                                 int8=args.int8)
+        splits = _load_splits(info, args.data_dir, config.seed)
+        correction = correction_for(LatencyTable(ONNX_TARGET), info.shape,
+                                    progress=lambda line: print(line, flush=True))
+        retraining = _Retraining(config, splits, correction, int8=args.int8)
     jobs = []
     for _, row in chosen.iterrows():
         number = int(row["number"])
