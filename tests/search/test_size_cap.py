@@ -13,12 +13,13 @@ from search import report
 from search.driver import searcher as searcher_module
 from search.driver.config import parse_config
 from search.driver.samplers import make_sampler
-from search.driver.searcher import SizeCap, StudySearch
+from search.driver.searcher import SizeCap, StudySearch, check_size_cap
 from search.study.objectives import objectives_from_names
 from search.study.results import load_results
 from search.study.schema import OVER_MAX_PARAMS, PRESET, budget_trials
 from space import Arch, InputShape, preset, preset_params, sample_arch
 from space.footprint import network_footprint
+from space.smallest import smallest_arch
 from tests.search.studies import ROWS, make_study
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -118,3 +119,12 @@ def test_the_report_counts_proposals_over_the_cap_apart_from_pruned_trials(
 def test_max_params_must_be_positive(value: str) -> None:
     with pytest.raises(ValueError, match="max-params"):
         parse_config(["--dataset", "synthetic", "--max-params", value])
+
+
+def test_a_cap_below_the_smallest_network_of_the_space_is_refused_at_its_size() -> None:
+    smallest = network_footprint(smallest_arch(SHAPE), SHAPE).params
+    check_size_cap(smallest, SHAPE)  # that network fits: the search can train it
+    with pytest.raises(ValueError, match=f"--max-params {smallest - 1:,} is below the smallest "
+                                         f"network of the search space on 1x16x16 inputs "
+                                         f"\\({smallest:,} parameters: stem"):
+        check_size_cap(smallest - 1, SHAPE)
