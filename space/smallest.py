@@ -3,10 +3,10 @@
 ``--max-params`` below its parameter count leaves a search nothing to train; it is refused
 up front rather than discovered after a hundred proposals. Uniform draws cannot find it
 (at 16x16 Fashion-MNIST 1% of them fall under 200k parameters), and the space holds
-~10^21 architectures, but a stage's cost depends only on what enters it (channels, side
-length, halvings so far, which force strides: :func:`space.sample.decoded_stage`), so a
-dynamic programme over stages, one state per such triple, visits every choice once per
-state: ~10^5 stage costs, well under a second.
+~6x10^18 distinct architectures, but a stage's cost depends only on what enters it
+(channels, side length, halvings so far, which force strides:
+:func:`space.sample.decoded_stage`), so a dynamic programme over stages, one state per
+such triple, visits every choice once per state: 16,416 stage costs at 16x16, ~0.2 s.
 """
 
 from __future__ import annotations
