@@ -25,6 +25,7 @@ __all__ = [
     "CHOICES",
     "MIN_FEATURE_SIZE",
     "STAGE_FIELDS",
+    "UNUSED_FIELDS",
     "arch_from_params",
     "check_params",
     "decoded_stage",
@@ -48,6 +49,8 @@ WIDTHS = (
     (160, 320, 480),
 )
 STAGE_FIELDS = ("op", "t", "c", "n", "s", "r", "cap")
+# Sampled for every stage, read by one op only: BTN has no attention, CSE no expansion.
+UNUSED_FIELDS = {"btn": ("r", "cap"), "cse": ("t",)}
 
 
 def _stage_choices(index: int, widths: tuple[int, ...]) -> dict[str, tuple[Any, ...]]:
@@ -137,7 +140,7 @@ def decoded_stage(index: int, row: Mapping[str, Any], size: int, halvings: int) 
     if stride == 2 and block_output_size(row["op"], 2, size) < MIN_FEATURE_SIZE:
         stride = 1
     # Unused fields keep Stage's defaults so equal networks compare (and print) equal.
-    unused = ("r", "cap") if row["op"] == "btn" else ("t",)
+    unused = UNUSED_FIELDS[row["op"]]
     return Stage(**{k: v for k, v in {**row, "s": stride}.items() if k not in unused})
 
 

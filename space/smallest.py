@@ -17,7 +17,7 @@ from typing import Any
 from space.arch import Arch, Stage, block_output_size, stage_blocks
 from space.footprint import block_cost, head_cost, stem_cost
 from space.inputs import InputShape
-from space.sample import CHOICES, STAGE_FIELDS, WIDTHS, decoded_stage
+from space.sample import CHOICES, STAGE_FIELDS, UNUSED_FIELDS, WIDTHS, decoded_stage
 
 __all__ = ["smallest_arch"]
 
@@ -31,8 +31,7 @@ def _stage_rows(index: int) -> list[dict[str, Any]]:
     rows = []
     for values in itertools.product(*choices.values()):
         row = dict(zip(STAGE_FIELDS, values, strict=True))
-        unused = ("r", "cap") if row["op"] == "btn" else ("t",)
-        if all(row[field] == choices[field][0] for field in unused):
+        if all(row[field] == choices[field][0] for field in UNUSED_FIELDS[row["op"]]):
             rows.append(row)
     return rows
 
@@ -40,13 +39,10 @@ def _stage_rows(index: int) -> list[dict[str, Any]]:
 def smallest_arch(shape: InputShape) -> Arch:
     """The architecture of the space with the fewest parameters on ``shape`` (the first
     found of equals)."""
-    pixels = shape.input_size ** 2
-    states: _States = {}
-    for stem in CHOICES["stem"]:
-        key = (stem, shape.input_size, 0)
-        params = stem_cost(shape.in_channels, stem, pixels)[0]
-        if key not in states or params < states[key][0]:
-            states[key] = (params, stem, ())
+    states: _States = {
+        (stem, shape.input_size, 0): (
+            stem_cost(shape.in_channels, stem, shape.input_size ** 2)[0], stem, ())
+        for stem in CHOICES["stem"]}
     for index in range(len(WIDTHS)):
         rows = _stage_rows(index)
         after: _States = {}
